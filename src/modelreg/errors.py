@@ -1,0 +1,95 @@
+"""Exceptions raised by modelreg.
+
+Every error derives from :class:`ModelregError`, and every message says what
+to do next::
+
+    ModelregError
+    ├── InvalidInputError (also ValueError)
+    │   └── InvalidReferenceError
+    ├── NotFoundError (also LookupError)
+    │   ├── ModelNotFound
+    │   ├── VersionNotFound
+    │   └── BlobNotFound
+    ├── AlreadyExistsError
+    ├── InvalidTransitionError
+    ├── ConflictError
+    ├── IntegrityError
+    ├── BackendError
+    ├── SchemaVersionError
+    └── MissingDependencyError (also ImportError)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackendError",
+    "BlobNotFound",
+    "ConflictError",
+    "IntegrityError",
+    "InvalidInputError",
+    "InvalidReferenceError",
+    "InvalidTransitionError",
+    "MissingDependencyError",
+    "ModelNotFound",
+    "ModelregError",
+    "NotFoundError",
+    "SchemaVersionError",
+    "VersionNotFound",
+]
+
+
+class ModelregError(Exception):
+    """Base class of every error raised by modelreg."""
+
+
+class InvalidInputError(ModelregError, ValueError):
+    """An argument was rejected before anything was written."""
+
+
+class InvalidReferenceError(InvalidInputError):
+    """A model reference such as ``churn/3`` or ``churn@production`` could not be parsed."""
+
+
+class NotFoundError(ModelregError, LookupError):
+    """The model, version, alias, stage holder or blob does not exist."""
+
+
+class ModelNotFound(NotFoundError):
+    """No model has this name."""
+
+
+class VersionNotFound(NotFoundError):
+    """The model exists but has no such version (or no version in that stage/alias)."""
+
+
+class BlobNotFound(NotFoundError):
+    """An artifact blob recorded in the metadata is missing from the artifact store."""
+
+
+class AlreadyExistsError(ModelregError):
+    """Something that must be unique exists already."""
+
+
+class InvalidTransitionError(ModelregError):
+    """The stage transition is not in the transition table."""
+
+
+class ConflictError(ModelregError):
+    """A concurrent writer changed the same state; retry the operation."""
+
+
+class IntegrityError(ModelregError):
+    """Stored content does not match its recorded digest, or the audit chain is broken."""
+
+
+class BackendError(ModelregError):
+    """A storage backend failed; the message names the backend and the object."""
+
+
+class SchemaVersionError(ModelregError):
+    """The registry was written by a newer modelreg; upgrade to read or write it."""
+
+
+class MissingDependencyError(ModelregError, ImportError):
+    """An optional dependency is needed for this storage scheme."""

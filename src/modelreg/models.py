@@ -1,0 +1,375 @@
+"""Public records. Stores accept and return these pydantic models, never raw dicts.
+
+Records are frozen. They allow unknown fields (``extra="allow"``) so that a
+record written by a newer modelreg still loads in an older one; input
+validation happens in :mod:`modelreg.validation` before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Artifact",
+    "AuditEvent",
+    "CodeVersion",
+    "Comparison",
+    "Dataset",
+    "Environment",
+    "EventDraft",
+    "FileEntry",
+    "GcReport",
+    "Lineage",
+    "MetricPoint",
+    "ModelState",
+    "ModelVersion",
+    "Problem",
+    "RegisteredModel",
+    "Stage",
+    "VerifyReport",
+    "VersionDraft",
+    "VersionState",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, truncated to microseconds."""
+    return datetime.now(timezone.utc)
+
+
+class Stage(str, Enum):
+    """Lifecycle stage of a model version. Compares equal to its string value."""
+
+    EXPERIMENTAL = "experimental"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow", use_enum_values=False)
+
+
+class CodeVersion(_Record):
+    """The code that produced a model: git commit, repository and dirty flag."""
+
+    commit: str | None = None
+    repo: str | None = None
+    branch: str | None = None
+    dirty: bool | None = None
+    path: str | None = None
+
+
+class Dataset(_Record):
+    """A dataset a model was trained or evaluated on: URI plus version or digest."""
+
+    uri: str
+    version: str | None = None
+    digest: str | None = None
+    name: str | None = None
+    role: str | None = None
+
+
+class Environment(_Record):
+    """Where a model was trained: interpreter, platform and key package versions."""
+
+    python: str | None = None
+    platform: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+
+
+class Lineage(_Record):
+    """What made a model version: run, code, data, parents and environment."""
+
+    run_id: str | None = None
+    run_url: str | None = None
+    code: CodeVersion | None = None
+    datasets: list[Dataset] = Field(default_factory=list)
+    parents: list[str] = Field(default_factory=list)
+    environment: Environment | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class FileEntry(_Record):
+    """One file of an artifact: path relative to the artifact root (POSIX), digest, size."""
+
+    path: str
+    digest: str
+    size: int
+
+
+class Artifact(_Record):
+    """The stored content of a version: one file, or a folder with a manifest."""
+
+    kind: Literal["file", "directory"]
+    name: str
+    digest: str
+    size: int
+    files: list[FileEntry]
+    format: str | None = None
+
+
+class VersionDraft(_Record):
+    """Everything the caller fixes at registration; the store assigns the number."""
+
+    name: str
+    artifact: Artifact
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    description: str = ""
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersion(_Record):
+    """A registered, numbered, immutable model version with its mutable state.
+
+    Immutable: ``artifact``, ``params``, ``metrics`` (as registered), ``lineage``,
+    ``created_by``, ``created_at``. Mutable and audited: ``stage``, ``aliases``,
+    ``tags``, ``description`` and ``logged_metrics`` (the latest value of each
+    metric logged after registration).
+    """
+
+    name: str
+    version: int = Field(ge=1)
+    stage: Stage = Stage.EXPERIMENTAL
+    aliases: list[str] = Field(default_factory=list)
+    artifact: Artifact
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    logged_metrics: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    description: str = ""
+    created_by: str
+    created_at: datetime
+    updated_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """The canonical reference, ``name/version``."""
+        return f"{self.name}/{self.version}"
+
+    @property
+    def digest(self) -> str:
+        return self.artifact.digest
+
+    @property
+    def size(self) -> int:
+        return self.artifact.size
+
+    @property
+    def current_metrics(self) -> dict[str, float]:
+        """Registration metrics overlaid with the latest logged values."""
+        return {**self.metrics, **self.logged_metrics}
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelVersion({self.name!r}, version={self.version}, stage={self.stage.value!r}, "
+            f"digest={self.artifact.digest[:19]!r}, size={self.artifact.size})"
+        )
+
+    __str__ = __repr__
+
+
+class VersionState(_Record):
+    """The mutable part of one version, as held in a :class:`ModelState`."""
+
+    stage: Stage = Stage.EXPERIMENTAL
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    logged_metrics: dict[str, float] = Field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+class ModelState(_Record):
+    """The mutable state of one model, read and written atomically by ``MetadataStore.update``."""
+
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
+    versions: dict[int, VersionState] = Field(default_factory=dict)
+    aliases: dict[str, int] = Field(default_factory=dict)
+    last_version: int = 0
+
+    def holders(self, stage: Stage | str) -> list[int]:
+        """Version numbers currently in ``stage``, ascending."""
+        stage = Stage(stage)
+        return sorted(v for v, s in self.versions.items() if s.stage == stage)
+
+
+class RegisteredModel(_Record):
+    """A named model: its description, tags, owner and a summary of its versions."""
+
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None = None
+    version_count: int = 0
+    stages: dict[str, list[int]] = Field(default_factory=dict)
+    aliases: dict[str, int] = Field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"RegisteredModel({self.name!r}, versions={self.version_count}, "
+            f"latest={self.latest_version}, production={self.stages.get('production', [])})"
+        )
+
+    __str__ = __repr__
+
+
+class EventDraft(_Record):
+    """An audit event before the store gives it a sequence number and hash."""
+
+    action: str
+    actor: str
+    version: int | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    comment: str | None = None
+    time: datetime = Field(default_factory=utcnow)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+class AuditEvent(_Record):
+    """One entry of a model's audit chain. ``hash`` covers every other field and ``prev_hash``."""
+
+    model: str
+    seq: int = Field(ge=1)
+    time: datetime
+    actor: str
+    action: str
+    version: int | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    comment: str | None = None
+    prev_hash: str
+    hash: str
+
+    @staticmethod
+    def compute_hash(model: str, seq: int, prev_hash: str, draft: EventDraft) -> str:
+        payload = {
+            "model": model,
+            "seq": seq,
+            "time": draft.time.astimezone(timezone.utc).isoformat(),
+            "actor": draft.actor,
+            "action": draft.action,
+            "version": draft.version,
+            "before": draft.before,
+            "after": draft.after,
+            "comment": draft.comment,
+            "prev_hash": prev_hash,
+        }
+        return hashlib.sha256(_canonical(payload)).hexdigest()
+
+    @classmethod
+    def chain(cls, model: str, seq: int, prev_hash: str, draft: EventDraft) -> AuditEvent:
+        """Seal ``draft`` as event ``seq`` of ``model``, linked to ``prev_hash``."""
+        return cls(
+            model=model,
+            seq=seq,
+            time=draft.time,
+            actor=draft.actor,
+            action=draft.action,
+            version=draft.version,
+            before=draft.before,
+            after=draft.after,
+            comment=draft.comment,
+            prev_hash=prev_hash,
+            hash=cls.compute_hash(model, seq, prev_hash, draft),
+        )
+
+    def expected_hash(self) -> str:
+        """Recompute this event's hash from its fields."""
+        draft = EventDraft(
+            action=self.action,
+            actor=self.actor,
+            version=self.version,
+            before=self.before,
+            after=self.after,
+            comment=self.comment,
+            time=self.time,
+        )
+        return self.compute_hash(self.model, self.seq, self.prev_hash, draft)
+
+
+GENESIS_HASH = "0" * 64
+
+
+class MetricPoint(_Record):
+    """One value of a metric: registered with the version, or logged later."""
+
+    key: str
+    value: float
+    time: datetime
+    actor: str
+    source: Literal["register", "log"]
+    step: int | None = None
+
+
+class Problem(_Record):
+    """One finding of :meth:`Registry.verify`."""
+
+    kind: str
+    model: str | None = None
+    version: int | None = None
+    detail: str
+
+
+class VerifyReport(_Record):
+    """Result of :meth:`Registry.verify`; ``ok`` is true when nothing is wrong."""
+
+    ok: bool
+    problems: list[Problem] = Field(default_factory=list)
+    models_checked: int = 0
+    events_checked: int = 0
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+
+
+class GcReport(_Record):
+    """Result of :meth:`Registry.gc`."""
+
+    removed: list[str] = Field(default_factory=list)
+    bytes_freed: int = 0
+    kept_referenced: int = 0
+    kept_recent: int = 0
+    dry_run: bool = False
+
+
+class Comparison(_Record):
+    """Differences between two versions, as returned by :meth:`Registry.compare`.
+
+    Each ``*_diff`` maps a key to ``{"a": old, "b": new}`` for keys that differ
+    (a missing side is ``None``).
+    """
+
+    a: str
+    b: str
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tags: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    lineage: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    files_added: list[str] = Field(default_factory=list)
+    files_removed: list[str] = Field(default_factory=list)
+    files_changed: list[str] = Field(default_factory=list)
+    same_artifact: bool = False

@@ -1,0 +1,853 @@
+"""The ``Registry`` facade: validation, workflow rules and audit events.
+
+Stores persist; the Registry decides. Every mutation goes through one store
+call that commits the change together with its audit event(s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    AlreadyExistsError,
+    BlobNotFound,
+    IntegrityError,
+    InvalidInputError,
+    InvalidTransitionError,
+    ModelNotFound,
+    NotFoundError,
+    VersionNotFound,
+)
+from .hashing import CHUNK, ProgressFn, sha256_bytes, sha256_file, sha256_stream
+from .models import (
+    GENESIS_HASH,
+    Artifact,
+    AuditEvent,
+    Comparison,
+    EventDraft,
+    FileEntry,
+    GcReport,
+    Lineage,
+    MetricPoint,
+    ModelState,
+    ModelVersion,
+    Problem,
+    RegisteredModel,
+    Stage,
+    VerifyReport,
+    VersionDraft,
+    utcnow,
+)
+from .query import parse_order_by, parse_query
+from .refs import Ref, parse_ref
+from .stages import StageRules
+from .stores.base import ArtifactStore, MetadataStore
+from .validation import (
+    MAX_COMMENT_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    check_actor,
+    check_alias,
+    check_metrics,
+    check_name,
+    check_params,
+    check_relpath,
+    check_tags,
+    check_text,
+    check_version_number,
+    parse_stage,
+)
+
+__all__ = ["Registry"]
+
+
+def default_actor() -> str:
+    """``$MODELREG_ACTOR`` if set, else the operating-system user."""
+    env = os.environ.get("MODELREG_ACTOR")
+    if env and env.strip():
+        return env.strip()
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database (some containers)
+        return "unknown"
+
+
+def _manifest_digest(files: list[FileEntry]) -> str:
+    payload = json.dumps([[f.path, f.digest, f.size] for f in files], separators=(",", ":")).encode()
+    return sha256_bytes(payload)
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: {"a": a.get(k), "b": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+class Registry:
+    """A model registry: an embedded folder, a bucket, or explicit stores.
+
+    >>> reg = Registry("./models")                                   # doctest: +SKIP
+    >>> mv = reg.register("churn", "model.onnx", metrics={"auc": 0.91})  # doctest: +SKIP
+    >>> reg.transition("churn", mv.version, "production", actor="ana")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike[str] | None = None,
+        *,
+        metadata: str | MetadataStore | None = None,
+        artifacts: str | ArtifactStore | None = None,
+        storage_options: dict[str, Any] | None = None,
+        actor: str | None = None,
+        rules: StageRules | None = None,
+        **store_kwargs: Any,
+    ) -> None:
+        from .uri import open_stores
+
+        self.metadata, self.artifacts = open_stores(
+            uri, metadata=metadata, artifacts=artifacts, storage_options=storage_options, **store_kwargs
+        )
+        self.uri = os.fspath(uri) if uri is not None else None
+        self._actor = check_actor(actor) if actor is not None else None
+        self.rules = rules or StageRules()
+
+    def __repr__(self) -> str:
+        return f"Registry(metadata={self.metadata.url!r}, artifacts={self.artifacts.url!r})"
+
+    def close(self) -> None:
+        self.metadata.close()
+        self.artifacts.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ------------------------------------------------------------------
+    def _who(self, actor: str | None) -> str:
+        if actor is not None:
+            return check_actor(actor)
+        return self._actor or default_actor()
+
+    def _ref(self, ref: str | Ref, version: int | str | None = None, stage: Any = None, alias: str | None = None) -> Ref:
+        r = ref if isinstance(ref, Ref) else parse_ref(ref)
+        given = sum(x is not None for x in (version, stage, alias))
+        if given > 1 or (given and (r.version is not None or r.stage is not None or r.alias is not None)):
+            raise InvalidInputError(f"{ref!r}: give at most one of a version, a stage or an alias")
+        if version is not None:
+            return Ref(r.name, version=check_version_number(version))
+        if stage is not None:
+            return Ref(r.name, stage=parse_stage(stage))
+        if alias is not None:
+            return Ref(r.name, alias=check_alias(alias))
+        return r
+
+    def _resolve(self, ref: Ref) -> int:
+        """The version number a reference points at."""
+        if ref.version is not None:
+            return ref.version
+        state = self.metadata.get_state(ref.name)
+        if ref.stage is not None:
+            holders = state.holders(ref.stage)
+            if not holders:
+                raise VersionNotFound(
+                    f"no version of {ref.name!r} is in {ref.stage.value}; "
+                    f"promote one with `modelreg transition {ref.name} <version> {ref.stage.value}`"
+                )
+            return holders[-1]
+        if ref.alias is not None:
+            if ref.alias not in state.aliases:
+                known = ", ".join(sorted(state.aliases)) or "none"
+                raise VersionNotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})")
+            return state.aliases[ref.alias]
+        if not state.versions:
+            raise VersionNotFound(f"model {ref.name!r} has no versions; register one first")
+        return max(state.versions)
+
+    # -- register ------------------------------------------------------------------
+    def _collect_files(self, path: Path) -> tuple[str, list[tuple[str, Path]]]:
+        if path.is_file():
+            return "file", [(path.name, path)]
+        if path.is_dir():
+            files: list[tuple[str, Path]] = []
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                for n in sorted(names):
+                    full = Path(root) / n
+                    if not full.is_file():
+                        continue
+                    rel = full.relative_to(path).as_posix()
+                    files.append((check_relpath(rel), full))
+            if not files:
+                raise InvalidInputError(f"folder {str(path)!r} contains no files; nothing to register")
+            return "directory", files
+        raise InvalidInputError(f"artifact path {str(path)!r} does not exist or is not a file or folder")
+
+    def register(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        capture: str | None = "auto",
+        format: str | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ModelVersion:
+        """Store a file or folder as the next version of ``name``.
+
+        Every input is validated before anything is written. Each file is
+        hashed once (sha256) and uploaded only if that content is not stored
+        yet; the version becomes visible in one atomic metadata commit.
+
+        ``capture="auto"`` fills ``lineage.code`` (git commit, remote, branch,
+        dirty flag of the work tree containing ``path``, or the current directory)
+        and ``lineage.environment`` when they are not given; ``capture=None``
+        records only what you pass.
+        """
+        check_name(name)
+        params_ = check_params(params)
+        metrics_ = check_metrics(metrics)
+        tags_ = check_tags(tags)
+        description_ = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
+        who = self._who(actor)
+        lineage_ = self._lineage(lineage, capture, path)
+        if format is not None and (not isinstance(format, str) or len(format) > 100):
+            raise InvalidInputError("format must be a short string such as 'onnx' or 'pytorch'")
+        src = Path(os.fspath(path)).expanduser()
+        kind, files = self._collect_files(src)
+
+        entries: list[FileEntry] = []
+        for rel, full in files:
+            digest, size = sha256_file(full, progress=progress)
+            entries.append(FileEntry(path=rel, digest=digest, size=size))
+        for entry, (_, full) in zip(entries, files):
+            if self.artifacts.exists(entry.digest):
+                self.artifacts.touch(entry.digest)
+                if progress is not None:
+                    progress("upload", entry.size, entry.size)
+            else:
+                self.artifacts.put_file(entry.digest, full, progress=progress)
+        digest = entries[0].digest if kind == "file" else _manifest_digest(entries)
+        artifact = Artifact(
+            kind=kind, name=src.name or "artifact", digest=digest, size=sum(e.size for e in entries),
+            files=entries, format=format,
+        )
+        draft = VersionDraft(
+            name=name, artifact=artifact, params=params_, metrics=metrics_, tags=tags_, lineage=lineage_,
+            description=description_, created_by=who,
+        )
+        self._ensure_model(name, who)
+        event = EventDraft(
+            action="register", actor=who, time=draft.created_at,
+            after={"digest": digest, "size": artifact.size, "files": len(entries), "stage": Stage.EXPERIMENTAL.value},
+        )
+        return self.metadata.add_version(draft, event)
+
+    def _lineage(self, lineage: Lineage | Mapping[str, Any] | None, capture: str | None, path: Any) -> Lineage:
+        if lineage is None:
+            data: dict[str, Any] = {}
+        elif isinstance(lineage, Lineage):
+            data = lineage.model_dump(exclude_none=True)
+        elif isinstance(lineage, Mapping):
+            unknown = set(lineage) - set(Lineage.model_fields)
+            if unknown:
+                raise InvalidInputError(
+                    f"unknown lineage field(s) {sorted(unknown)}; use {sorted(Lineage.model_fields)} "
+                    "and put anything else under 'extra'"
+                )
+            data = dict(lineage)
+        else:
+            raise InvalidInputError(f"lineage must be a Lineage or a mapping, got {type(lineage).__name__}")
+        if capture not in (None, "auto", "none", "env", "code"):
+            raise InvalidInputError(f"capture must be 'auto', 'code', 'env' or None, got {capture!r}")
+        if capture in ("auto", "code") and data.get("code") is None:
+            from .lineage import capture_code
+
+            start = Path(os.fspath(path)).expanduser()
+            code = capture_code(start if start.exists() else None)
+            if code is not None:
+                data["code"] = code
+        if capture in ("auto", "env") and data.get("environment") is None:
+            from .lineage import capture_environment
+
+            data["environment"] = capture_environment()
+        parents = data.get("parents") or []
+        if not isinstance(parents, list):
+            raise InvalidInputError("lineage.parents must be a list of references such as 'churn/2'")
+        data["parents"] = [str(parse_ref(p)) for p in parents]
+        try:
+            out = Lineage.model_validate(data)
+            json.dumps(out.model_dump(mode="json"), allow_nan=False)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"invalid lineage: {exc}") from None
+        return out
+
+    def _ensure_model(self, name: str, actor: str) -> None:
+        try:
+            self.metadata.get_model(name)
+        except ModelNotFound:
+            self.create_model(name, actor=actor, exist_ok=True)
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        actor: str | None = None,
+        exist_ok: bool = False,
+    ) -> RegisteredModel:
+        """Create an empty model (``register`` does this implicitly)."""
+        check_name(name)
+        who = self._who(actor)
+        now = utcnow()
+        model = RegisteredModel(
+            name=name, description=check_text(description, "description", MAX_DESCRIPTION_LENGTH),
+            tags=check_tags(tags), owner=owner or who, created_at=now, updated_at=now,
+        )
+        event = EventDraft(action="create_model", actor=who, time=now, after={"owner": model.owner})
+        try:
+            return self.metadata.create_model(model, event)
+        except AlreadyExistsError:
+            if exist_ok:
+                return self.metadata.get_model(name)
+            raise
+
+    # -- read -------------------------------------------------------------------------
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.metadata.get_model(check_name(name))
+
+    def get_version(
+        self, ref: str, version: int | str | None = None, *, stage: Any = None, alias: str | None = None
+    ) -> ModelVersion:
+        """Find a version: ``get_version("churn")`` (latest), ``("churn", 3)``, ``("churn/3")``,
+        ``("churn@production")``, ``("churn", stage="production")``, ``("churn@champion")``."""
+        r = self._ref(ref, version, stage, alias)
+        return self.metadata.get_version(r.name, self._resolve(r))
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.metadata.list_models()
+
+    def list_versions(self, name: str, stage: Any = None) -> list[ModelVersion]:
+        versions = self.metadata.list_versions(check_name(name))
+        if stage is not None:
+            target = parse_stage(stage)
+            versions = [v for v in versions if v.stage == target]
+        return versions
+
+    def search(self, query: str | None = None, *, order_by: str | list[str] | None = None, limit: int | None = None) -> list[ModelVersion]:
+        """Search versions of all models, e.g. ``search("metrics.auc > 0.9 and tags.team = 'fraud'",
+        order_by="metrics.auc desc", limit=10)``. See :mod:`modelreg.query` for the language."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
+        return self.metadata.search(parse_query(query), parse_order_by(order_by), limit)
+
+    def history(self, name: str | None = None, version: int | None = None) -> list[AuditEvent]:
+        """Audit events, oldest first: of one model (optionally one version), or of all models."""
+        if name is None:
+            return self.metadata.list_events(None)
+        r = parse_ref(name)
+        events = self.metadata.list_events(r.name)
+        v = version if version is not None else r.version
+        if v is not None:
+            events = [e for e in events if e.version == v]
+        return events
+
+    def metric_history(self, ref: str, key: str | None = None) -> list[MetricPoint]:
+        """Every value of a version's metrics: the registered one, then each logged one, oldest first."""
+        mv = self.get_version(ref)
+        points = [MetricPoint(key=k, value=v, time=mv.created_at, actor=mv.created_by, source="register") for k, v in mv.metrics.items()]
+        for ev in self.metadata.list_events(mv.name):
+            if ev.action == "log_metrics" and ev.version == mv.version and ev.after:
+                step = ev.after.get("step")
+                for k, v in (ev.after.get("metrics") or {}).items():
+                    points.append(MetricPoint(key=k, value=v, time=ev.time, actor=ev.actor, source="log", step=step))
+        return [p for p in points if key is None or p.key == key]
+
+    # -- mutations ------------------------------------------------------------------------
+    def _update_version(self, r: Ref, fn: Callable[[ModelState, int], list[EventDraft]]) -> ModelVersion:
+        """Resolve ``r`` and apply ``fn`` (which mutates a copy of the state) atomically."""
+        version = self._resolve(r)
+
+        def apply(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            if version not in state.versions:
+                raise VersionNotFound(f"model {r.name!r} has no version {version}")
+            draft = state.model_copy(deep=True)
+            events = fn(draft, version)
+            return draft, events
+
+        self.metadata.update(r.name, apply)
+        return self.metadata.get_version(r.name, version)
+
+    def transition(
+        self,
+        name: str,
+        version: int | str | None = None,
+        stage: Stage | str | None = None,
+        *,
+        comment: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Move a version to another stage: ``transition("churn", 3, "production")`` or
+        ``transition("churn/3", "production")``.
+
+        Raises InvalidTransitionError (naming the allowed targets) for a move the
+        transition table forbids. For an exclusive stage (production by default)
+        the previous holder goes to archived, recorded as its own event.
+        """
+        if stage is None and isinstance(version, (str, Stage)) and not str(version).isdigit():
+            version, stage = None, version
+        if stage is None:
+            raise InvalidInputError("transition needs a target stage, e.g. transition('churn', 3, 'production')")
+        target = parse_stage(stage)
+        r = self._ref(name, version)
+        who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+
+        def fn(state: ModelState, v: int) -> list[EventDraft]:
+            return self._move(state, v, target, who, note, action="transition")
+
+        return self._update_version(r, fn)
+
+    def _move(self, state: ModelState, v: int, target: Stage, who: str, note: str | None, action: str) -> list[EventDraft]:
+        source = Stage(state.versions[v].stage)
+        self.rules.check(state.name, v, source, target)
+        now = utcnow()
+        events = []
+        if target in self.rules.exclusive:
+            for other in state.holders(target):
+                if other == v:
+                    continue
+                displaced = self.rules.displaced_to
+                state.versions[other] = state.versions[other].model_copy(update={"stage": displaced, "updated_at": now})
+                events.append(EventDraft(
+                    action=action, actor=who, version=other, time=now,
+                    before={"stage": target.value}, after={"stage": displaced.value},
+                    comment=f"replaced in {target.value} by version {v}",
+                ))
+        state.versions[v] = state.versions[v].model_copy(update={"stage": target, "updated_at": now})
+        events.append(EventDraft(
+            action=action, actor=who, version=v, time=now,
+            before={"stage": source.value}, after={"stage": target.value}, comment=note,
+        ))
+        return events
+
+    def archive(self, ref: str, *, comment: str | None = None, actor: str | None = None) -> ModelVersion:
+        """Soft delete: move a version to ``archived``. It stays downloadable and can come back."""
+        return self.transition(ref, stage=Stage.ARCHIVED, comment=comment, actor=actor)
+
+    def rollback(self, name: str, stage: Stage | str = Stage.PRODUCTION, *, comment: str | None = None, actor: str | None = None) -> ModelVersion:
+        """Bring back the previous holder of ``stage`` (from the audit history); the current
+        holder moves out (to archived for an exclusive stage). Returns the restored version."""
+        check_name(name)
+        target = parse_stage(stage)
+        who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+        entered = [
+            e.version for e in self.metadata.list_events(name)
+            if e.action in ("transition", "rollback") and e.version is not None
+            and (e.after or {}).get("stage") == target.value
+        ]
+
+        chosen: dict[str, int] = {}
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            current = set(state.holders(target))
+            if not current:
+                raise InvalidTransitionError(f"no version of {name!r} is in {target.value}; there is nothing to roll back")
+            newest = max(current, key=lambda v: max((i for i, x in enumerate(entered) if x == v), default=-1))
+            previous = None
+            for v in reversed(entered):
+                if v not in current and v in state.versions:
+                    previous = v
+                    break
+            if previous is None:
+                raise InvalidTransitionError(
+                    f"{name!r} has no earlier version that held {target.value} and still exists; nothing to roll back to"
+                )
+            draft = state.model_copy(deep=True)
+            now = utcnow()
+            events = []
+            displaced = self.rules.displaced_to
+            for out in sorted(current if target in self.rules.exclusive else {newest}):
+                draft.versions[out] = draft.versions[out].model_copy(update={"stage": displaced, "updated_at": now})
+                events.append(EventDraft(
+                    action="rollback", actor=who, version=out, time=now, before={"stage": target.value},
+                    after={"stage": displaced.value}, comment=note or f"rolled back to version {previous}",
+                ))
+            before = Stage(draft.versions[previous].stage)
+            draft.versions[previous] = draft.versions[previous].model_copy(update={"stage": target, "updated_at": now})
+            events.append(EventDraft(
+                action="rollback", actor=who, version=previous, time=now, before={"stage": before.value},
+                after={"stage": target.value}, comment=note or f"rolled back from version {newest}",
+            ))
+            chosen["version"] = previous
+            return draft, events
+
+        self.metadata.update(name, fn)
+        return self.metadata.get_version(name, chosen["version"])
+
+    def set_alias(self, name: str, alias: str, version: int | str, *, actor: str | None = None, comment: str | None = None) -> ModelVersion:
+        """Point ``alias`` (e.g. ``champion``) at a version; ``get_version("name@alias")`` resolves it."""
+        check_alias(alias)
+        r = self._ref(name, version)
+        who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+
+        def fn(state: ModelState, v: int) -> list[EventDraft]:
+            old = state.aliases.get(alias)
+            if old == v:
+                return []
+            state.aliases[alias] = v
+            return [EventDraft(action="set_alias", actor=who, version=v, before={"alias": alias, "version": old},
+                               after={"alias": alias, "version": v}, comment=note)]
+
+        return self._update_version(r, fn)
+
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> None:
+        check_name(name)
+        check_alias(alias)
+        who = self._who(actor)
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            if alias not in state.aliases:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            draft = state.model_copy(deep=True)
+            old = draft.aliases.pop(alias)
+            return draft, [EventDraft(action="delete_alias", actor=who, version=old,
+                                      before={"alias": alias, "version": old}, after=None)]
+
+        self.metadata.update(name, fn)
+
+    def set_tags(self, ref: str, tags: Mapping[str, str], *, actor: str | None = None, remove: Iterable[str] = ()) -> ModelVersion:
+        """Add or change tags of a version (``remove`` deletes keys); audited."""
+        new = check_tags(tags)
+        drop = [k for k in remove]
+        r = self._ref(ref)
+        who = self._who(actor)
+
+        def fn(state: ModelState, v: int) -> list[EventDraft]:
+            old = dict(state.versions[v].tags)
+            merged = {k: val for k, val in {**old, **new}.items() if k not in drop}
+            check_tags(merged)
+            if merged == old:
+                return []
+            state.versions[v] = state.versions[v].model_copy(update={"tags": merged, "updated_at": utcnow()})
+            changed = {k for k in set(old) | set(merged) if old.get(k) != merged.get(k)}
+            return [EventDraft(action="set_tags", actor=who, version=v,
+                               before={k: old.get(k) for k in sorted(changed)},
+                               after={k: merged.get(k) for k in sorted(changed)})]
+
+        return self._update_version(r, fn)
+
+    def set_description(self, ref: str, description: str, *, actor: str | None = None) -> ModelVersion:
+        text = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
+        r = self._ref(ref)
+        who = self._who(actor)
+
+        def fn(state: ModelState, v: int) -> list[EventDraft]:
+            old = state.versions[v].description
+            if old == text:
+                return []
+            state.versions[v] = state.versions[v].model_copy(update={"description": text, "updated_at": utcnow()})
+            return [EventDraft(action="set_description", actor=who, version=v,
+                               before={"description": old}, after={"description": text})]
+
+        return self._update_version(r, fn)
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        actor: str | None = None,
+    ) -> RegisteredModel:
+        """Change a model's description, tags (merged) or owner; audited."""
+        check_name(name)
+        changes: dict[str, Any] = {}
+        if description is not None:
+            changes["description"] = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
+        if owner is not None:
+            changes["owner"] = check_actor(owner)
+        new_tags = check_tags(tags) if tags is not None else None
+        who = self._who(actor)
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            upd = dict(changes)
+            if new_tags is not None:
+                upd["tags"] = check_tags({**state.tags, **new_tags})
+            before = {k: getattr(state, k) for k in upd}
+            after = {k: v for k, v in upd.items() if before[k] != v}
+            if not after:
+                return state, []
+            return state.model_copy(update=upd), [EventDraft(
+                action="update_model", actor=who, before={k: before[k] for k in after}, after=after)]
+
+        self.metadata.update(name, fn)
+        return self.metadata.get_model(name)
+
+    def log_metrics(
+        self,
+        ref: str,
+        metrics: Mapping[str, float],
+        *,
+        step: int | None = None,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> ModelVersion:
+        """Record metrics measured after registration (evaluation, monitoring).
+
+        The registered metrics never change; the latest logged value of each key
+        is ``mv.logged_metrics`` and every value stays in :meth:`metric_history`.
+        """
+        values = check_metrics(metrics)
+        if not values:
+            raise InvalidInputError("log_metrics needs at least one metric")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise InvalidInputError(f"step must be an integer, got {step!r}")
+        r = self._ref(ref)
+        who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+
+        def fn(state: ModelState, v: int) -> list[EventDraft]:
+            vs = state.versions[v]
+            now = utcnow()
+            state.versions[v] = vs.model_copy(update={"logged_metrics": {**vs.logged_metrics, **values}, "updated_at": now})
+            after: dict[str, Any] = {"metrics": values}
+            if step is not None:
+                after["step"] = step
+            return [EventDraft(action="log_metrics", actor=who, version=v, time=now,
+                               before={k: vs.logged_metrics.get(k) for k in values}, after=after, comment=note)]
+
+        return self._update_version(r, fn)
+
+    def purge(self, ref: str, *, actor: str | None = None, comment: str | None = None) -> None:
+        """Hard delete a version's record. Its number stays reserved, the audit chain keeps
+        a ``purge`` event, and ``gc`` later frees blobs no other version uses. A version
+        in an exclusive stage must be moved out first."""
+        r = self._ref(ref)
+        if r.version is None:
+            raise InvalidInputError(f"purge needs an explicit version, e.g. '{r.name}/3'; got {ref!r}")
+        mv = self.metadata.get_version(r.name, r.version)
+        if mv.stage in self.rules.exclusive:
+            raise InvalidTransitionError(
+                f"{mv.ref} is in {mv.stage.value}; transition it to archived (or roll back) before purging"
+            )
+        who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+        self.metadata.purge_version(r.name, r.version, EventDraft(
+            action="purge", actor=who, version=r.version, comment=note,
+            before={"digest": mv.digest, "stage": mv.stage.value, "aliases": mv.aliases}, after=None,
+        ))
+
+    # -- download -------------------------------------------------------------------------
+    def download(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str] = ".",
+        *,
+        overwrite: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> Path:
+        """Fetch a version's artifact into the folder ``dest``; return the path of the file or folder.
+
+        Streams each blob once, hashing as it writes, and compares with the
+        recorded digest and size. On any mismatch it raises IntegrityError naming
+        the file, and nothing is left at the destination.
+        """
+        mv = self.get_version(ref)
+        dest_dir = Path(os.fspath(dest)).expanduser()
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        name = mv.artifact.name
+        check_relpath(name)
+        target = dest_dir / name
+        if target.exists() and not overwrite:
+            raise AlreadyExistsError(f"{str(target)!r} exists already; pass overwrite=True (CLI: --overwrite) or pick another folder")
+        staging = dest_dir / f".modelreg-{uuid.uuid4().hex}.tmp"
+        staging.mkdir()
+        try:
+            total = mv.artifact.size
+            done = [0]
+
+            def step(phase: str, n: int, _t: int) -> None:
+                if progress is not None:
+                    progress("download", done[0] + n, total)
+
+            for entry in mv.artifact.files:
+                rel = check_relpath(entry.path)
+                out = staging / name / rel if mv.artifact.kind == "directory" else staging / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                self._fetch_blob(mv, entry, out, step)
+                done[0] += entry.size
+            if target.exists():
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink()
+            os.replace(staging / name, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _fetch_blob(self, mv: ModelVersion, entry: FileEntry, out: Path, progress: ProgressFn | None) -> None:
+        try:
+            src = self.artifacts.open(entry.digest)
+        except BlobNotFound as exc:
+            raise IntegrityError(f"{mv.ref}: file {entry.path!r} is missing from the artifact store ({exc})") from None
+        with src, open(out, "wb") as f:
+            import hashlib
+
+            h = hashlib.sha256()
+            n = 0
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                f.write(chunk)
+                n += len(chunk)
+                if progress is not None:
+                    progress("download", n, entry.size)
+        got = "sha256:" + h.hexdigest()
+        if got != entry.digest or n != entry.size:
+            raise IntegrityError(
+                f"{mv.ref}: file {entry.path!r} is corrupted in the artifact store: expected {entry.digest} "
+                f"({entry.size} bytes), read {got} ({n} bytes). Nothing was written; run `modelreg verify` "
+                "and re-register the version from a good copy"
+            )
+
+    # -- compare ------------------------------------------------------------------------------
+    def compare(self, a: str, b: str) -> Comparison:
+        """Differences between two versions: params, metrics, tags, lineage and files."""
+        va, vb = self.get_version(a), self.get_version(b)
+        fa = {f.path: f.digest for f in va.artifact.files}
+        fb = {f.path: f.digest for f in vb.artifact.files}
+        return Comparison(
+            a=va.ref, b=vb.ref,
+            params=_diff(_flatten(va.params), _flatten(vb.params)),
+            metrics=_diff(va.current_metrics, vb.current_metrics),
+            tags=_diff(va.tags, vb.tags),
+            lineage=_diff(_flatten(va.lineage.model_dump(mode="json")), _flatten(vb.lineage.model_dump(mode="json"))),
+            files_added=sorted(set(fb) - set(fa)),
+            files_removed=sorted(set(fa) - set(fb)),
+            files_changed=sorted(p for p in set(fa) & set(fb) if fa[p] != fb[p]),
+            same_artifact=va.digest == vb.digest,
+        )
+
+    # -- verify and gc -----------------------------------------------------------------------------
+    def verify_audit(self, name: str) -> tuple[list[Problem], int]:
+        """Check one model's audit chain; return (problems, events checked)."""
+        problems: list[Problem] = []
+        events = self.metadata.list_events(name)
+        prev_hash, expected_seq = GENESIS_HASH, 1
+        for ev in events:
+            label = f"event #{ev.seq} of {name!r} ({ev.action} by {ev.actor} at {ev.time.isoformat()})"
+            if ev.seq != expected_seq:
+                problems.append(Problem(kind="audit_gap", model=name, version=ev.version,
+                                        detail=f"events #{expected_seq}..#{ev.seq - 1} of {name!r} are missing (deleted?)"))
+            if ev.prev_hash != prev_hash:
+                problems.append(Problem(kind="audit_link", model=name, version=ev.version,
+                                        detail=f"{label} does not link to the event before it"))
+            if ev.expected_hash() != ev.hash:
+                problems.append(Problem(kind="audit_edited", model=name, version=ev.version,
+                                        detail=f"{label} was edited: its content no longer matches its hash"))
+            prev_hash, expected_seq = ev.hash, ev.seq + 1
+        head_seq, head_hash = self.metadata.audit_head(name)
+        last_seq = events[-1].seq if events else 0
+        if head_seq != last_seq or head_hash != prev_hash:
+            problems.append(Problem(kind="audit_tail", model=name,
+                                    detail=f"the audit chain of {name!r} ends at event #{last_seq} but the model records "
+                                           f"#{head_seq}; events at the end were deleted or replaced"))
+        return problems, len(events)
+
+    def verify(self, name: str | None = None, *, blobs: bool = True, progress: ProgressFn | None = None) -> VerifyReport:
+        """Re-hash every blob in use and check every audit chain; ``report.ok`` is True when clean.
+
+        Each problem names the model, version, file or event concerned.
+        """
+        models = [self.get_model(name)] if name else self.list_models()
+        problems: list[Problem] = []
+        n_events = n_blobs = n_bytes = 0
+        seen: dict[str, str | None] = {}
+        for model in models:
+            found, count = self.verify_audit(model.name)
+            problems.extend(found)
+            n_events += count
+            for mv in self.metadata.list_versions(model.name):
+                if mv.artifact.kind == "directory" and _manifest_digest(list(mv.artifact.files)) != mv.artifact.digest:
+                    problems.append(Problem(kind="manifest", model=mv.name, version=mv.version,
+                                            detail=f"{mv.ref}: the file manifest does not match the artifact digest"))
+                if not blobs:
+                    continue
+                for entry in mv.artifact.files:
+                    if entry.digest not in seen:
+                        seen[entry.digest] = self._check_blob(entry, progress)
+                        n_blobs += 1
+                        n_bytes += entry.size
+                    if seen[entry.digest]:
+                        problems.append(Problem(kind="blob", model=mv.name, version=mv.version,
+                                                detail=f"{mv.ref}: file {entry.path!r}: {seen[entry.digest]}"))
+        return VerifyReport(ok=not problems, problems=problems, models_checked=len(models),
+                            events_checked=n_events, blobs_checked=n_blobs, bytes_checked=n_bytes)
+
+    def _check_blob(self, entry: FileEntry, progress: ProgressFn | None) -> str | None:
+        try:
+            with self.artifacts.open(entry.digest) as f:
+                digest, size = sha256_stream(f, total=entry.size, progress=progress, phase="verify")
+        except BlobNotFound:
+            return f"blob {entry.digest} is missing"
+        if digest != entry.digest or size != entry.size:
+            return f"blob {entry.digest} is corrupted (now {digest}, {size} bytes; expected {entry.size} bytes)"
+        return None
+
+    def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
+        """Delete blobs no version references, if older than ``grace`` (so a registration in
+        flight, whose blobs are uploaded but not yet committed, is never touched)."""
+        if grace < timedelta(0):
+            raise InvalidInputError("grace must not be negative")
+        referenced = {f.digest for mv in self.metadata.iter_all_versions() for f in mv.artifact.files}
+        cutoff = datetime.now(timezone.utc) - grace
+        removed, freed, kept_ref, kept_recent = [], 0, 0, 0
+        for blob in self.artifacts.iter_blobs():
+            if blob.digest in referenced:
+                kept_ref += 1
+            elif blob.modified is not None and blob.modified > cutoff:
+                kept_recent += 1
+            else:
+                if not dry_run:
+                    self.artifacts.delete(blob.digest)
+                removed.append(blob.digest)
+                freed += blob.size
+        if not dry_run:
+            with contextlib.suppress(Exception):
+                self.artifacts.cleanup_partial(cutoff)
+        return GcReport(removed=removed, bytes_freed=freed, kept_referenced=kept_ref, kept_recent=kept_recent, dry_run=dry_run)

@@ -1,0 +1,188 @@
+"""The two storage contracts.
+
+Stores persist and enforce atomicity; they never decide whether a change is
+allowed. Workflow rules live in :class:`modelreg.Registry`, which hands the
+store a function to apply atomically (:meth:`MetadataStore.update`).
+
+Every implementation runs the conformance suites in :mod:`modelreg.testing`.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from ..hashing import ProgressFn
+from ..models import AuditEvent, EventDraft, ModelState, ModelVersion, RegisteredModel, VersionDraft
+
+__all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "UpdateFn"]
+
+UpdateFn = Callable[[ModelState], "tuple[ModelState, list[EventDraft]]"]
+"""Receives the current state, returns the new state and the events that record the change."""
+
+
+class MetadataStore(abc.ABC):
+    """Models, versions, their mutable state and the per-model audit chain.
+
+    Guarantees every implementation must give (and the conformance suite checks):
+
+    - version numbers are allocated atomically, 1, 2, 3... per model, never reused,
+      also after :meth:`purge_version`;
+    - a change and its audit events are committed together or not at all;
+    - :meth:`update` applies ``fn`` to the latest state atomically: two concurrent
+      updates never both see the same state and both commit;
+    - the audit chain of a model is gap-free and hash-linked, and the model's head
+      (last sequence and hash) is stored with it so that a deleted tail is detectable.
+    """
+
+    url: str = ""
+
+    # -- models ------------------------------------------------------------
+    @abc.abstractmethod
+    def create_model(self, model: RegisteredModel, event: EventDraft) -> RegisteredModel:
+        """Create a model; raise AlreadyExistsError if the name is taken."""
+
+    @abc.abstractmethod
+    def get_model(self, name: str) -> RegisteredModel:
+        """Return a model or raise ModelNotFound."""
+
+    @abc.abstractmethod
+    def list_models(self) -> list[RegisteredModel]:
+        """All models, sorted by name."""
+
+    # -- versions ----------------------------------------------------------
+    @abc.abstractmethod
+    def add_version(self, draft: VersionDraft, event: EventDraft) -> ModelVersion:
+        """Allocate the next version number of ``draft.name`` and store the version
+        and ``event`` (whose ``version`` the store fills in) in one atomic step.
+        Raise ModelNotFound if the model does not exist."""
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        """Return one version or raise VersionNotFound (ModelNotFound for an unknown model)."""
+
+    @abc.abstractmethod
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """All live versions of a model, ascending. Raise ModelNotFound for an unknown model."""
+
+    @abc.abstractmethod
+    def purge_version(self, name: str, version: int, event: EventDraft) -> None:
+        """Delete a version's record and state; its number stays reserved."""
+
+    def iter_all_versions(self) -> Iterator[ModelVersion]:
+        """Every live version of every model (used by search, gc and verify)."""
+        for model in self.list_models():
+            yield from self.list_versions(model.name)
+
+    def search(self, query: object, order_by: list[tuple[str, bool]], limit: int | None) -> list[ModelVersion]:
+        """Versions matching a parsed :class:`modelreg.query.Query`.
+
+        The default evaluates the query in Python over :meth:`iter_all_versions`;
+        stores with an index override it and must return the same results.
+        """
+        from ..query import evaluate_in_python
+
+        return evaluate_in_python(self.iter_all_versions(), query, order_by, limit)
+
+    # -- mutable state -------------------------------------------------------
+    @abc.abstractmethod
+    def get_state(self, name: str) -> ModelState:
+        """The current mutable state of a model (raise ModelNotFound)."""
+
+    @abc.abstractmethod
+    def update(self, name: str, fn: UpdateFn) -> ModelState:
+        """Apply ``fn`` to the current state atomically and return the new state.
+
+        ``fn`` may be called more than once (optimistic stores retry it on
+        conflict), so it must not have side effects. If it raises, nothing is
+        written. Only ``description``, ``tags``, ``owner``, ``aliases`` and the
+        ``versions`` entries of existing versions may change.
+        """
+
+    # -- audit -----------------------------------------------------------------
+    @abc.abstractmethod
+    def list_events(self, name: str | None = None) -> list[AuditEvent]:
+        """Audit events of one model (oldest first), or of all models ordered by time."""
+
+    @abc.abstractmethod
+    def audit_head(self, name: str) -> tuple[int, str]:
+        """The sequence number and hash of the model's last event, as recorded with the model."""
+
+    def close(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    digest: str
+    size: int
+    modified: datetime | None
+
+
+class ArtifactStore(abc.ABC):
+    """Content-addressed blobs: ``sha256:<hex>`` digest -> bytes.
+
+    Writes publish atomically: a reader sees a whole blob or none. The store
+    does not hash on upload; the caller passes the digest it computed and
+    downloads are verified by the caller (see :meth:`modelreg.Registry.download`).
+    """
+
+    url: str = ""
+
+    @abc.abstractmethod
+    def exists(self, digest: str) -> bool:
+        """True if the blob is stored."""
+
+    @abc.abstractmethod
+    def put_file(self, digest: str, path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> None:
+        """Store a local file under ``digest`` (a no-op if it already exists)."""
+
+    @abc.abstractmethod
+    def put_bytes(self, digest: str, data: bytes) -> None:
+        """Store small content under ``digest``."""
+
+    @abc.abstractmethod
+    def open(self, digest: str) -> BinaryIO:
+        """Open a blob for streaming reads; raise BlobNotFound if absent."""
+
+    @abc.abstractmethod
+    def size(self, digest: str) -> int:
+        """Stored size in bytes; raise BlobNotFound if absent."""
+
+    @abc.abstractmethod
+    def delete(self, digest: str) -> None:
+        """Remove a blob; a missing blob is not an error."""
+
+    @abc.abstractmethod
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob (for gc and verify)."""
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> None:
+        """Copy a blob to a local path (unverified; the Registry verifies)."""
+        from ..hashing import CHUNK
+
+        total = self.size(digest)
+        done = 0
+        with self.open(digest) as src, open(dest, "wb") as out:
+            while True:
+                chunk = src.read(CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress("download", done, total)
+
+    def touch(self, digest: str) -> None:
+        """Mark a blob as recently used, so gc's grace period protects it (best effort)."""
+
+    def cleanup_partial(self, older_than: datetime) -> list[str]:
+        """Remove leftovers of interrupted uploads older than ``older_than``; return what was removed."""
+        return []
+
+    def close(self) -> None:
+        """Release resources."""
