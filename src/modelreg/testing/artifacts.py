@@ -1,0 +1,114 @@
+"""The ``ArtifactStore`` contract as tests. Provide an ``artifact_store`` fixture."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ..errors import BlobNotFound, InvalidInputError
+from ..stores.base import ArtifactStore
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class ArtifactStoreConformance:
+    """Behaviour every ArtifactStore must show. Needs an `artifact_store` fixture: a fresh, empty store."""
+
+    def _put(self, store: ArtifactStore, data: bytes, tmp_path) -> str:
+        digest = _digest(data)
+        path = tmp_path / f"src-{digest[7:15]}.bin"
+        path.write_bytes(data)
+        store.put_file(digest, path)
+        return digest
+
+    def test_put_then_read_back(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = os.urandom(100_000)
+        digest = self._put(artifact_store, data, tmp_path)
+        assert artifact_store.exists(digest)
+        assert artifact_store.size(digest) == len(data)
+        with artifact_store.open(digest) as f:
+            assert f.read() == data
+
+    def test_missing_blob(self, artifact_store: ArtifactStore) -> None:
+        digest = _digest(b"never stored")
+        assert not artifact_store.exists(digest)
+        with pytest.raises(BlobNotFound, match="missing"):
+            artifact_store.open(digest)
+        with pytest.raises(BlobNotFound):
+            artifact_store.size(digest)
+
+    def test_put_bytes(self, artifact_store: ArtifactStore) -> None:
+        data = b'{"manifest": true}'
+        digest = _digest(data)
+        artifact_store.put_bytes(digest, data)
+        with artifact_store.open(digest) as f:
+            assert f.read() == data
+
+    def test_put_is_idempotent(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = b"same content" * 1000
+        d1 = self._put(artifact_store, data, tmp_path)
+        d2 = self._put(artifact_store, data, tmp_path)
+        assert d1 == d2
+        assert [b.digest for b in artifact_store.iter_blobs()].count(d1) == 1
+
+    def test_empty_blob(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        digest = self._put(artifact_store, b"", tmp_path)
+        assert artifact_store.exists(digest)
+        assert artifact_store.size(digest) == 0
+        with artifact_store.open(digest) as f:
+            assert f.read() == b""
+
+    def test_get_file_streams_to_disk(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        digest = self._put(artifact_store, data, tmp_path)
+        seen = []
+        out = tmp_path / "out.bin"
+        artifact_store.get_file(digest, out, progress=lambda phase, done, total: seen.append((phase, done, total)))
+        assert out.read_bytes() == data
+        assert seen and seen[-1] == ("download", len(data), len(data))
+
+    def test_put_reports_progress(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = os.urandom(2 * 1024 * 1024)
+        digest = _digest(data)
+        path = tmp_path / "p.bin"
+        path.write_bytes(data)
+        seen = []
+        artifact_store.put_file(digest, path, progress=lambda phase, done, total: seen.append((phase, done, total)))
+        assert seen and seen[-1] == ("upload", len(data), len(data))
+
+    def test_iter_blobs_lists_sizes_and_times(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        before = datetime.now(timezone.utc) - timedelta(minutes=5)
+        a = self._put(artifact_store, b"a" * 10, tmp_path)
+        b = self._put(artifact_store, b"b" * 20, tmp_path)
+        blobs = {blob.digest: blob for blob in artifact_store.iter_blobs()}
+        assert {a, b} <= set(blobs)
+        assert blobs[a].size == 10 and blobs[b].size == 20
+        for blob in (blobs[a], blobs[b]):
+            assert blob.modified is not None and blob.modified > before
+
+    def test_delete(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        digest = self._put(artifact_store, b"to delete", tmp_path)
+        artifact_store.delete(digest)
+        assert not artifact_store.exists(digest)
+        artifact_store.delete(digest)  # deleting twice is fine
+        assert digest not in {b.digest for b in artifact_store.iter_blobs()}
+
+    @pytest.mark.parametrize("bad", ["../../etc/passwd", "sha256:../x", "md5:abc", "sha256:" + "G" * 64, ""])
+    def test_rejects_bad_digests(self, artifact_store: ArtifactStore, bad: str) -> None:
+        with pytest.raises(InvalidInputError, match="invalid digest"):
+            artifact_store.exists(bad)
+
+    def test_open_is_streaming(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = os.urandom(1024 * 1024)
+        digest = self._put(artifact_store, data, tmp_path)
+        buf = io.BytesIO()
+        with artifact_store.open(digest) as f:
+            while chunk := f.read(64 * 1024):
+                buf.write(chunk)
+        assert buf.getvalue() == data

@@ -1,0 +1,300 @@
+"""The ``MetadataStore`` contract as tests. Provide a ``metadata_store`` fixture (a fresh, empty store)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from ..errors import AlreadyExistsError, ModelNotFound, VersionNotFound
+from ..models import (
+    GENESIS_HASH,
+    Artifact,
+    EventDraft,
+    FileEntry,
+    Lineage,
+    ModelState,
+    RegisteredModel,
+    Stage,
+    VersionDraft,
+    VersionState,
+    utcnow,
+)
+from ..query import evaluate_in_python, parse_order_by, parse_query
+from ..stores.base import MetadataStore
+
+
+def make_model(name: str = "churn", **kw) -> RegisteredModel:
+    now = utcnow()
+    return RegisteredModel(name=name, created_at=now, updated_at=now, owner="ana", **kw)
+
+
+def make_draft(name: str = "churn", n: int = 0, **kw) -> VersionDraft:
+    digest = "sha256:" + f"{n:064x}"
+    artifact = Artifact(kind="file", name="model.bin", digest=digest, size=n + 1,
+                        files=[FileEntry(path="model.bin", digest=digest, size=n + 1)])
+    kw.setdefault("created_by", "ana")
+    return VersionDraft(name=name, artifact=artifact, **kw)
+
+
+def ev(action: str = "test", **kw) -> EventDraft:
+    kw.setdefault("actor", "ana")
+    return EventDraft(action=action, **kw)
+
+
+class MetadataStoreConformance:
+    """Behaviour every MetadataStore must show. Needs a `metadata_store` fixture: a fresh, empty store."""
+
+    @pytest.fixture
+    def store(self, metadata_store: MetadataStore) -> MetadataStore:
+        metadata_store.create_model(make_model("churn"), ev("create_model"))
+        return metadata_store
+
+    # -- models -------------------------------------------------------------------------
+    def test_create_and_get_model(self, metadata_store: MetadataStore) -> None:
+        created = metadata_store.create_model(make_model("churn", description="d", tags={"t": "1"}), ev("create_model"))
+        assert created.name == "churn" and created.description == "d" and created.tags == {"t": "1"}
+        got = metadata_store.get_model("churn")
+        assert got.owner == "ana" and got.version_count == 0 and got.latest_version is None
+
+    def test_create_model_twice(self, store: MetadataStore) -> None:
+        with pytest.raises(AlreadyExistsError, match="churn"):
+            store.create_model(make_model("churn"), ev("create_model"))
+
+    def test_unknown_model(self, metadata_store: MetadataStore) -> None:
+        with pytest.raises(ModelNotFound, match="nope"):
+            metadata_store.get_model("nope")
+        with pytest.raises(ModelNotFound):
+            metadata_store.list_versions("nope")
+        with pytest.raises(ModelNotFound):
+            metadata_store.get_state("nope")
+        with pytest.raises(ModelNotFound):
+            metadata_store.add_version(make_draft("nope"), ev("register"))
+
+    def test_list_models_sorted(self, metadata_store: MetadataStore) -> None:
+        for name in ("b", "team/a", "a"):
+            metadata_store.create_model(make_model(name), ev("create_model"))
+        assert [m.name for m in metadata_store.list_models()] == ["a", "b", "team/a"]
+
+    # -- versions ----------------------------------------------------------------------
+    def test_versions_are_numbered_from_one(self, store: MetadataStore) -> None:
+        got = [store.add_version(make_draft(n=i), ev("register")).version for i in range(3)]
+        assert got == [1, 2, 3]
+        assert [v.version for v in store.list_versions("churn")] == [1, 2, 3]
+        model = store.get_model("churn")
+        assert model.latest_version == 3 and model.version_count == 3
+        assert model.stages == {"experimental": [1, 2, 3]}
+
+    def test_version_numbers_are_per_model(self, store: MetadataStore) -> None:
+        store.create_model(make_model("other"), ev("create_model"))
+        store.add_version(make_draft(), ev("register"))
+        assert store.add_version(make_draft("other"), ev("register")).version == 1
+
+    def test_version_round_trip(self, store: MetadataStore) -> None:
+        lineage = Lineage(run_id="r1", datasets=[{"uri": "s3://d/x.parquet", "digest": "sha256:ab"}], parents=["churn/1"])
+        draft = make_draft(
+            n=7, params={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam", "beta": 0.9}, "note": "ünïcode"},
+            metrics={"auc": 0.91}, tags={"team": "fraud"}, lineage=lineage, description="first try",
+        )
+        mv = store.add_version(draft, ev("register"))
+        got = store.get_version("churn", mv.version)
+        assert got == mv
+        assert got.params == draft.params and got.metrics == {"auc": 0.91} and got.tags == {"team": "fraud"}
+        assert got.lineage.run_id == "r1" and got.lineage.datasets[0].uri == "s3://d/x.parquet"
+        assert got.artifact == draft.artifact and got.description == "first try"
+        assert got.stage == Stage.EXPERIMENTAL and got.aliases == []
+        assert abs(got.created_at - draft.created_at) < timedelta(milliseconds=1)
+
+    def test_unknown_fields_are_preserved(self, store: MetadataStore) -> None:
+        draft = make_draft().model_copy(update={"future_field": {"x": 1}})
+        mv = store.add_version(draft, ev("register"))
+        assert store.get_version("churn", mv.version).model_extra.get("future_field") == {"x": 1}
+
+    def test_missing_version(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(), ev("register"))
+        with pytest.raises(VersionNotFound, match="2"):
+            store.get_version("churn", 2)
+
+    def test_purge_keeps_number_reserved(self, store: MetadataStore) -> None:
+        for i in range(3):
+            store.add_version(make_draft(n=i), ev("register"))
+        store.update("churn", lambda s: (s.model_copy(update={"aliases": {"champion": 3}}), []))
+        store.purge_version("churn", 3, ev("purge"))
+        with pytest.raises(VersionNotFound):
+            store.get_version("churn", 3)
+        assert store.get_state("churn").aliases == {}
+        assert store.add_version(make_draft(n=9), ev("register")).version == 4
+        assert [v.version for v in store.list_versions("churn")] == [1, 2, 4]
+        with pytest.raises(VersionNotFound):
+            store.purge_version("churn", 3, ev("purge"))
+
+    def test_add_version_records_event_with_version(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(), ev("register", after={"x": 1}))
+        last = store.list_events("churn")[-1]
+        assert last.action == "register" and last.version == 1 and last.after == {"x": 1}
+
+    # -- state ----------------------------------------------------------------------------
+    def test_update_changes_state_and_versions(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(n=1), ev("register"))
+        store.add_version(make_draft(n=2), ev("register"))
+
+        def promote(state: ModelState):
+            new = state.model_copy(deep=True)
+            new.versions[2] = new.versions[2].model_copy(update={"stage": Stage.PRODUCTION, "tags": {"a": "b"},
+                                                                  "logged_metrics": {"live": 0.5}, "description": "x"})
+            new.aliases["champion"] = 2
+            new = new.model_copy(update={"description": "model desc", "tags": {"k": "v"}})
+            return new, [ev("transition", version=2, before={"stage": "experimental"}, after={"stage": "production"})]
+
+        new = store.update("churn", promote)
+        assert new.holders("production") == [2]
+        state = store.get_state("churn")
+        assert state.holders(Stage.PRODUCTION) == [2] and state.aliases == {"champion": 2}
+        assert state.last_version == 2 and state.description == "model desc" and state.tags == {"k": "v"}
+        mv = store.get_version("churn", 2)
+        assert mv.stage == "production" and mv.aliases == ["champion"] and mv.tags == {"a": "b"}
+        assert mv.logged_metrics == {"live": 0.5} and mv.description == "x"
+        model = store.get_model("churn")
+        assert model.stages["production"] == [2] and model.aliases == {"champion": 2}
+        assert model.description == "model desc" and model.tags == {"k": "v"}
+
+    def test_update_that_raises_writes_nothing(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(), ev("register"))
+        events_before = store.list_events("churn")
+
+        def boom(state: ModelState):
+            raise RuntimeError("policy says no")
+
+        with pytest.raises(RuntimeError, match="policy says no"):
+            store.update("churn", boom)
+        assert store.list_events("churn") == events_before
+        assert store.get_version("churn", 1).stage == Stage.EXPERIMENTAL
+
+    def test_update_cannot_add_versions(self, store: MetadataStore) -> None:
+        def sneaky(state: ModelState):
+            new = state.model_copy(deep=True)
+            new.versions[5] = VersionState()
+            return new, []
+
+        store.add_version(make_draft(), ev("register"))
+        with pytest.raises(ValueError):
+            store.update("churn", sneaky)
+
+    def test_update_unknown_model(self, metadata_store: MetadataStore) -> None:
+        with pytest.raises(ModelNotFound):
+            metadata_store.update("nope", lambda s: (s, []))
+
+    def test_concurrent_updates_are_serialised(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(), ev("register"))
+
+        def bump(state: ModelState):
+            new = state.model_copy(deep=True)
+            n = int(new.tags.get("n", "0")) + 1
+            return new.model_copy(update={"tags": {"n": str(n)}}), [ev("bump")]
+
+        threads = [threading.Thread(target=lambda: [store.update("churn", bump) for _ in range(10)]) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.get_state("churn").tags == {"n": "40"}
+        assert sum(e.action == "bump" for e in store.list_events("churn")) == 40
+
+    def test_concurrent_add_version_gives_unique_numbers(self, store: MetadataStore) -> None:
+        got: list[int] = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            for i in range(10):
+                v = store.add_version(make_draft(n=i), ev("register")).version
+                with lock:
+                    got.append(v)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(got) == list(range(1, 41))
+
+    # -- audit --------------------------------------------------------------------------------
+    def test_events_form_a_hash_chain(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(), ev("register"))
+        store.update("churn", lambda s: (s, [ev("a", version=1, comment="c"), ev("b", before={"x": [1, 2]})]))
+        events = store.list_events("churn")
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert events[0].prev_hash == GENESIS_HASH
+        for prev, cur in zip(events, events[1:]):
+            assert cur.prev_hash == prev.hash
+        for e in events:
+            assert e.expected_hash() == e.hash
+        assert store.audit_head("churn") == (events[-1].seq, events[-1].hash)
+        assert [e.action for e in events] == ["create_model", "register", "a", "b"]
+        assert events[2].comment == "c" and events[3].before == {"x": [1, 2]}
+
+    def test_list_events_of_all_models(self, store: MetadataStore) -> None:
+        store.create_model(make_model("other"), ev("create_model"))
+        store.add_version(make_draft("other"), ev("register"))
+        events = store.list_events()
+        assert {e.model for e in events} == {"churn", "other"}
+        times = [e.time for e in events]
+        assert times == sorted(times)
+
+    def test_audit_head_of_unknown_model(self, metadata_store: MetadataStore) -> None:
+        with pytest.raises(ModelNotFound):
+            metadata_store.audit_head("nope")
+
+    # -- search ------------------------------------------------------------------------------
+    @pytest.fixture
+    def populated(self, store: MetadataStore) -> MetadataStore:
+        store.create_model(make_model("fraud/scorer"), ev("create_model"))
+        rows = [
+            ("churn", {"auc": 0.91}, {"lr": 0.1, "opt": "adam"}, {"team": "fraud"}, "ana"),
+            ("churn", {"auc": 0.95}, {"lr": 0.01, "opt": "sgd"}, {"team": "fraud"}, "bob"),
+            ("churn", {"auc": 0.80, "f1": 0.7}, {"lr": "auto"}, {"team": "growth"}, "ana"),
+            ("fraud/scorer", {"auc": 0.99}, {"lr": 0.2}, {}, "cy"),
+        ]
+        for i, (name, metrics, params, tags, who) in enumerate(rows):
+            store.add_version(make_draft(name, n=i, metrics=metrics, params=params, tags=tags, created_by=who,
+                                         lineage=Lineage(run_id=f"run-{i}")), ev("register"))
+
+        def promote(state: ModelState):
+            new = state.model_copy(deep=True)
+            new.versions[2] = new.versions[2].model_copy(update={"stage": Stage.PRODUCTION, "logged_metrics": {"auc": 0.5}})
+            new.aliases["champion"] = 1
+            return new, []
+
+        store.update("churn", promote)
+        return store
+
+    @pytest.mark.parametrize(
+        "query,order",
+        [
+            ("", ""),
+            ("metrics.auc > 0.9", "metrics.auc desc"),
+            ("metrics.auc > 0.9 and tags.team = 'fraud'", ""),
+            ("params.lr = 'auto'", ""),
+            ("params.lr < 0.15", "params.lr"),
+            ("params.opt like 'AD%'", ""),
+            ("stage = 'production'", ""),
+            ("stage in ('production', 'experimental') and created_by != 'ana'", "version desc"),
+            ("alias = 'champion'", ""),
+            ("name = 'fraud/scorer'", ""),
+            ("metrics.f1 >= 0.7", ""),
+            ("metrics.missing > 0", ""),
+            ("version >= 2", "name desc, version"),
+            ("lineage.run_id = 'run-3'", ""),
+            ("tags.team != 'fraud'", ""),
+        ],
+    )
+    def test_search_matches_reference_semantics(self, populated: MetadataStore, query: str, order: str) -> None:
+        q, o = parse_query(query), parse_order_by(order)
+        expected = evaluate_in_python(populated.iter_all_versions(), q, o, None)
+        got = populated.search(q, o, None)
+        assert [v.ref for v in got] == [v.ref for v in expected]
+        assert populated.search(q, o, 1) == expected[:1]
+
+    def test_search_uses_latest_logged_metric(self, populated: MetadataStore) -> None:
+        got = populated.search(parse_query("metrics.auc < 0.6"), [], None)
+        assert [v.ref for v in got] == ["churn/2"]
