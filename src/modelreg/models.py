@@ -204,6 +204,9 @@ class ModelState(_Record):
     versions: dict[int, VersionState] = Field(default_factory=dict)
     aliases: dict[str, int] = Field(default_factory=dict)
     last_version: int = 0
+    extensions: dict[str, Any] = Field(default_factory=dict)
+    """JSON-serialisable state of optional features (e.g. governance requests, policies),
+    persisted atomically with the rest of the state by every store."""
 
     def holders(self, stage: Stage | str) -> list[int]:
         """Version numbers currently in ``stage``, ascending."""

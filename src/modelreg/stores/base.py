@@ -36,8 +36,16 @@ class MetadataStore(abc.ABC):
     - :meth:`update` applies ``fn`` to the latest state atomically: two concurrent
       updates never both see the same state and both commit;
     - the audit chain of a model is gap-free and hash-linked, and the model's head
-      (last sequence and hash) is stored with it so that a deleted tail is detectable.
+      (last sequence and hash) is stored with it so that a deleted tail is detectable;
+    - ``ModelState.extensions`` (any JSON) is persisted with the state;
+    - names starting with ``_`` are reserved for registry-internal documents (such as
+      ``_registry``, which holds registry-wide settings): they are never valid user model
+      names, can be created and updated like models, and are hidden from
+      :meth:`list_models`, :meth:`iter_all_versions`, :meth:`search` and
+      ``list_events(None)``.
     """
+
+    RESERVED_PREFIX = "_"
 
     url: str = ""
 
@@ -106,7 +114,7 @@ class MetadataStore(abc.ABC):
     # -- audit -----------------------------------------------------------------
     @abc.abstractmethod
     def list_events(self, name: str | None = None) -> list[AuditEvent]:
-        """Audit events of one model (oldest first), or of all models ordered by time."""
+        """Audit events of one model (oldest first), or of all user models in commit order."""
 
     @abc.abstractmethod
     def audit_head(self, name: str) -> tuple[int, str]:

@@ -187,8 +187,9 @@ class SQLiteMetadataStore(MetadataStore):
         for version, stage in versions:
             stages.setdefault(stage, []).append(version)
         aliases = dict(self._query("SELECT alias, version FROM aliases WHERE name=? ORDER BY alias", (name,)))
+        stored_extra = {k: v for k, v in json.loads(extra or "{}").items() if k != "extensions"}
         return RegisteredModel.model_validate({
-            **json.loads(extra or "{}"),
+            **stored_extra,
             "name": name, "description": description or "", "tags": json.loads(tags or "{}"), "owner": owner,
             "created_at": created_at, "updated_at": updated_at,
             "latest_version": versions[-1][0] if versions else None, "version_count": len(versions),
@@ -220,7 +221,8 @@ class SQLiteMetadataStore(MetadataStore):
         return self._model_from_row(rows[0])
 
     def list_models(self) -> list[RegisteredModel]:
-        return [self._model_from_row(r) for r in self._query(f"SELECT {self._MODEL_COLS} FROM models ORDER BY name")]
+        rows = self._query(f"SELECT {self._MODEL_COLS} FROM models WHERE name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name")
+        return [self._model_from_row(r) for r in rows]
 
     # -- versions -------------------------------------------------------------------
     _VERSION_COLS = "v.name, v.version, v.stage, v.tags, v.description, v.logged_metrics, v.updated_at, v.record"
@@ -285,7 +287,8 @@ class SQLiteMetadataStore(MetadataStore):
 
     def iter_all_versions(self) -> Iterator[ModelVersion]:
         aliases = self._aliases_of()
-        rows = self._query(f"SELECT {self._VERSION_COLS} FROM versions v ORDER BY v.name, v.version")
+        rows = self._query(
+            f"SELECT {self._VERSION_COLS} FROM versions v WHERE v.name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY v.name, v.version")
         for r in rows:
             yield self._version_from_row(r, aliases)
 
@@ -311,9 +314,8 @@ class SQLiteMetadataStore(MetadataStore):
             expr, p = _field_sql(field)
             order_sql.append(f"({expr}) IS NULL, typeof({expr}) = 'text', ({expr}) {'DESC' if desc else 'ASC'}")
             params.extend(p * 3)
-        sql = f"SELECT {self._VERSION_COLS} FROM versions v"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where.insert(0, "v.name NOT LIKE '\\_%' ESCAPE '\\'")
+        sql = f"SELECT {self._VERSION_COLS} FROM versions v WHERE " + " AND ".join(where)
         sql += " ORDER BY " + ", ".join(order_sql)
         if limit is not None:
             sql += " LIMIT ?"
@@ -326,7 +328,8 @@ class SQLiteMetadataStore(MetadataStore):
 
     # -- state ------------------------------------------------------------------------
     def _load_state(self, conn: sqlite3.Connection, name: str) -> ModelState:
-        row = conn.execute("SELECT description, tags, owner, last_version FROM models WHERE name=?", (name,)).fetchone()
+        row = conn.execute(
+            "SELECT description, tags, owner, last_version, extra FROM models WHERE name=?", (name,)).fetchone()
         if row is None:
             raise ModelNotFound(f"no model named {name!r}; list models with `modelreg list`")
         versions = {
@@ -339,6 +342,7 @@ class SQLiteMetadataStore(MetadataStore):
         return ModelState(
             name=name, description=row[0] or "", tags=json.loads(row[1] or "{}"), owner=row[2],
             versions=versions, aliases=aliases, last_version=row[3],
+            extensions=json.loads(row[4] or "{}").get("extensions", {}),
         )
 
     def get_state(self, name: str) -> ModelState:
@@ -357,6 +361,10 @@ class SQLiteMetadataStore(MetadataStore):
                     "UPDATE models SET description=?, tags=?, owner=?, updated_at=? WHERE name=?",
                     (new.description, _dumps(new.tags), new.owner, now, name),
                 )
+            if new.extensions != old.extensions:
+                extra = json.loads(conn.execute("SELECT extra FROM models WHERE name=?", (name,)).fetchone()[0] or "{}")
+                extra["extensions"] = new.extensions
+                conn.execute("UPDATE models SET extra=? WHERE name=?", (_dumps(extra), name))
             for version, vs in new.versions.items():
                 if vs != old.versions[version]:
                     conn.execute(
@@ -389,7 +397,7 @@ class SQLiteMetadataStore(MetadataStore):
 
     def list_events(self, name: str | None = None) -> list[AuditEvent]:
         if name is None:
-            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events ORDER BY id")
+            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events WHERE model NOT LIKE '\\_%' ESCAPE '\\' ORDER BY id")
         else:
             rows = self._query(f"SELECT {self._EVENT_COLS} FROM events WHERE model=? ORDER BY seq", (name,))
             if not rows:

@@ -298,3 +298,25 @@ class MetadataStoreConformance:
     def test_search_uses_latest_logged_metric(self, populated: MetadataStore) -> None:
         got = populated.search(parse_query("metrics.auc < 0.6"), [], None)
         assert [v.ref for v in got] == ["churn/2"]
+
+    # -- extensions and reserved documents ------------------------------------------------------
+    def test_extensions_are_persisted_with_the_state(self, store: MetadataStore) -> None:
+        payload = {"requests": {"r1": {"status": "pending", "approvals": ["bo"]}}, "n": 1.5}
+
+        def put(state: ModelState):
+            return state.model_copy(update={"extensions": payload}), [ev("request")]
+
+        store.update("churn", put)
+        assert store.get_state("churn").extensions == payload
+        assert store.get_model("churn").model_extra in (None, {}) or "extensions" not in store.get_model("churn").model_extra
+
+    def test_reserved_documents_are_hidden(self, store: MetadataStore) -> None:
+        store.create_model(make_model("_registry"), ev("create_model"))
+        store.update("_registry", lambda s: (s.model_copy(update={"extensions": {"policy": {"v": 1}}}), [ev("set_policy")]))
+        assert store.get_state("_registry").extensions == {"policy": {"v": 1}}
+        assert [e.action for e in store.list_events("_registry")] == ["create_model", "set_policy"]
+        assert "_registry" not in [m.name for m in store.list_models()]
+        assert all(e.model != "_registry" for e in store.list_events())
+        store.add_version(make_draft(), ev("register"))
+        assert [v.ref for v in store.iter_all_versions()] == ["churn/1"]
+        assert [v.ref for v in store.search(parse_query(""), [], None)] == ["churn/1"]
