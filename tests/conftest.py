@@ -4,6 +4,8 @@ import pytest
 
 from tests.backends import ARTIFACT_BACKENDS, METADATA_BACKENDS, REGISTRY_BACKENDS
 
+pytest_plugins = ["tests.emulators", "tests.governance_support"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AlreadyExistsError,
     BackendError,
@@ -21,28 +24,68 @@ from .errors import (
     ModelNotFound,
     ModelregError,
     NotFoundError,
+    PolicyViolation,
     SchemaVersionError,
     VersionNotFound,
 )
-from .models import (
-    Artifact,
-    AuditEvent,
-    CodeVersion,
-    Comparison,
-    Dataset,
-    Environment,
-    FileEntry,
-    GcReport,
-    Lineage,
-    MetricPoint,
-    ModelVersion,
-    Problem,
-    RegisteredModel,
-    Stage,
-    VerifyReport,
-)
-from .registry import Registry
-from .stages import StageRules
+
+# Everything else loads on first access (module ``__getattr__``, as pydantic does), so that
+# ``import modelreg`` stays cheap (no pydantic models are built until a record or the Registry is
+# used); ``from modelreg import Registry, Stage`` works as usual.
+_LAZY: dict[str, str] = {
+    "Artifact": "models",
+    "AuditEvent": "models",
+    "CodeVersion": "models",
+    "Comparison": "models",
+    "Dataset": "models",
+    "Environment": "models",
+    "FileEntry": "models",
+    "GcReport": "models",
+    "Lineage": "models",
+    "MetricPoint": "models",
+    "ModelVersion": "models",
+    "Problem": "models",
+    "RegisteredModel": "models",
+    "Stage": "models",
+    "VerifyReport": "models",
+    "Registry": "registry",
+    "StageRules": "stages",
+}
+
+if TYPE_CHECKING:  # for type checkers and documentation tools
+    from .models import (
+        Artifact,
+        AuditEvent,
+        CodeVersion,
+        Comparison,
+        Dataset,
+        Environment,
+        FileEntry,
+        GcReport,
+        Lineage,
+        MetricPoint,
+        ModelVersion,
+        Problem,
+        RegisteredModel,
+        Stage,
+        VerifyReport,
+    )
+    from .registry import Registry
+    from .stages import StageRules
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
@@ -70,6 +113,7 @@ __all__ = [
     "ModelVersion",
     "ModelregError",
     "NotFoundError",
+    "PolicyViolation",
     "Problem",
     "RegisteredModel",
     "Registry",

@@ -12,6 +12,7 @@ to do next::
     │   └── BlobNotFound
     ├── AlreadyExistsError
     ├── InvalidTransitionError
+    ├── PolicyViolation
     ├── ConflictError
     ├── IntegrityError
     ├── BackendError
@@ -34,6 +35,7 @@ __all__ = [
     "ModelNotFound",
     "ModelregError",
     "NotFoundError",
+    "PolicyViolation",
     "SchemaVersionError",
     "VersionNotFound",
 ]
@@ -73,6 +75,14 @@ class AlreadyExistsError(ModelregError):
 
 class InvalidTransitionError(ModelregError):
     """The stage transition is not in the transition table."""
+
+
+class PolicyViolation(ModelregError):
+    """The registry's governance policy refuses the action; ``unmet`` lists every unmet gate."""
+
+    def __init__(self, message: str, unmet: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.unmet: list[str] = list(unmet or [])
 
 
 class ConflictError(ModelregError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Callable
@@ -14,9 +15,13 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 def sha256_stream(stream: BinaryIO, *, total: int = 0, progress: ProgressFn | None = None, phase: str = "hash") -> tuple[str, int]:
-    """Hash a binary stream; return (``sha256:<hex>``, bytes read)."""
+    """Hash a binary stream; return (``sha256:<hex>``, bytes read).
+
+    ``total`` (the expected size, if known) also sizes the buffer: a small file does not get
+    an 8 MiB one (the stream is still read to its end, whatever its real size).
+    """
     h = hashlib.sha256()
-    buf = bytearray(CHUNK)
+    buf = bytearray(min(CHUNK, max(total + 1, 64 * 1024)) if total > 0 else CHUNK)
     view = memoryview(buf)
     done = 0
     readinto = getattr(stream, "readinto", None)
@@ -32,6 +37,81 @@ def sha256_stream(stream: BinaryIO, *, total: int = 0, progress: ProgressFn | No
                 break
             n = len(chunk)
             h.update(chunk)
+        done += n
+        if progress is not None:
+            progress(phase, done, total)
+    return "sha256:" + h.hexdigest(), done
+
+
+_NO_COPY_FILE_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF,
+                                 errno.ETXTBSY})
+"""Errors with which ``copy_file_range`` refuses a pair of files before copying anything."""
+
+
+def _raw_fds(src: BinaryIO, dst: BinaryIO) -> tuple[int, int] | None:
+    """The file descriptors of two real files whose positions hold no buffered data, else None."""
+    if not (hasattr(os, "copy_file_range") and hasattr(os, "preadv")):
+        return None
+    try:
+        fds = src.fileno(), dst.fileno()
+        if any(f.tell() != os.lseek(fd, 0, os.SEEK_CUR) for f, fd in zip((src, dst), fds)):
+            return None
+    except (OSError, ValueError):  # not a real file (io.UnsupportedOperation is both)
+        return None
+    return fds
+
+
+def sha256_copy(src: BinaryIO, dst: BinaryIO, *, total: int = 0, progress: ProgressFn | None = None,
+                phase: str = "download") -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` from their current positions; return (``sha256:<hex>``, bytes) of what
+    was written.
+
+    Between two real files (``dst`` opened ``"w+b"``, unbuffered) the kernel copies each 8 MiB step
+    (``os.copy_file_range``, as ``cp`` does) and the step is read back from ``dst`` for the hash, so
+    the digest covers the bytes at the destination. Otherwise each chunk is read into one buffer,
+    hashed and written.
+    """
+    h = hashlib.sha256()
+    view = memoryview(bytearray(min(CHUNK, max(total + 1, 64 * 1024)) if total > 0 else CHUNK))
+    done = 0
+    fds = _raw_fds(src, dst)
+    if fds is not None:
+        sfd, dfd = fds
+        try:
+            while True:
+                n = os.copy_file_range(sfd, dfd, CHUNK)
+                if not n:
+                    return "sha256:" + h.hexdigest(), done
+                left, offset = n, done
+                while left:
+                    got = os.preadv(dfd, [view[:min(left, len(view))]], offset)
+                    if not got:
+                        raise OSError(errno.EIO, "the copy could not be read back")
+                    h.update(view[:got])
+                    left -= got
+                    offset += got
+                done += n
+                if progress is not None:
+                    progress(phase, done, total)
+        except OSError as exc:
+            if done or exc.errno not in _NO_COPY_FILE_RANGE:
+                raise
+    readinto = getattr(src, "readinto", None)
+    while True:
+        if readinto is not None:
+            n = readinto(view)
+            if not n:
+                break
+            chunk = view[:n]
+        else:
+            chunk = src.read(CHUNK)
+            if not chunk:
+                break
+            n = len(chunk)
+        h.update(chunk)
+        out = memoryview(chunk)
+        while len(out):  # an unbuffered write may write less than asked
+            out = out[dst.write(out) or 0:]
         done += n
         if progress is not None:
             progress(phase, done, total)

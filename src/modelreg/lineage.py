@@ -34,6 +34,23 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def _maybe_in_work_tree(cwd: Path) -> bool:
+    """False only when git can find no work tree from ``cwd``: ``GIT_DIR`` and ``GIT_WORK_TREE``
+    are unset and neither ``cwd`` nor any parent (of its logical or its resolved path) has a
+    ``.git`` entry, which is where git's discovery looks."""
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return True
+    try:
+        paths = {cwd.absolute(), cwd.resolve()}
+    except (OSError, RuntimeError):
+        return True
+    for path in paths:
+        for folder in (path, *path.parents):
+            if os.path.lexists(os.path.join(folder, ".git")):
+                return True
+    return False
+
+
 def capture_code(start: str | os.PathLike[str] | None = None) -> CodeVersion | None:
     """Commit, remote, branch and dirty flag of the git work tree containing ``start`` (default: cwd).
 
@@ -43,6 +60,8 @@ def capture_code(start: str | os.PathLike[str] | None = None) -> CodeVersion | N
     cwd = Path(start or os.getcwd())
     if cwd.is_file():
         cwd = cwd.parent
+    if not _maybe_in_work_tree(cwd):
+        return None  # git would say so too; starting it costs milliseconds on every register
     top = _git(["rev-parse", "--show-toplevel"], cwd)
     if not top:
         return None

@@ -7,6 +7,7 @@ validation happens in :mod:`modelreg.validation` before anything is written.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -57,7 +58,53 @@ class Stage(str, Enum):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow", use_enum_values=False)
+    # defer_build: a record's validator is built when it is first used, not at import time
+    model_config = ConfigDict(frozen=True, extra="allow", use_enum_values=False, defer_build=True)
+
+
+_ATOMS = frozenset({str, int, float, bool, bytes, type(None), datetime, Stage})
+_SHARED = (str, int, float, bytes, datetime, Enum)
+"""Immutable values a deep copy may share instead of copying."""
+
+
+def _clone(value: Any, memo: dict[int, Any]) -> Any:
+    """Deep copy of JSON-like data: new dicts and lists, immutable leaves shared, records through
+    their ``__deepcopy__``, anything else through ``copy.deepcopy``. Several times faster than
+    ``copy.deepcopy`` on the nested dicts of a state. (A dict or list referenced twice becomes two
+    copies; JSON-like data has no such sharing.)"""
+    t = type(value)
+    if t in _ATOMS:
+        return value
+    if t is dict:
+        if _ATOMS.issuperset(map(type, value.values())):  # flat (tags, metrics): a C-level copy
+            return value.copy()
+        return {k: v if type(v) in _ATOMS else _clone(v, memo) for k, v in value.items()}
+    if t is list:
+        if _ATOMS.issuperset(map(type, value)):
+            return value[:]
+        return [v if type(v) in _ATOMS else _clone(v, memo) for v in value]
+    if isinstance(value, _SHARED):
+        return value
+    if isinstance(value, (VersionState, ModelState)):
+        return _fast_deepcopy(value, memo)
+    return copy.deepcopy(value, memo)
+
+
+def _fast_deepcopy(record: BaseModel, memo: dict[int, Any] | None) -> Any:
+    """``record.model_copy(deep=True)`` as pydantic's ``__deepcopy__`` does it, with :func:`_clone`
+    for the field values (update functions deep-copy the whole ModelState on every change)."""
+    memo = {} if memo is None else memo
+    cls = type(record)
+    m = cls.__new__(cls)
+    memo[id(record)] = m
+    setattr_ = object.__setattr__
+    setattr_(m, "__dict__", _clone(record.__dict__, memo))
+    extra = record.__pydantic_extra__
+    setattr_(m, "__pydantic_extra__", extra if extra is None else _clone(extra, memo))
+    setattr_(m, "__pydantic_fields_set__", set(record.__pydantic_fields_set__))
+    private = record.__pydantic_private__  # records declare no private attributes: None
+    setattr_(m, "__pydantic_private__", None if private is None else copy.deepcopy(private, memo))
+    return m
 
 
 class CodeVersion(_Record):
@@ -183,6 +230,11 @@ class ModelVersion(_Record):
 
     __str__ = __repr__
 
+    def _repr_html_(self) -> str:
+        from .html import version_html
+
+        return version_html(self)
+
 
 class VersionState(_Record):
     """The mutable part of one version, as held in a :class:`ModelState`."""
@@ -192,6 +244,9 @@ class VersionState(_Record):
     description: str = ""
     logged_metrics: dict[str, float] = Field(default_factory=dict)
     updated_at: datetime | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> VersionState:
+        return _fast_deepcopy(self, memo)
 
 
 class ModelState(_Record):
@@ -212,6 +267,9 @@ class ModelState(_Record):
         """Version numbers currently in ``stage``, ascending."""
         stage = Stage(stage)
         return sorted(v for v, s in self.versions.items() if s.stage == stage)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ModelState:
+        return _fast_deepcopy(self, memo)
 
 
 class RegisteredModel(_Record):
@@ -235,6 +293,11 @@ class RegisteredModel(_Record):
         )
 
     __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        from .html import model_html
+
+        return model_html(self)
 
 
 class EventDraft(_Record):
@@ -267,6 +330,17 @@ class AuditEvent(_Record):
     comment: str | None = None
     prev_hash: str
     hash: str
+
+    def __repr__(self) -> str:
+        target = f"{self.model}/{self.version}" if self.version is not None else self.model
+        return f"AuditEvent(#{self.seq} {self.action} {target!r} by {self.actor!r} at {self.time.isoformat()})"
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        from .html import event_html
+
+        return event_html(self)
 
     @staticmethod
     def compute_hash(model: str, seq: int, prev_hash: str, draft: EventDraft) -> str:
@@ -376,3 +450,16 @@ class Comparison(_Record):
     files_removed: list[str] = Field(default_factory=list)
     files_changed: list[str] = Field(default_factory=list)
     same_artifact: bool = False
+
+    def __repr__(self) -> str:
+        files = "same artifact" if self.same_artifact else (
+            f"files +{len(self.files_added)} -{len(self.files_removed)} ~{len(self.files_changed)}")
+        return (f"Comparison({self.a!r} vs {self.b!r}: {len(self.params)} params, {len(self.metrics)} metrics, "
+                f"{len(self.tags)} tags, {len(self.lineage)} lineage fields differ; {files})")
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        from .html import comparison_html
+
+        return comparison_html(self)

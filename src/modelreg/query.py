@@ -5,7 +5,8 @@ A query is clauses joined by ``and``. A clause is ``field op value``:
 - fields: ``name``, ``version``, ``stage``, ``alias``, ``created_by``,
   ``created_at``, ``description``, ``metrics.<key>`` (the latest logged value,
   else the registered one), ``params.<key>``, ``tags.<key>``,
-  ``lineage.<path>`` (e.g. ``lineage.run_id``, ``lineage.code.commit``);
+  ``lineage.<path>`` (e.g. ``lineage.run_id``, ``lineage.code.commit``); a key
+  with spaces goes in backquotes (``tags.`model family` = 'gbm'``);
 - operators: ``=`` (or ``==``), ``!=``, ``<``, ``<=``, ``>``, ``>=``,
   ``like`` (``%`` and ``_`` wildcards, case-insensitive), ``in (v1, v2)``;
 - values: numbers, ``'single'`` or ``"double"`` quoted strings, ``true``/``false``.
@@ -30,7 +31,7 @@ __all__ = ["Clause", "Query", "parse_order_by", "parse_query", "evaluate_in_pyth
 _PLAIN_FIELDS = {"name", "version", "stage", "alias", "created_by", "created_at", "description"}
 _PREFIXES = {"metrics", "params", "tags", "lineage"}
 _OPS = {"=", "==", "!=", "<", "<=", ">", ">=", "like", "in"}
-_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/ -]*$")  # the tag/param key rule; spaces need `backquotes`
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -39,10 +40,12 @@ _TOKEN = re.compile(
       | "(?P<dq>(?:[^"\\]|\\.)*)"
       | (?P<op>==|!=|<=|>=|=|<|>|\(|\)|,)
       | `(?P<bq>[^`]*)`
-      | (?P<word>[A-Za-z_][A-Za-z0-9_.:/-]*(?:\.`[^`]*`)?)
+      | (?P<word>[A-Za-z_][A-Za-z0-9_:/-]*(?:\.(?:`[^`]*`|[A-Za-z0-9_:/-]+))*)
     )""",
     re.VERBOSE,
 )
+
+_KINDS = {"word": "a field name", "op": "an operator", "value": "a value (a number, a 'quoted string', true or false)"}
 
 SYNTAX_HELP = "queries look like: metrics.auc > 0.9 and tags.team = 'fraud' and stage in ('staging', 'production')"
 
@@ -116,8 +119,8 @@ def parse_query(text: str | None) -> Query:
     def expect(kind: str) -> Any:
         nonlocal i
         if i >= len(toks) or toks[i][0] != kind:
-            got = toks[i][1] if i < len(toks) else "end of query"
-            raise InvalidInputError(f"expected a {kind} in search query, got {got!r}; {SYNTAX_HELP}")
+            got = repr(toks[i][1]) if i < len(toks) else "the end of the query"
+            raise InvalidInputError(f"expected {_KINDS[kind]} in search query, got {got}; {SYNTAX_HELP}")
         i += 1
         return toks[i - 1][1]
 
@@ -128,14 +131,16 @@ def parse_query(text: str | None) -> Query:
             raise InvalidInputError(f"unknown operator {op!r} in search query; {SYNTAX_HELP}")
         op = "=" if op == "==" else op
         if op == "in":
-            if expect("op") != "(":
+            if i >= len(toks) or toks[i] != ("op", "("):
                 raise InvalidInputError(f"'in' needs a parenthesised list; {SYNTAX_HELP}")
+            i += 1
             values = [expect("value")]
             while i < len(toks) and toks[i] == ("op", ","):
                 i += 1
                 values.append(expect("value"))
-            if expect("op") != ")":
+            if i >= len(toks) or toks[i] != ("op", ")"):
                 raise InvalidInputError(f"unclosed list after 'in'; {SYNTAX_HELP}")
+            i += 1
             value: Any = tuple(values)
         else:
             value = expect("value")
@@ -148,8 +153,9 @@ def parse_query(text: str | None) -> Query:
         clauses.append(Clause(field, op, value))
         if i >= len(toks):
             break
-        if expect("op") != "and":
-            raise InvalidInputError(f"clauses must be joined with 'and'; {SYNTAX_HELP}")
+        if toks[i] != ("op", "and"):
+            raise InvalidInputError(f"clauses must be joined with 'and', got {toks[i][1]!r}; {SYNTAX_HELP}")
+        i += 1
     return Query(tuple(clauses))
 
 

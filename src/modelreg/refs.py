@@ -43,7 +43,12 @@ class Ref:
 
 def parse_ref(ref: str) -> Ref:
     """Parse a reference string; raise InvalidReferenceError with the grammar on failure."""
-    if not isinstance(ref, str) or not ref.strip():
+    if not isinstance(ref, str):
+        raise InvalidReferenceError(
+            f"model reference must be a string such as 'churn/3', got {type(ref).__name__}; "
+            "use name, name/3, name@stage or name@alias"
+        )
+    if not ref.strip():
         raise InvalidReferenceError(f"empty model reference {ref!r}; use name, name/3, name@stage or name@alias")
     text = ref.strip()
     if text.startswith("models:/"):

@@ -7,7 +7,6 @@ call that commits the change together with its audit event(s).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import shutil
@@ -27,7 +26,8 @@ from .errors import (
     NotFoundError,
     VersionNotFound,
 )
-from .hashing import CHUNK, ProgressFn, sha256_bytes, sha256_file, sha256_stream
+from .hashing import ProgressFn, sha256_bytes, sha256_copy, sha256_file, sha256_stream
+from .html import EventList, ModelList, VersionList
 from .models import (
     GENESIS_HASH,
     Artifact,
@@ -47,6 +47,7 @@ from .models import (
     VersionDraft,
     utcnow,
 )
+from .governance.api import GovernanceMixin
 from .query import parse_order_by, parse_query
 from .refs import Ref, parse_ref
 from .stages import StageRules
@@ -56,6 +57,7 @@ from .validation import (
     MAX_DESCRIPTION_LENGTH,
     check_actor,
     check_alias,
+    check_finite,
     check_metrics,
     check_name,
     check_params,
@@ -70,14 +72,11 @@ __all__ = ["Registry"]
 
 
 def default_actor() -> str:
-    """``$MODELREG_ACTOR`` if set, else the operating-system user."""
-    env = os.environ.get("MODELREG_ACTOR")
-    if env and env.strip():
-        return env.strip()
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user database (some containers)
-        return "unknown"
+    """The actor from the resolver chain: ``$MODELREG_ACTOR``, else git's ``user.email``, else the
+    operating-system user (see :mod:`modelreg.governance.identity`)."""
+    from .governance.identity import resolve_actor
+
+    return resolve_actor()
 
 
 def _manifest_digest(files: list[FileEntry]) -> str:
@@ -103,7 +102,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-class Registry:
+class Registry(GovernanceMixin):
     """A model registry: an embedded folder, a bucket, or explicit stores.
 
     >>> reg = Registry("./models")                                   # doctest: +SKIP
@@ -120,21 +119,40 @@ class Registry:
         storage_options: dict[str, Any] | None = None,
         actor: str | None = None,
         rules: StageRules | None = None,
+        cache: Any = None,
         **store_kwargs: Any,
     ) -> None:
+        from .cache import resolve_cache
         from .uri import open_stores
 
         self.metadata, self.artifacts = open_stores(
             uri, metadata=metadata, artifacts=artifacts, storage_options=storage_options, **store_kwargs
         )
+        # downloads from remote stores go through the local blob cache (``cache=False`` turns it off;
+        # a folder or a modelreg.cache.BlobCache picks another place): see modelreg.cache
+        self.cache = resolve_cache(cache, self.artifacts)
         self.uri = os.fspath(uri) if uri is not None else None
         self._actor = check_actor(actor) if actor is not None else None
-        self.rules = rules or StageRules()
+        from .governance.engine import Governance
+
+        self._gov = Governance(self, rules)
 
     def __repr__(self) -> str:
         return f"Registry(metadata={self.metadata.url!r}, artifacts={self.artifacts.url!r})"
 
+    @property
+    def rules(self) -> StageRules:
+        """The transition table in force: the transition part of :meth:`get_policy`."""
+        return self._gov.policy().stage_rules()
+
+    @rules.setter
+    def rules(self, rules: StageRules) -> None:
+        from .governance.policy import Policy
+
+        self._gov.local_policy = Policy.from_rules(rules)
+
     def close(self) -> None:
+        self._gov.close()
         self.metadata.close()
         self.artifacts.close()
 
@@ -167,23 +185,18 @@ class Registry:
         """The version number a reference points at."""
         if ref.version is not None:
             return ref.version
-        state = self.metadata.get_state(ref.name)
+        found = self.metadata.resolve(ref.name, stage=ref.stage, alias=ref.alias)
+        if found is not None:
+            return found
         if ref.stage is not None:
-            holders = state.holders(ref.stage)
-            if not holders:
-                raise VersionNotFound(
-                    f"no version of {ref.name!r} is in {ref.stage.value}; "
-                    f"promote one with `modelreg transition {ref.name} <version> {ref.stage.value}`"
-                )
-            return holders[-1]
+            raise VersionNotFound(
+                f"no version of {ref.name!r} is in {ref.stage.value}; "
+                f"promote one with `modelreg transition {ref.name} <version> {ref.stage.value}`"
+            )
         if ref.alias is not None:
-            if ref.alias not in state.aliases:
-                known = ", ".join(sorted(state.aliases)) or "none"
-                raise VersionNotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})")
-            return state.aliases[ref.alias]
-        if not state.versions:
-            raise VersionNotFound(f"model {ref.name!r} has no versions; register one first")
-        return max(state.versions)
+            known = ", ".join(sorted(self.metadata.get_state(ref.name).aliases)) or "none"
+            raise VersionNotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})")
+        raise VersionNotFound(f"model {ref.name!r} has no versions; register one first")
 
     # -- register ------------------------------------------------------------------
     def _collect_files(self, path: Path) -> tuple[str, list[tuple[str, Path]]]:
@@ -258,16 +271,18 @@ class Registry:
             kind=kind, name=src.name or "artifact", digest=digest, size=sum(e.size for e in entries),
             files=entries, format=format,
         )
+        self._ensure_model(name, who)  # first, so its create_model event is not stamped after the version
         draft = VersionDraft(
             name=name, artifact=artifact, params=params_, metrics=metrics_, tags=tags_, lineage=lineage_,
             description=description_, created_by=who,
         )
-        self._ensure_model(name, who)
         event = EventDraft(
             action="register", actor=who, time=draft.created_at,
             after={"digest": digest, "size": artifact.size, "files": len(entries), "stage": Stage.EXPERIMENTAL.value},
         )
-        return self.metadata.add_version(draft, event)
+        mv = self.metadata.add_version(draft, event)
+        self._gov.committed(name, [event.model_copy(update={"version": mv.version})])
+        return mv
 
     def _lineage(self, lineage: Lineage | Mapping[str, Any] | None, capture: str | None, path: Any) -> Lineage:
         if lineage is None:
@@ -306,11 +321,13 @@ class Registry:
             json.dumps(out.model_dump(mode="json"), allow_nan=False)
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(f"invalid lineage: {exc}") from None
+        # JSON dumping turns NaN/inf into null silently; refuse them instead
+        check_finite(out.model_dump(mode="python"), "lineage")
         return out
 
     def _ensure_model(self, name: str, actor: str) -> None:
         try:
-            self.metadata.get_model(name)
+            self.metadata.audit_head(name)  # the cheapest existence check (get_model summarises every version)
         except ModelNotFound:
             self.create_model(name, actor=actor, exist_ok=True)
 
@@ -334,7 +351,9 @@ class Registry:
         )
         event = EventDraft(action="create_model", actor=who, time=now, after={"owner": model.owner})
         try:
-            return self.metadata.create_model(model, event)
+            created = self.metadata.create_model(model, event)
+            self._gov.committed(name, [event])
+            return created
         except AlreadyExistsError:
             if exist_ok:
                 return self.metadata.get_model(name)
@@ -353,32 +372,32 @@ class Registry:
         return self.metadata.get_version(r.name, self._resolve(r))
 
     def list_models(self) -> list[RegisteredModel]:
-        return self.metadata.list_models()
+        return ModelList(self.metadata.list_models())
 
     def list_versions(self, name: str, stage: Any = None) -> list[ModelVersion]:
         versions = self.metadata.list_versions(check_name(name))
         if stage is not None:
             target = parse_stage(stage)
             versions = [v for v in versions if v.stage == target]
-        return versions
+        return VersionList(versions)
 
     def search(self, query: str | None = None, *, order_by: str | list[str] | None = None, limit: int | None = None) -> list[ModelVersion]:
         """Search versions of all models, e.g. ``search("metrics.auc > 0.9 and tags.team = 'fraud'",
         order_by="metrics.auc desc", limit=10)``. See :mod:`modelreg.query` for the language."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
-        return self.metadata.search(parse_query(query), parse_order_by(order_by), limit)
+        return VersionList(self.metadata.search(parse_query(query), parse_order_by(order_by), limit))
 
     def history(self, name: str | None = None, version: int | None = None) -> list[AuditEvent]:
         """Audit events, oldest first: of one model (optionally one version), or of all models."""
         if name is None:
-            return self.metadata.list_events(None)
+            return EventList(self.metadata.list_events(None))
         r = parse_ref(name)
         events = self.metadata.list_events(r.name)
         v = version if version is not None else r.version
         if v is not None:
             events = [e for e in events if e.version == v]
-        return events
+        return EventList(events)
 
     def metric_history(self, ref: str, key: str | None = None) -> list[MetricPoint]:
         """Every value of a version's metrics: the registered one, then each logged one, oldest first."""
@@ -403,7 +422,7 @@ class Registry:
             events = fn(draft, version)
             return draft, events
 
-        self.metadata.update(r.name, apply)
+        self._gov.update(r.name, apply)
         return self.metadata.get_version(r.name, version)
 
     def transition(
@@ -430,34 +449,8 @@ class Registry:
         r = self._ref(name, version)
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-
-        def fn(state: ModelState, v: int) -> list[EventDraft]:
-            return self._move(state, v, target, who, note, action="transition")
-
-        return self._update_version(r, fn)
-
-    def _move(self, state: ModelState, v: int, target: Stage, who: str, note: str | None, action: str) -> list[EventDraft]:
-        source = Stage(state.versions[v].stage)
-        self.rules.check(state.name, v, source, target)
-        now = utcnow()
-        events = []
-        if target in self.rules.exclusive:
-            for other in state.holders(target):
-                if other == v:
-                    continue
-                displaced = self.rules.displaced_to
-                state.versions[other] = state.versions[other].model_copy(update={"stage": displaced, "updated_at": now})
-                events.append(EventDraft(
-                    action=action, actor=who, version=other, time=now,
-                    before={"stage": target.value}, after={"stage": displaced.value},
-                    comment=f"replaced in {target.value} by version {v}",
-                ))
-        state.versions[v] = state.versions[v].model_copy(update={"stage": target, "updated_at": now})
-        events.append(EventDraft(
-            action=action, actor=who, version=v, time=now,
-            before={"stage": source.value}, after={"stage": target.value}, comment=note,
-        ))
-        return events
+        # the policy's table and gates are checked inside the atomic update (modelreg.governance)
+        return self._gov.transition(r, target, who, note)
 
     def archive(self, ref: str, *, comment: str | None = None, actor: str | None = None) -> ModelVersion:
         """Soft delete: move a version to ``archived``. It stays downloadable and can come back."""
@@ -470,49 +463,9 @@ class Registry:
         target = parse_stage(stage)
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        entered = [
-            e.version for e in self.metadata.list_events(name)
-            if e.action in ("transition", "rollback") and e.version is not None
-            and (e.after or {}).get("stage") == target.value
-        ]
-
-        chosen: dict[str, int] = {}
-
-        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
-            current = set(state.holders(target))
-            if not current:
-                raise InvalidTransitionError(f"no version of {name!r} is in {target.value}; there is nothing to roll back")
-            newest = max(current, key=lambda v: max((i for i, x in enumerate(entered) if x == v), default=-1))
-            previous = None
-            for v in reversed(entered):
-                if v not in current and v in state.versions:
-                    previous = v
-                    break
-            if previous is None:
-                raise InvalidTransitionError(
-                    f"{name!r} has no earlier version that held {target.value} and still exists; nothing to roll back to"
-                )
-            draft = state.model_copy(deep=True)
-            now = utcnow()
-            events = []
-            displaced = self.rules.displaced_to
-            for out in sorted(current if target in self.rules.exclusive else {newest}):
-                draft.versions[out] = draft.versions[out].model_copy(update={"stage": displaced, "updated_at": now})
-                events.append(EventDraft(
-                    action="rollback", actor=who, version=out, time=now, before={"stage": target.value},
-                    after={"stage": displaced.value}, comment=note or f"rolled back to version {previous}",
-                ))
-            before = Stage(draft.versions[previous].stage)
-            draft.versions[previous] = draft.versions[previous].model_copy(update={"stage": target, "updated_at": now})
-            events.append(EventDraft(
-                action="rollback", actor=who, version=previous, time=now, before={"stage": before.value},
-                after={"stage": target.value}, comment=note or f"rolled back from version {newest}",
-            ))
-            chosen["version"] = previous
-            return draft, events
-
-        self.metadata.update(name, fn)
-        return self.metadata.get_version(name, chosen["version"])
+        # the previous holder comes from the audit history; the policy decides whether the
+        # target stage's gates apply or an emergency rollback may bypass them (modelreg.governance)
+        return self._gov.rollback(name, target, who, note)
 
     def set_alias(self, name: str, alias: str, version: int | str, *, actor: str | None = None, comment: str | None = None) -> ModelVersion:
         """Point ``alias`` (e.g. ``champion``) at a version; ``get_version("name@alias")`` resolves it."""
@@ -544,7 +497,7 @@ class Registry:
             return draft, [EventDraft(action="delete_alias", actor=who, version=old,
                                       before={"alias": alias, "version": old}, after=None)]
 
-        self.metadata.update(name, fn)
+        self._gov.update(name, fn)
 
     def set_tags(self, ref: str, tags: Mapping[str, str], *, actor: str | None = None, remove: Iterable[str] = ()) -> ModelVersion:
         """Add or change tags of a version (``remove`` deletes keys); audited."""
@@ -612,7 +565,7 @@ class Registry:
             return state.model_copy(update=upd), [EventDraft(
                 action="update_model", actor=who, before={k: before[k] for k in after}, after=after)]
 
-        self.metadata.update(name, fn)
+        self._gov.update(name, fn)
         return self.metadata.get_model(name)
 
     def log_metrics(
@@ -664,10 +617,12 @@ class Registry:
             )
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        self.metadata.purge_version(r.name, r.version, EventDraft(
+        event = EventDraft(
             action="purge", actor=who, version=r.version, comment=note,
             before={"digest": mv.digest, "stage": mv.stage.value, "aliases": mv.aliases}, after=None,
-        ))
+        )
+        self.metadata.purge_version(r.name, r.version, event)
+        self._gov.committed(r.name, [event])
 
     # -- download -------------------------------------------------------------------------
     def download(
@@ -686,6 +641,7 @@ class Registry:
         """
         mv = self.get_version(ref)
         dest_dir = Path(os.fspath(dest)).expanduser()
+        created = [p for p in (dest_dir, *dest_dir.parents) if not p.exists()]  # innermost first
         dest_dir.mkdir(parents=True, exist_ok=True)
         name = mv.artifact.name
         check_relpath(name)
@@ -706,7 +662,10 @@ class Registry:
                 rel = check_relpath(entry.path)
                 out = staging / name / rel if mv.artifact.kind == "directory" else staging / name
                 out.parent.mkdir(parents=True, exist_ok=True)
-                self._fetch_blob(mv, entry, out, step)
+                if self.cache is None:
+                    self._fetch_blob(mv, entry, out, step)
+                else:
+                    self._fetch_via_cache(mv, entry, out, step)
                 done[0] += entry.size
             if target.exists():
                 if target.is_dir() and not target.is_symlink():
@@ -714,30 +673,38 @@ class Registry:
                 else:
                     target.unlink()
             os.replace(staging / name, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            for folder in created:  # leave no trace: also the (empty) folders this call made
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+    def _fetch_via_cache(self, mv: ModelVersion, entry: FileEntry, out: Path, progress: ProgressFn | None) -> None:
+        """Copy a blob from the local cache, re-hashing it; on a miss (or a damaged entry) fetch it
+        into the cache first, verified, so the next download needs no access to the store."""
+        assert self.cache is not None
+        if self.cache.copy_out(entry.digest, entry.size, out, progress):
+            return
+        where = f"{mv.ref}: file {entry.path!r}"
+        try:
+            cached = self.cache.fetch(entry.digest, entry.size, self.artifacts, progress, where=where)
+        except BlobNotFound as exc:
+            raise IntegrityError(f"{where} is missing from the artifact store ({exc})") from None
+        shutil.copyfile(cached, out)  # just verified while downloading
 
     def _fetch_blob(self, mv: ModelVersion, entry: FileEntry, out: Path, progress: ProgressFn | None) -> None:
         try:
             src = self.artifacts.open(entry.digest)
         except BlobNotFound as exc:
             raise IntegrityError(f"{mv.ref}: file {entry.path!r} is missing from the artifact store ({exc})") from None
-        with src, open(out, "wb") as f:
-            import hashlib
-
-            h = hashlib.sha256()
-            n = 0
-            while True:
-                chunk = src.read(CHUNK)
-                if not chunk:
-                    break
-                h.update(chunk)
-                f.write(chunk)
-                n += len(chunk)
-                if progress is not None:
-                    progress("download", n, entry.size)
-        got = "sha256:" + h.hexdigest()
+        # a kernel-side copy between local files (as cp), each step read back for the hash; a
+        # stream through one buffer from anything else
+        with src, open(out, "w+b", buffering=0) as f:
+            got, n = sha256_copy(src, f, total=entry.size, progress=progress, phase="download")
         if got != entry.digest or n != entry.size:
             raise IntegrityError(
                 f"{mv.ref}: file {entry.path!r} is corrupted in the artifact store: expected {entry.digest} "
@@ -763,6 +730,14 @@ class Registry:
             same_artifact=va.digest == vb.digest,
         )
 
+    # -- copy ---------------------------------------------------------------------------------------
+    def copy_to(self, dst: Registry | str | os.PathLike[str], **kwargs: Any) -> Any:
+        """Copy every model, version, blob, stage, alias and the audit history into ``dst`` (a Registry
+        or a location); resumable, verified at the end. See :func:`modelreg.copy.copy_registry`."""
+        from .copy import copy_registry
+
+        return copy_registry(self, dst, **kwargs)
+
     # -- verify and gc -----------------------------------------------------------------------------
     def verify_audit(self, name: str) -> tuple[list[Problem], int]:
         """Check one model's audit chain; return (problems, events checked)."""
@@ -772,8 +747,10 @@ class Registry:
         for ev in events:
             label = f"event #{ev.seq} of {name!r} ({ev.action} by {ev.actor} at {ev.time.isoformat()})"
             if ev.seq != expected_seq:
+                missing = (f"event #{expected_seq} of {name!r} is" if ev.seq - 1 == expected_seq
+                           else f"events #{expected_seq}..#{ev.seq - 1} of {name!r} are")
                 problems.append(Problem(kind="audit_gap", model=name, version=ev.version,
-                                        detail=f"events #{expected_seq}..#{ev.seq - 1} of {name!r} are missing (deleted?)"))
+                                        detail=f"{missing} missing (deleted?)"))
             if ev.prev_hash != prev_hash:
                 problems.append(Problem(kind="audit_link", model=name, version=ev.version,
                                         detail=f"{label} does not link to the event before it"))

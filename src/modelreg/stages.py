@@ -11,6 +11,12 @@ archived        experimental, staging, production
 
 ``production`` is exclusive: promoting a version there moves the previous
 holder to ``archived`` (recorded as its own audit event).
+
+This is the default. The table a registry enforces is the transition part of
+its governance :class:`~modelreg.governance.Policy` (``policy.stage_rules()``),
+stored in the registry so that every client applies the same one; a
+``StageRules`` given to ``Registry(rules=...)`` only applies while the registry
+has no stored policy.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import InvalidTransitionError
-from .models import Stage
+from .models import EventDraft, ModelState, Stage, utcnow
 
 __all__ = ["DEFAULT_TRANSITIONS", "StageRules"]
 
@@ -56,6 +62,38 @@ class StageRules:
                 f"cannot move {name}/{version} from {source.value} to {target.value}; "
                 f"allowed from {source.value}: {allowed}"
             )
+
+    def move(
+        self, state: ModelState, version: int, target: Stage, actor: str, comment: str | None,
+        action: str = "transition", extra: dict | None = None,
+    ) -> list[EventDraft]:
+        """Move ``version`` to ``target`` in ``state`` (a mutable copy) and return the audit events.
+
+        Checks the table first. For an exclusive target the previous holders move to
+        :attr:`displaced_to`, each recorded as its own event before the move itself.
+        ``extra`` is merged into the moved version's ``after`` (e.g. the request id).
+        """
+        source = Stage(state.versions[version].stage)
+        self.check(state.name, version, source, target)
+        now = utcnow()
+        events = []
+        if target in self.exclusive:
+            for other in state.holders(target):
+                if other == version:
+                    continue
+                displaced = self.displaced_to
+                state.versions[other] = state.versions[other].model_copy(update={"stage": displaced, "updated_at": now})
+                events.append(EventDraft(
+                    action=action, actor=actor, version=other, time=now,
+                    before={"stage": target.value}, after={"stage": displaced.value},
+                    comment=f"replaced in {target.value} by version {version}",
+                ))
+        state.versions[version] = state.versions[version].model_copy(update={"stage": target, "updated_at": now})
+        events.append(EventDraft(
+            action=action, actor=actor, version=version, time=now,
+            before={"stage": source.value}, after={"stage": target.value, **(extra or {})}, comment=comment,
+        ))
+        return events
 
     @classmethod
     def from_table(cls, table: Mapping[str, Iterable[str]], exclusive: Iterable[str] = ("production",)) -> StageRules:

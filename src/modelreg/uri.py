@@ -72,15 +72,17 @@ def filesystem_for(url: str, storage_options: dict[str, Any] | None = None) -> t
     import fsspec
 
     scheme = scheme_of(url)
+    options = dict(storage_options or {})
+    if scheme in ("gs", "gcs") and (options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")):
+        # gcsfs reads this when first imported; its experimental zonal/HNS support
+        # stalls ~60 s per bucket against an emulator (a custom endpoint)
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     if scheme is None:
         url = os.path.abspath(os.path.expanduser(url))
     elif scheme == "file":
         pass
     else:
         require_backend(scheme)
-    options = dict(storage_options or {})
-    if scheme in ("gs", "gcs"):
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ValueError as exc:

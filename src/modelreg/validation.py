@@ -172,7 +172,9 @@ def check_metrics(metrics: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():
         _check_key(key, "metric")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (bool, str, bytes)):
+            raise InvalidInputError(f"metric {key!r} must be a number, got {type(value).__name__} {value!r}")
+        if not isinstance(value, (int, float)):
             try:
                 value = float(value)  # numpy scalars and similar
             except (TypeError, ValueError):
@@ -182,6 +184,19 @@ def check_metrics(metrics: Any) -> dict[str, float]:
             raise InvalidInputError(f"metric {key!r} is {value}; metrics must be finite numbers (no NaN or inf)")
         out[key] = value
     return out
+
+
+def check_finite(value: Any, what: str) -> None:
+    """Raise InvalidInputError if ``value`` holds a NaN or infinite float anywhere (dicts, lists)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{what} is {value}; use finite numbers (or null) in JSON data")
+    elif isinstance(value, Mapping):
+        for k, item in value.items():
+            check_finite(item, f"{what}.{k}")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for i, item in enumerate(value):
+            check_finite(item, f"{what}[{i}]")
 
 
 def check_text(value: Any, what: str, cap: int) -> str:

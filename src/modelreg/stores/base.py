@@ -101,6 +101,22 @@ class MetadataStore(abc.ABC):
     def get_state(self, name: str) -> ModelState:
         """The current mutable state of a model (raise ModelNotFound)."""
 
+    def resolve(self, name: str, *, stage: str | None = None, alias: str | None = None) -> int | None:
+        """The version number an unnumbered reference points at: the highest live version in
+        ``stage``, the version ``alias`` points at, or (neither given) the latest live version;
+        None when there is none. Raise ModelNotFound for an unknown model.
+
+        The default reads :meth:`get_state`; stores override it with a cheaper lookup
+        (``get_version("churn@production")`` calls it on every read).
+        """
+        state = self.get_state(name)
+        if stage is not None:
+            holders = state.holders(stage)
+            return holders[-1] if holders else None
+        if alias is not None:
+            return state.aliases.get(alias)
+        return max(state.versions) if state.versions else None
+
     @abc.abstractmethod
     def update(self, name: str, fn: UpdateFn) -> ModelState:
         """Apply ``fn`` to the current state atomically and return the new state.

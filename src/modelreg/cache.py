@@ -1,0 +1,240 @@
+"""A local, content-addressed cache of downloaded blobs.
+
+``Registry.download`` keeps every blob it fetches from a remote artifact store
+(S3, GCS, Azure Blob, ...) here, so downloading a version again (even another
+version or model with the same content) reads no bytes from the bucket, and
+works with the bucket unreachable.
+
+- Location: ``$MODELREG_CACHE_DIR`` if set, else ``~/.cache/modelreg``; or
+  ``Registry(..., cache="/path")``. ``Registry(..., cache=False)`` turns it off.
+- Layout: ``sha256/<first 2 hex>/<remaining 62 hex>``, read-only files named by
+  their content digest; ``tmp/`` holds downloads in flight. Safe to share between
+  processes and registries: an entry is published (atomic rename) only after its
+  sha256 and size were checked, and is re-hashed every time it is copied out.
+- Size and cleanup: ``modelreg cache info`` shows the location, the number of
+  blobs and their total size; ``modelreg cache clear`` empties it. Entries are
+  never evicted automatically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import IntegrityError
+from .hashing import CHUNK, ProgressFn, check_digest, sha256_stream
+
+__all__ = ["BlobCache", "CacheInfo", "add_commands", "default_cache_dir"]
+
+CACHE_ENV = "MODELREG_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$MODELREG_CACHE_DIR`` if set, else ``~/.cache/modelreg``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "modelreg"
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    path: str
+    blobs: int
+    bytes: int
+
+
+def _copy_hashing(src: Any, dst: Any, size_hint: int, progress: ProgressFn | None, phase: str) -> tuple[str, int]:
+    """Copy stream ``src`` to ``dst`` in 8 MiB chunks; return (digest, bytes)."""
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        chunk = src.read(CHUNK)
+        if not chunk:
+            break
+        h.update(chunk)
+        dst.write(chunk)
+        n += len(chunk)
+        if progress is not None:
+            progress(phase, n, size_hint)
+    return "sha256:" + h.hexdigest(), n
+
+
+class BlobCache:
+    """Blobs by digest in a local folder (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(os.fspath(root)).expanduser() if root is not None else default_cache_dir()
+
+    def __repr__(self) -> str:
+        return f"BlobCache({str(self.root)!r})"
+
+    def path_for(self, digest: str) -> Path:
+        hexpart = check_digest(digest)[len("sha256:"):]
+        return self.root / "sha256" / hexpart[:2] / hexpart[2:]
+
+    def lookup(self, digest: str, size: int) -> Path | None:
+        """The cached file for ``digest`` if present with the expected size."""
+        path = self.path_for(digest)
+        try:
+            if path.stat().st_size == size:
+                return path
+        except OSError:
+            return None
+        self.evict(digest)  # truncated or replaced: not trustworthy
+        return None
+
+    def fetch(self, digest: str, size: int, store: Any, progress: ProgressFn | None = None, *,
+              where: str = "") -> Path:
+        """Download ``digest`` from ``store`` into the cache, verifying sha256 and size; return its path.
+
+        Raises IntegrityError (nothing is cached) if the store returns other content.
+        """
+        final = self.path_for(digest)
+        tmpdir = self.root / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmpdir / f"{uuid.uuid4().hex}.part"
+        try:
+            # the store streams to disk its own best way (ranged, concurrent, resumable); then hash it
+            store.get_file(digest, tmp, progress=progress)
+            with open(tmp, "rb") as f:
+                got, n = sha256_stream(f)
+            if got != digest or n != size:
+                raise IntegrityError(
+                    f"{where or 'blob'} is corrupted in the artifact store {getattr(store, 'url', '')!r}: expected "
+                    f"{digest} ({size} bytes), read {got} ({n} bytes). Nothing was written; run `modelreg verify` "
+                    "and re-register the version from a good copy"
+                )
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return final
+
+    def copy_out(self, digest: str, size: int, dest: str | os.PathLike[str], progress: ProgressFn | None = None) -> bool:
+        """Copy the cached blob to ``dest`` while re-hashing it; False (and the entry evicted) if it is damaged."""
+        path = self.lookup(digest, size)
+        if path is None:
+            return False
+        try:
+            with open(path, "rb") as src, open(dest, "wb") as out:
+                got, n = _copy_hashing(src, out, size, progress, "download")
+        except FileNotFoundError:  # cleared meanwhile
+            return False
+        if got != digest or n != size:
+            self.evict(digest)
+            return False
+        with contextlib.suppress(OSError):
+            os.utime(path)  # records last use
+        return True
+
+    def evict(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path_for(digest))
+
+    def _entries(self) -> list[Path]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return []
+        return [p for d in sorted(base.iterdir()) if d.is_dir() for p in sorted(d.iterdir()) if p.is_file()]
+
+    def info(self) -> CacheInfo:
+        """Location, number of cached blobs and their total size in bytes."""
+        entries = self._entries()
+        total = 0
+        for p in entries:
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        return CacheInfo(path=str(self.root), blobs=len(entries), bytes=total)
+
+    def clear(self, *, older_than: float | None = None) -> CacheInfo:
+        """Delete cached blobs (only those unused for ``older_than`` seconds, if given); return what was removed."""
+        cutoff = time.time() - older_than if older_than is not None else None
+        removed = freed = 0
+        for p in self._entries():
+            try:
+                st = p.stat()
+                if cutoff is not None and st.st_mtime > cutoff:
+                    continue
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+            freed += st.st_size
+        tmpdir = self.root / "tmp"
+        if tmpdir.is_dir() and cutoff is None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return CacheInfo(path=str(self.root), blobs=removed, bytes=freed)
+
+
+def resolve_cache(cache: Any, artifacts: Any) -> BlobCache | None:
+    """The Registry's ``cache=`` argument: None (automatic: on for remote artifact stores), True, False,
+    a folder, or a :class:`BlobCache`."""
+    if cache is None:
+        return BlobCache() if getattr(artifacts, "remote", False) else None
+    if cache is False:
+        return None
+    if cache is True:
+        return BlobCache()
+    if isinstance(cache, BlobCache):
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        return BlobCache(cache)
+    from .errors import InvalidInputError
+
+    raise InvalidInputError(f"cache must be True, False, a folder or a BlobCache, got {type(cache).__name__}")
+
+
+# -- command line: `modelreg cache info|clear` ---------------------------------------------------------
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``modelreg cache info`` and ``modelreg cache clear`` (a modelreg.cli extension)."""
+    p = subparsers.add_parser(
+        "cache", help="show or clear the local download cache",
+        description="The local cache of downloaded blobs ($MODELREG_CACHE_DIR, else ~/.cache/modelreg).",
+    )
+    sub = p.add_subparsers(dest="cache_command", metavar="ACTION")
+    info = sub.add_parser("info", help="show the cache location, number of blobs and total size")
+    info.set_defaults(func=_cmd_info)
+    clear = sub.add_parser("clear", help="delete cached blobs (downloads fetch them again)")
+    clear.add_argument("--older-than", metavar="DURATION",
+                       help="only blobs not used for this long, e.g. 30d or 12h (default: all)")
+    clear.set_defaults(func=_cmd_clear)
+    for q in (info, clear):
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_info(ctx: Any, args: argparse.Namespace) -> None:
+    from .progress import human_size
+
+    got = BlobCache().info()
+    if getattr(args, "json", False):
+        ctx.emit({"path": got.path, "blobs": got.blobs, "bytes": got.bytes})
+    else:
+        ctx.out(f"cache: {got.path}\nblobs: {got.blobs}\nsize:  {human_size(got.bytes)} ({got.bytes} bytes)")
+
+
+def _cmd_clear(ctx: Any, args: argparse.Namespace) -> None:
+    from .progress import human_size
+
+    older = None
+    if getattr(args, "older_than", None):
+        from .cli import parse_duration
+
+        older = parse_duration(args.older_than).total_seconds()
+    got = BlobCache().clear(older_than=older)
+    if getattr(args, "json", False):
+        ctx.emit({"path": got.path, "removed": got.blobs, "bytes_freed": got.bytes})
+    else:
+        ctx.out(f"removed {got.blobs} blob(s), freed {human_size(got.bytes)} from {got.path}")

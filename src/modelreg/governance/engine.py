@@ -1,0 +1,627 @@
+"""The governance engine behind the Registry's governance methods.
+
+All rules are evaluated inside the ``MetadataStore.update`` function of the
+model concerned, so a decision and the change it allows are one atomic commit.
+Update functions may run more than once and must not read the store; the
+immutable version records a gate needs (the candidate's, a baseline's) are
+fetched beforehand, and a function that finds one missing aborts its attempt
+with :class:`_NeedRecord`, which fetches it and runs the update again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidInputError,
+    InvalidTransitionError,
+    ModelNotFound,
+    NotFoundError,
+    PolicyViolation,
+    VersionNotFound,
+)
+from ..models import (
+    AuditEvent,
+    EventDraft,
+    ModelState,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    utcnow,
+)
+from ..refs import Ref
+from ..stages import StageRules
+from ..stores.base import MetadataStore
+from .events import EventsPage, Subscribers, read_feed, seal
+from .policy import Candidate, Policy, evaluate_gates, same_actor
+from .requests import (
+    STATUSES,
+    Approval,
+    TransitionRequest,
+    close,
+    get_request,
+    load_requests,
+    new_request_id,
+    parse_request_id,
+    request_event,
+    save_request,
+    supersede,
+)
+from .webhooks import DeliveryResult, Dispatcher, WebhookConfig
+
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+__all__ = ["DELIVERIES_DOC", "REGISTRY_DOC", "Governance"]
+
+log = logging.getLogger("modelreg.governance")
+
+REGISTRY_DOC = "_registry"
+"""Reserved document holding registry-wide settings: ``extensions["policy"]`` and ``extensions["webhooks"]``."""
+DELIVERIES_DOC = "_webhooks"
+"""Reserved document whose audit chain records webhook delivery results."""
+
+MAX_ATTEMPTS = 10
+
+
+class _NeedRecord(Exception):
+    """Raised inside an update function: the record of ``version`` must be fetched first."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
+
+
+class _Records:
+    """Immutable version records of one model, fetched outside update functions."""
+
+    def __init__(self, store: MetadataStore, name: str) -> None:
+        self.store, self.name = store, name
+        self.cache: dict[int, ModelVersion] = {}
+
+    def fetch(self, versions: Iterable[int]) -> None:
+        for v in versions:
+            if v not in self.cache:
+                self.cache[v] = self.store.get_version(self.name, v)
+
+    def __call__(self, version: int) -> ModelVersion:
+        try:
+            return self.cache[version]
+        except KeyError:
+            raise _NeedRecord(version) from None
+
+
+def _violation(what: str, unmet: list[str]) -> PolicyViolation:
+    lines = "\n".join(f"  - {u}" for u in unmet)
+    n = len(unmet)
+    return PolicyViolation(f"{what}: {n} unmet gate{'s' if n != 1 else ''} of the registry policy:\n{lines}", unmet)
+
+
+class Governance:
+    """Policy, transition requests, events and webhooks of one :class:`~modelreg.Registry`."""
+
+    hooks_ttl = 5.0
+    """Seconds the webhook list read from the registry is reused before it is read again."""
+
+    def __init__(self, registry: Registry, rules: StageRules | None = None) -> None:
+        self.reg = registry
+        self.local_policy = Policy.from_rules(rules) if rules is not None else Policy()
+        self.subscribers = Subscribers()
+        self._dispatcher: Dispatcher | None = None
+        self._hooks: tuple[float, list[WebhookConfig]] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> MetadataStore:
+        return self.reg.metadata
+
+    # -- reserved documents ----------------------------------------------------------------------
+    def _internal_state(self, name: str) -> ModelState | None:
+        try:
+            return self.store.get_state(name)
+        except ModelNotFound:
+            return None
+
+    def _ensure(self, name: str, actor: str) -> None:
+        try:
+            self.store.get_model(name)
+            return
+        except ModelNotFound:
+            pass
+        now = utcnow()
+        model = RegisteredModel(name=name, description="modelreg internal document", owner=actor,
+                                created_at=now, updated_at=now)
+        try:
+            self.store.create_model(model, EventDraft(action="create_model", actor=actor, time=now,
+                                                      after={"owner": actor}))
+        except AlreadyExistsError:
+            pass
+
+    def _stored_policy(self, state: ModelState | None) -> Policy:
+        if state is None or "policy" not in state.extensions:
+            return self.local_policy
+        return Policy.load_stored(state.extensions["policy"])
+
+    # -- policy ---------------------------------------------------------------------------------------
+    def policy(self) -> Policy:
+        """The policy in force: the stored one, else the local default."""
+        return self._stored_policy(self._internal_state(REGISTRY_DOC))
+
+    def policy_is_stored(self) -> bool:
+        state = self._internal_state(REGISTRY_DOC)
+        return state is not None and "policy" in state.extensions
+
+    def set_policy(self, policy: Any, actor: str, comment: str | None) -> Policy:
+        new = Policy.parse(policy)
+        self._ensure(REGISTRY_DOC, actor)
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            current = self._stored_policy(state)
+            self._require_admin(current, actor, "change the policy")
+            if new.admins and not new.is_admin(actor):
+                raise PolicyViolation(
+                    f"the new policy's admins ({', '.join(new.admins)}) do not include {actor}, who would be locked "
+                    "out of changing it again; add yourself to 'admins' or leave it empty"
+                )
+            if state.extensions.get("policy") == new.to_dict():
+                return state, []
+            draft = state.model_copy(deep=True)
+            draft.extensions["policy"] = new.to_dict()
+            return draft, [EventDraft(
+                action="set_policy", actor=actor, comment=comment,
+                before={"digest": current.digest(), "stored": "policy" in state.extensions},
+                after={"digest": new.digest(), "policy": new.to_dict()},
+            )]
+
+        self.update(REGISTRY_DOC, fn)
+        return new
+
+    @staticmethod
+    def _require_admin(policy: Policy, actor: str, what: str) -> None:
+        if not policy.is_admin(actor):
+            raise PolicyViolation(
+                f"only the policy's admins ({', '.join(policy.admins)}) may {what}; {actor} is not one of them"
+            )
+
+    def policy_history(self) -> list[AuditEvent]:
+        try:
+            return [e for e in self.store.list_events(REGISTRY_DOC) if e.action == "set_policy"]
+        except ModelNotFound:
+            return []
+
+    # -- committing and notifying ------------------------------------------------------------------------
+    def update(self, name: str, fn: Callable[[ModelState], tuple[ModelState, list[EventDraft]]]) -> ModelState:
+        """``MetadataStore.update`` plus notification of the events it committed."""
+        box: list[list[EventDraft]] = []
+
+        def wrapped(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            new, events = fn(state)
+            box[:] = [list(events)]
+            return new, events
+
+        new = self.store.update(name, wrapped)
+        self.committed(name, box[0] if box else [])
+        return new
+
+    def committed(self, name: str, drafts: list[EventDraft]) -> None:
+        """Tell subscribers and webhooks about events just committed to ``name``; never raises."""
+        if not drafts or name == DELIVERIES_DOC:
+            return
+        try:
+            if self.subscribers:
+                self.subscribers.dispatch(seal(self.store, name, drafts))
+            hooks = self.webhooks(cached=True)
+            if hooks:
+                self.dispatcher().submit(hooks, name, drafts)
+        except Exception:  # noqa: BLE001 - notification never fails the committed operation
+            log.exception("could not notify listeners of %s's %s", name, [d.action for d in drafts])
+
+    def _run(self, name: str, fn: Callable[[ModelState], tuple[ModelState, list[EventDraft]]], records: _Records) -> ModelState:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return self.update(name, fn)
+            except _NeedRecord as need:
+                records.fetch([need.version])
+        raise ConflictError(f"the versions of {name!r} kept changing while the policy was evaluated; retry")
+
+    def _prefetch(self, records: _Records, policy: Policy, target: Stage, version: int) -> None:
+        records.fetch([version])
+        stages = {c.stage for c in policy.gate(target).conditions if c.stage is not None}
+        if stages:
+            state = self.store.get_state(records.name)
+            with_holders = [h for s in stages for h in state.holders(s)]
+            try:
+                records.fetch(with_holders)
+            except VersionNotFound:
+                pass  # purged meanwhile; the update function asks again if it still needs it
+
+    # -- direct moves -----------------------------------------------------------------------------------------
+    def transition(self, r: Ref, target: Stage, who: str, note: str | None) -> ModelVersion:
+        policy = self.policy()
+        rules = policy.stage_rules()
+        name = r.name
+        version = self.reg._resolve(r)
+        records = _Records(self.store, name)
+        self._prefetch(records, policy, target, version)
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            if version not in state.versions:
+                raise VersionNotFound(f"model {name!r} has no version {version}")
+            draft = state.model_copy(deep=True)
+            source = Stage(draft.versions[version].stage)
+            rules.check(name, version, source, target)
+            unmet = evaluate_gates(policy, target, Candidate(records(version), draft), records)
+            if unmet:
+                raise _violation(f"cannot move {name}/{version} from {source.value} to {target.value}", unmet)
+            events = rules.move(draft, version, target, who, note)
+            events += supersede(draft, version, target, who)
+            return draft, events
+
+        self._run(name, fn, records)
+        return self.store.get_version(name, version)
+
+    def check_transition(self, r: Ref, target: Stage) -> list[str]:
+        """Unmet gates of a direct transition (also the table's refusal, as a line), without changing anything."""
+        policy = self.policy()
+        version = self.reg._resolve(r)
+        records = _Records(self.store, r.name)
+        self._prefetch(records, policy, target, version)
+        state = self.store.get_state(r.name)
+        if version not in state.versions:
+            raise VersionNotFound(f"model {r.name!r} has no version {version}")
+        lines = []
+        try:
+            policy.stage_rules().check(r.name, version, Stage(state.versions[version].stage), target)
+        except InvalidTransitionError as exc:
+            lines.append(f"transition: {exc}")
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return lines + evaluate_gates(policy, target, Candidate(records(version), state), records)
+            except _NeedRecord as need:
+                records.fetch([need.version])
+        raise ConflictError(f"the versions of {r.name!r} kept changing; retry")
+
+    def rollback(self, name: str, target: Stage, who: str, note: str | None) -> ModelVersion:
+        policy = self.policy()
+        rules = policy.stage_rules()
+        gate = policy.gate(target)
+        entered = [
+            e.version for e in self.store.list_events(name)
+            if e.action in ("transition", "rollback") and e.version is not None
+            and (e.after or {}).get("stage") == target.value
+        ]
+        records = _Records(self.store, name)
+        chosen: dict[str, int] = {}
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            current = set(state.holders(target))
+            if not current:
+                raise InvalidTransitionError(f"no version of {name!r} is in {target.value}; there is nothing to roll back")
+            newest = max(current, key=lambda v: max((i for i, x in enumerate(entered) if x == v), default=-1))
+            previous = None
+            for v in reversed(entered):
+                if v not in current and v in state.versions:
+                    previous = v
+                    break
+            if previous is None:
+                raise InvalidTransitionError(
+                    f"{name!r} has no earlier version that held {target.value} and still exists; nothing to roll back to"
+                )
+            draft = state.model_copy(deep=True)
+            bypassed: list[str] = []
+            if not gate.is_empty():
+                unmet = evaluate_gates(policy, target, Candidate(records(previous), draft), records)
+                if unmet and not policy.emergency_rollback:
+                    raise _violation(
+                        f"cannot roll back {name}@{target.value} to version {previous} (this policy does not let "
+                        f"rollbacks bypass gates; request the transition with reg.request_transition('{name}/{previous}', "
+                        f"{target.value!r}))", unmet,
+                    )
+                if unmet and not note:
+                    raise _violation(
+                        f"rolling {name}@{target.value} back to version {previous} is an emergency rollback that bypasses "
+                        "gates; say why with comment=... (CLI: --comment), it is recorded in the audit trail", unmet,
+                    )
+                bypassed = unmet
+            now = utcnow()
+            events = []
+            displaced = rules.displaced_to
+            for out in sorted(current if target in rules.exclusive else {newest}):
+                draft.versions[out] = draft.versions[out].model_copy(update={"stage": displaced, "updated_at": now})
+                events.append(EventDraft(
+                    action="rollback", actor=who, version=out, time=now, before={"stage": target.value},
+                    after={"stage": displaced.value}, comment=note or f"rolled back to version {previous}",
+                ))
+            before = Stage(draft.versions[previous].stage)
+            draft.versions[previous] = draft.versions[previous].model_copy(update={"stage": target, "updated_at": now})
+            after: dict[str, Any] = {"stage": target.value}
+            if bypassed:
+                after.update(emergency=True, bypassed=bypassed)
+            events.append(EventDraft(
+                action="rollback", actor=who, version=previous, time=now, before={"stage": before.value},
+                after=after, comment=note or f"rolled back from version {newest}",
+            ))
+            events += supersede(draft, previous, target, who)
+            chosen["version"] = previous
+            return draft, events
+
+        self._run(name, fn, records)
+        return self.store.get_version(name, chosen["version"])
+
+    # -- requests -----------------------------------------------------------------------------------------------
+    def _try_complete(
+        self, policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records,
+        actor: str, *, explicit: bool = False, comment: str | None = None,
+    ) -> tuple[TransitionRequest, list[EventDraft]]:
+        """Complete ``req`` if its gates are met (and auto-completion is on, or ``explicit``)."""
+        now = utcnow()
+        unmet = evaluate_gates(policy, req.to_stage, Candidate(records(req.version), draft), records,
+                               approvals=req.approvals, requester=req.requester)
+        source = Stage(draft.versions[req.version].stage)
+        try:
+            rules.check(req.model, req.version, source, req.to_stage)
+        except InvalidTransitionError as exc:
+            if explicit:
+                raise
+            unmet = [f"transition: {exc}", *unmet]
+        if unmet:
+            if explicit:
+                raise _violation(f"cannot complete request {req.id} ({req.ref} to {req.to_stage.value})", unmet)
+            return req.model_copy(update={"unmet": unmet, "updated_at": now}), []
+        if not policy.auto_complete and not explicit:
+            return req.model_copy(update={"unmet": [], "updated_at": now}), []
+        events = rules.move(draft, req.version, req.to_stage, actor, comment or req.comment,
+                            extra={"request": req.id, "requested_by": req.requester, "approved_by": req.approvers})
+        done = close(req, "completed", actor, comment)
+        events += supersede(draft, req.version, req.to_stage, actor, except_id=req.id)
+        return done, events
+
+    def request_transition(self, r: Ref, target: Stage, who: str, note: str | None) -> TransitionRequest:
+        policy = self.policy()
+        rules = policy.stage_rules()
+        name = r.name
+        version = self.reg._resolve(r)
+        records = _Records(self.store, name)
+        self._prefetch(records, policy, target, version)
+        rid = new_request_id(name)
+        out: dict[str, TransitionRequest] = {}
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            if version not in state.versions:
+                raise VersionNotFound(f"model {name!r} has no version {version}")
+            draft = state.model_copy(deep=True)
+            source = Stage(draft.versions[version].stage)
+            rules.check(name, version, source, target)
+            existing = load_requests(draft)
+            for q in existing.values():
+                if q.is_open and q.version == version and q.to_stage == target:
+                    raise AlreadyExistsError(
+                        f"request {q.id} by {q.requester} already asks to move {name}/{version} to {target.value}; "
+                        f"approve it (modelreg approve {q.id}) or cancel it first"
+                    )
+            if rid in existing:
+                raise ConflictError(f"request id {rid} is taken; retry")
+            now = utcnow()
+            req = TransitionRequest(id=rid, model=name, version=version, from_stage=source, to_stage=target,
+                                    requester=who, comment=note, created_at=now, updated_at=now)
+            events = [request_event("request_transition", req, who, note)]
+            req, more = self._try_complete(policy, rules, draft, req, records, who)
+            save_request(draft, req)
+            out["req"] = req
+            return draft, events + more
+
+        self._run(name, fn, records)
+        return out["req"]
+
+    def _request_op(
+        self, request_id: str, who: str, body: Callable[[Policy, StageRules, ModelState, TransitionRequest, _Records],
+                                                        tuple[TransitionRequest, list[EventDraft]]],
+    ) -> TransitionRequest:
+        name = parse_request_id(request_id)
+        policy = self.policy()
+        rules = policy.stage_rules()
+        state0 = self.store.get_state(name)
+        req0 = get_request(state0, request_id)
+        records = _Records(self.store, name)
+        try:
+            self._prefetch(records, policy, req0.to_stage, req0.version)
+        except VersionNotFound:
+            pass
+        out: dict[str, TransitionRequest] = {}
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            draft = state.model_copy(deep=True)
+            req = get_request(draft, request_id)
+            new, events = body(policy, rules, draft, req, records)
+            save_request(draft, new)
+            out["req"] = new
+            return draft, events
+
+        self._run(name, fn, records)
+        return out["req"]
+
+    @staticmethod
+    def _require_open(req: TransitionRequest, what: str) -> None:
+        if req.status != "pending":
+            when = req.closed_at.isoformat(timespec="seconds") if req.closed_at else "earlier"
+            raise InvalidTransitionError(
+                f"request {req.id} ({req.ref} to {req.to_stage.value}) was already {req.status} by {req.closed_by} "
+                f"at {when}; only pending requests can be {what}. Start a new one with "
+                f"`modelreg request {req.ref} {req.to_stage.value}`"
+            )
+
+    @staticmethod
+    def _require_version(draft: ModelState, req: TransitionRequest) -> None:
+        if req.version not in draft.versions:
+            raise VersionNotFound(f"{req.ref} no longer exists (purged); cancel request {req.id}")
+
+    def approve(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
+        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+            self._require_open(req, "approved")
+            self._require_version(draft, req)
+            author = records(req.version).created_by
+            refusals = policy.approval_refusals(req.to_stage, who, author, req.requester)
+            if refusals:
+                raise PolicyViolation(
+                    f"{who} cannot approve request {req.id} ({req.ref} to {req.to_stage.value}): " + "; ".join(refusals),
+                    refusals,
+                )
+            if any(same_actor(a.actor, who) for a in req.approvals):
+                raise AlreadyExistsError(
+                    f"{who} already approved request {req.id}; it needs approvals from other people"
+                )
+            now = utcnow()
+            approved = req.model_copy(update={
+                "approvals": [*req.approvals, Approval(actor=who, time=now, comment=note)], "updated_at": now})
+            events = [request_event("approve", req, who, note, approvals=len(approved.approvals))]
+            done, more = self._try_complete(policy, rules, draft, approved, records, who)
+            return done, events + more
+
+        return self._request_op(request_id, who, body)
+
+    def complete(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
+        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+            self._require_open(req, "completed")
+            self._require_version(draft, req)
+            return self._try_complete(policy, rules, draft, req, records, who, explicit=True, comment=note)
+
+        return self._request_op(request_id, who, body)
+
+    def reject(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
+        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+            self._require_open(req, "rejected")
+            if same_actor(who, req.requester):
+                raise PolicyViolation(
+                    f"{who} made request {req.id}; withdraw it with cancel (modelreg cancel {req.id}) instead of rejecting it"
+                )
+            gate = policy.gate(req.to_stage)
+            groups = [r.group for r in gate.approvals]
+            if gate.approvals and all(g is not None for g in groups):
+                if not any(policy.in_group(who, g) for g in groups if g is not None) and not (
+                        policy.admins and policy.is_admin(who)):
+                    names = ", ".join(repr(g) for g in dict.fromkeys(groups))
+                    raise PolicyViolation(
+                        f"{who} cannot reject request {req.id}: only reviewers in {names} (or a policy admin) can"
+                    )
+            done = close(req, "rejected", who, note)
+            return done, [request_event("reject", req, who, note, status="rejected")]
+
+        return self._request_op(request_id, who, body)
+
+    def cancel(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
+        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+            self._require_open(req, "cancelled")
+            if not same_actor(who, req.requester) and not (policy.admins and policy.is_admin(who)):
+                raise PolicyViolation(
+                    f"only the requester {req.requester} (or a policy admin) can cancel request {req.id}; "
+                    f"reviewers use reject (modelreg reject {req.id})"
+                )
+            done = close(req, "cancelled", who, note)
+            return done, [request_event("cancel_request", req, who, note, status="cancelled")]
+
+        return self._request_op(request_id, who, body)
+
+    def get_request(self, request_id: str) -> TransitionRequest:
+        name = parse_request_id(request_id)
+        return get_request(self.store.get_state(name), request_id)
+
+    def list_requests(self, status: str | None = "pending", model: str | None = None) -> list[TransitionRequest]:
+        if status is not None and status != "all" and status not in STATUSES:
+            raise InvalidInputError(f"unknown request status {status!r}; use one of {', '.join(STATUSES)} or 'all'")
+        names = [model] if model is not None else [m.name for m in self.store.list_models()]
+        out = []
+        for name in names:
+            for req in load_requests(self.store.get_state(name)).values():
+                if status in (None, "all") or req.status == status:
+                    out.append(req)
+        return sorted(out, key=lambda q: (q.created_at, q.id))
+
+    # -- events feed ------------------------------------------------------------------------------------------------
+    def events(self, since: str | None, *, limit: int | None, actions: Iterable[str] | None,
+               models: Iterable[str] | None, include_internal: bool) -> EventsPage:
+        return read_feed(self.store, since, limit=limit, actions=actions, models=models,
+                         internal=[REGISTRY_DOC] if include_internal else ())
+
+    # -- webhooks -------------------------------------------------------------------------------------------------------
+    def webhooks(self, cached: bool = False) -> list[WebhookConfig]:
+        if cached and self._hooks is not None and time.monotonic() - self._hooks[0] < self.hooks_ttl:
+            return self._hooks[1]
+        state = self._internal_state(REGISTRY_DOC)
+        raw = (state.extensions.get("webhooks") or {}) if state is not None else {}
+        hooks = [WebhookConfig.model_validate(v) for _, v in sorted(raw.items())]
+        self._hooks = (time.monotonic(), hooks)
+        return hooks
+
+    def add_webhook(self, hook: WebhookConfig, actor: str, comment: str | None) -> WebhookConfig:
+        self._ensure(REGISTRY_DOC, actor)
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            self._require_admin(self._stored_policy(state), actor, "change webhooks")
+            draft = state.model_copy(deep=True)
+            hooks = dict(draft.extensions.get("webhooks") or {})
+            hooks[hook.id] = hook.model_dump(mode="json")
+            draft.extensions["webhooks"] = hooks
+            return draft, [EventDraft(action="add_webhook", actor=actor, comment=comment, after={
+                "webhook": hook.id, "url": hook.url, "secret_env": hook.secret_env, "events": hook.events,
+                "models": hook.models})]
+
+        self.update(REGISTRY_DOC, fn)
+        self._hooks = None
+        return hook
+
+    def remove_webhook(self, webhook_id: str, actor: str, comment: str | None) -> None:
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            hooks = dict(state.extensions.get("webhooks") or {})
+            if webhook_id not in hooks:
+                raise NotFoundError(f"no webhook {webhook_id!r}; list them with `modelreg webhook list`")
+            self._require_admin(self._stored_policy(state), actor, "change webhooks")
+            old = hooks.pop(webhook_id)
+            draft = state.model_copy(deep=True)
+            draft.extensions["webhooks"] = hooks
+            return draft, [EventDraft(action="remove_webhook", actor=actor, comment=comment,
+                                      before={"webhook": webhook_id, "url": old.get("url")})]
+
+        try:
+            self.update(REGISTRY_DOC, fn)
+        except ModelNotFound:
+            raise NotFoundError(f"no webhook {webhook_id!r}; list them with `modelreg webhook list`") from None
+        self._hooks = None
+
+    def dispatcher(self) -> Dispatcher:
+        with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = Dispatcher(self.store, self._record_delivery,
+                                              registry=self.reg.uri or getattr(self.store, "url", None))
+            return self._dispatcher
+
+    def _record_delivery(self, result: DeliveryResult) -> None:
+        actor = self.reg._who(None)
+        self._ensure(DELIVERIES_DOC, actor)
+        event = EventDraft(action="webhook_delivery", actor=actor, after=result.model_dump(mode="json"))
+        self.store.update(DELIVERIES_DOC, lambda state: (state, [event]))
+
+    def deliveries(self, *, limit: int | None = None, local: bool = False) -> list[DeliveryResult]:
+        if local:
+            results = list(self._dispatcher.results) if self._dispatcher is not None else []
+        else:
+            try:
+                events = self.store.list_events(DELIVERIES_DOC)
+            except ModelNotFound:
+                events = []
+            results = [DeliveryResult.model_validate(e.after) for e in events if e.action == "webhook_delivery" and e.after]
+        return results[-limit:] if limit else results
+
+    def flush(self, timeout: float | None) -> bool:
+        return self._dispatcher.flush(timeout) if self._dispatcher is not None else True
+
+    def close(self, timeout: float | None = None) -> None:
+        if self._dispatcher is not None:
+            from .webhooks import EXIT_FLUSH_TIMEOUT
+
+            self._dispatcher.close(EXIT_FLUSH_TIMEOUT if timeout is None else timeout)
