@@ -260,12 +260,9 @@ class Registry(GovernanceMixin):
             digest, size = sha256_file(full, progress=progress)
             entries.append(FileEntry(path=rel, digest=digest, size=size))
         for entry, (_, full) in zip(entries, files):
-            if self.artifacts.exists(entry.digest):
-                self.artifacts.touch(entry.digest)
-                if progress is not None:
-                    progress("upload", entry.size, entry.size)
-            else:
-                self.artifacts.put_file(entry.digest, full, progress=progress)
+            # put_file deduplicates: a stored blob of the right size is reused (and its time
+            # refreshed for gc's grace period); a missing or damaged one is uploaded.
+            self.artifacts.put_file(entry.digest, full, progress=progress)
         digest = entries[0].digest if kind == "file" else _manifest_digest(entries)
         artifact = Artifact(
             kind=kind, name=src.name or "artifact", digest=digest, size=sum(e.size for e in entries),

@@ -265,6 +265,7 @@ class FsspecArtifactStore(ArtifactStore):
             return
         size = os.path.getsize(source)
         if self._stored_size(digest) == size:  # dedup: identical content is stored once
+            self.touch(digest)
             if progress is not None:
                 progress("upload", size, size)
             return
@@ -278,15 +279,18 @@ class FsspecArtifactStore(ArtifactStore):
             self._raise("upload", f"blob {digest}", exc)
 
     def _put_local(self, final: str, source: str, progress: ProgressFn | None) -> None:
-        if os.path.isfile(final):
+        total = os.path.getsize(source)
+        try:
+            damaged = os.stat(final).st_size != total
+        except FileNotFoundError:
+            damaged = None
+        if damaged is False:  # dedup: identical content is stored once
             os.utime(final)
             if progress is not None:
-                size = os.path.getsize(source)
-                progress("upload", size, size)
+                progress("upload", total, total)
             return
         tmpdir = os.path.join(self.root, "tmp")
         tmp = os.path.join(tmpdir, f"{uuid.uuid4().hex}.part")
-        total = os.path.getsize(source)
         try:
             with open(source, "rb", buffering=0) as src:
                 try:
@@ -299,6 +303,9 @@ class FsspecArtifactStore(ArtifactStore):
             if progress is not None and total == 0:
                 progress("upload", 0, 0)
             os.chmod(tmp, 0o444)
+            if damaged:  # a truncated or padded blob: registering the content again repairs it
+                os.replace(tmp, final)
+                return
             try:
                 os.link(tmp, final)
             except FileExistsError:
