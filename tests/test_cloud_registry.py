@@ -69,19 +69,29 @@ def test_dedup_uploads_nothing_the_second_time(registry: Registry, tmp_path: Pat
     src = tmp_path / "m.bin"
     src.write_bytes(os.urandom(300_000))
     registry.register("churn", src, capture=None)
-    store = registry.artifacts
+    from modelreg.stores import _cloud, artifacts
+
     calls: list[str] = []
-    original = store.put_file
+    real_upload, real_copy = _cloud.upload_file, artifacts._copy_fd
 
-    def spy(digest, path, **kw):
-        calls.append(digest)
-        return original(digest, path, **kw)
+    def spy_upload(fs, backend, source, final, *a, **kw):
+        calls.append(final)
+        return real_upload(fs, backend, source, final, *a, **kw)
 
-    monkeypatch.setattr(store, "put_file", spy)
+    def spy_copy(*a, **kw):
+        calls.append("local copy")
+        return real_copy(*a, **kw)
+
+    monkeypatch.setattr(_cloud, "upload_file", spy_upload)
+    monkeypatch.setattr(artifacts, "_copy_fd", spy_copy)
     seen: list[tuple[str, int, int]] = []
     mv = registry.register("churn", src, capture=None, progress=lambda *a: seen.append(a))
     assert mv.version == 2
-    assert calls == []  # the registry saw the blob and skipped the upload
+    assert calls == []  # the store saw the blob (right size) and uploaded nothing
+    other = tmp_path / "n.bin"
+    other.write_bytes(os.urandom(1000))
+    registry.register("churn", other, capture=None)
+    assert len(calls) == 1  # new content does go through the spied upload path
     assert ("upload", mv.size, mv.size) in seen
 
 
