@@ -56,7 +56,7 @@ def _raw_fds(src: BinaryIO, dst: BinaryIO) -> tuple[int, int] | None:
         fds = src.fileno(), dst.fileno()
         if any(f.tell() != os.lseek(fd, 0, os.SEEK_CUR) for f, fd in zip((src, dst), fds)):
             return None
-    except (OSError, ValueError):  # not a real file (io.UnsupportedOperation is both)
+    except (AttributeError, OSError, ValueError):  # not a real file (io.UnsupportedOperation is both)
         return None
     return fds
 
