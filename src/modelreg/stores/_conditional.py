@@ -297,13 +297,7 @@ class MemoryIO(ObjectIO):
                 entries = self.fs.ls(folder, detail=True)
             except FileNotFoundError:
                 return {}
-        out: dict[str, str | None] = {}
-        for e in entries:
-            if e.get("type") == "file":
-                name = e["name"].rstrip("/").rsplit("/", 1)[-1]
-                if name.endswith(".json"):
-                    out[name] = None
-        return out
+        return _json_files(entries)
 
 
 # -- async object stores -------------------------------------------------------------------
@@ -696,13 +690,18 @@ class PlainIO(ObjectIO):
             entries = self.fs.ls(folder, detail=True)
         except FileNotFoundError:
             return {}
-        out: dict[str, str | None] = {}
-        for e in entries:
-            if e.get("type") == "file":
-                name = e["name"].rstrip("/").rsplit("/", 1)[-1]
-                if name.endswith(".json"):
-                    out[name] = None
-        return out
+        return _json_files(entries)
+
+
+def _json_files(entries: list[dict[str, Any]]) -> dict[str, str | None]:
+    """The ``*.json`` file names of an fsspec ``ls(detail=True)`` listing, without stamps."""
+    out: dict[str, str | None] = {}
+    for e in entries:
+        if e.get("type") == "file":
+            name = e["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name.endswith(".json"):
+                out[name] = None
+    return out
 
 
 def io_for(fs: Any) -> ObjectIO:
