@@ -117,3 +117,20 @@ def test_import_modelreg_loads_no_records_until_asked() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "has no attribute 'NoSuchThing'" in out
+
+
+def test_sha256_copy_into_a_write_only_file_hashes_every_byte(tmp_path) -> None:
+    """A destination that cannot be read back takes the buffered path, not the kernel copy."""
+    import hashlib
+
+    from modelreg.hashing import sha256_copy
+
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    src_path = tmp_path / "src.bin"
+    src_path.write_bytes(data)
+    for mode, buffering in (("wb", -1), ("wb", 0), ("w+b", 0)):
+        dst_path = tmp_path / f"dst-{mode}-{buffering}.bin"
+        with open(src_path, "rb") as src, open(dst_path, mode, buffering=buffering) as dst:
+            got, n = sha256_copy(src, dst, total=len(data))
+        assert (got, n) == ("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+        assert dst_path.read_bytes() == data

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import IntegrityError
-from .hashing import CHUNK, ProgressFn, check_digest, sha256_stream
+from .hashing import ProgressFn, check_digest, sha256_copy, sha256_stream
 
 __all__ = ["BlobCache", "CacheInfo", "add_commands", "default_cache_dir"]
 
@@ -49,22 +48,6 @@ class CacheInfo:
     path: str
     blobs: int
     bytes: int
-
-
-def _copy_hashing(src: Any, dst: Any, size_hint: int, progress: ProgressFn | None, phase: str) -> tuple[str, int]:
-    """Copy stream ``src`` to ``dst`` in 8 MiB chunks; return (digest, bytes)."""
-    h = hashlib.sha256()
-    n = 0
-    while True:
-        chunk = src.read(CHUNK)
-        if not chunk:
-            break
-        h.update(chunk)
-        dst.write(chunk)
-        n += len(chunk)
-        if progress is not None:
-            progress(phase, n, size_hint)
-    return "sha256:" + h.hexdigest(), n
 
 
 class BlobCache:
@@ -126,8 +109,8 @@ class BlobCache:
         if path is None:
             return False
         try:
-            with open(path, "rb") as src, open(dest, "wb") as out:
-                got, n = _copy_hashing(src, out, size, progress, "download")
+            with open(path, "rb") as src, open(dest, "w+b", buffering=0) as out:
+                got, n = sha256_copy(src, out, total=size, progress=progress, phase="download")
         except FileNotFoundError:  # cleared meanwhile
             return False
         if got != digest or n != size:

@@ -33,7 +33,6 @@ the destination's ``verify`` (audit chains and blob hashes) is clean.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyExistsError, IntegrityError, ModelNotFound
-from .hashing import CHUNK
+from .hashing import sha256_copy
 from .models import (
     Artifact,
     AuditEvent,
@@ -116,18 +115,9 @@ def _placeholder(name: str, ev: AuditEvent) -> VersionDraft:
 
 def _copy_blob(src: Registry, dst: Registry, digest: str, size: int, tmpdir: str) -> None:
     tmp = Path(tmpdir) / digest.replace(":", "-")
-    h = hashlib.sha256()
-    n = 0
-    with src.artifacts.open(digest) as f, open(tmp, "wb") as out:
-        while True:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-            out.write(chunk)
-            n += len(chunk)
+    with src.artifacts.open(digest) as f, open(tmp, "w+b", buffering=0) as out:
+        got, n = sha256_copy(f, out, total=size)
     try:
-        got = "sha256:" + h.hexdigest()
         if got != digest or n != size:
             raise IntegrityError(
                 f"blob {digest} is corrupted in the source registry (read {got}, {n} bytes; expected {size} bytes); "

@@ -49,10 +49,13 @@ _NO_COPY_FILE_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.
 
 
 def _raw_fds(src: BinaryIO, dst: BinaryIO) -> tuple[int, int] | None:
-    """The file descriptors of two real files whose positions hold no buffered data, else None."""
+    """The file descriptors of two real files whose positions hold no buffered data (and a
+    readable ``dst``), else None."""
     if not (hasattr(os, "copy_file_range") and hasattr(os, "preadv")):
         return None
     try:
+        if not dst.readable():  # each copied step is read back from dst for the hash
+            return None
         fds = src.fileno(), dst.fileno()
         if any(f.tell() != os.lseek(fd, 0, os.SEEK_CUR) for f, fd in zip((src, dst), fds)):
             return None
