@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import fenced_blocks
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -24,21 +26,6 @@ TEST_COMMAND = "python3 -m pip install -q nox && python3 -m nox -s tests"
 
 # pages whose ```python blocks run, in order, as one script per page
 RUNNABLE_PAGES = [README, DOCS / "getting-started.md", DOCS / "concepts.md", DOCS / "errors.md"]
-
-
-def fenced_blocks(path: Path, lang: str) -> list[tuple[int, str]]:
-    """``(line number, code)`` of each fenced block of ``lang`` in a Markdown file."""
-    blocks, current, start = [], None, 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if current is None and re.fullmatch(rf"```{lang}\s*", line):
-            current, start = [], n + 1
-        elif current is not None and line.strip() == "```":
-            blocks.append((start, "\n".join(current) + "\n"))
-            current = None
-        elif current is not None:
-            current.append(line)
-    assert current is None, f"unclosed code block at line {start} of {path}"
-    return blocks
 
 
 def sandbox_env(tmp_path: Path) -> dict[str, str]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from modelreg import Registry, Stage
+from tests.helpers import fenced_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "governance.py"
@@ -68,21 +68,8 @@ def test_governance_example_runs_twice(tmp_path: Path) -> None:
         assert reg.get_version("governance/churn/4").stage == Stage.ARCHIVED
 
 
-def python_blocks(path: Path) -> list[tuple[int, str]]:
-    blocks, current, start = [], None, 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if current is None and re.fullmatch(r"```python\s*", line):
-            current, start = [], n + 1
-        elif current is not None and line.strip() == "```":
-            blocks.append((start, "\n".join(current) + "\n"))
-            current = None
-        elif current is not None:
-            current.append(line)
-    return blocks
-
-
 def test_governance_page_code_runs(tmp_path: Path) -> None:
-    blocks = python_blocks(PAGE)
+    blocks = fenced_blocks(PAGE, "python")
     assert len(blocks) >= 8
     runner = tmp_path / "run_blocks.py"
     runner.write_text(

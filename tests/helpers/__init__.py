@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -119,3 +120,18 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any
     reg = Registry(metadata=meta_factory(request, tmp_path), artifacts=art_factory(request, tmp_path))
     yield reg
     reg.close()
+
+
+def fenced_blocks(path: Path, lang: str) -> list[tuple[int, str]]:
+    """``(line number, code)`` of each fenced block of ``lang`` in a Markdown file."""
+    blocks, current, start = [], None, 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if current is None and re.fullmatch(rf"```{lang}\s*", line):
+            current, start = [], n + 1
+        elif current is not None and line.strip() == "```":
+            blocks.append((start, "\n".join(current) + "\n"))
+            current = None
+        elif current is not None:
+            current.append(line)
+    assert current is None, f"unclosed code block at line {start} of {path}"
+    return blocks
