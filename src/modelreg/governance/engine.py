@@ -230,6 +230,13 @@ class Governance:
                 records.fetch([need.version])
         raise ConflictError(f"the versions of {name!r} kept changing while the policy was evaluated; retry")
 
+    def _prepare(self, r: Ref, policy: Policy, target: Stage) -> tuple[int, _Records]:
+        """Resolve ``r`` and fetch the records the gates of ``target`` will need."""
+        version = self.reg._resolve(r)
+        records = _Records(self.store, r.name)
+        self._prefetch(records, policy, target, version)
+        return version, records
+
     def _prefetch(self, records: _Records, policy: Policy, target: Stage, version: int) -> None:
         records.fetch([version])
         stages = {c.stage for c in policy.gate(target).conditions if c.stage is not None}
@@ -246,9 +253,7 @@ class Governance:
         policy = self.policy()
         rules = policy.stage_rules()
         name = r.name
-        version = self.reg._resolve(r)
-        records = _Records(self.store, name)
-        self._prefetch(records, policy, target, version)
+        version, records = self._prepare(r, policy, target)
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
             if version not in state.versions:
@@ -269,9 +274,7 @@ class Governance:
     def check_transition(self, r: Ref, target: Stage) -> list[str]:
         """Unmet gates of a direct transition (also the table's refusal, as a line), without changing anything."""
         policy = self.policy()
-        version = self.reg._resolve(r)
-        records = _Records(self.store, r.name)
-        self._prefetch(records, policy, target, version)
+        version, records = self._prepare(r, policy, target)
         state = self.store.get_state(r.name)
         if version not in state.versions:
             raise VersionNotFound(f"model {r.name!r} has no version {version}")
@@ -386,9 +389,7 @@ class Governance:
         policy = self.policy()
         rules = policy.stage_rules()
         name = r.name
-        version = self.reg._resolve(r)
-        records = _Records(self.store, name)
-        self._prefetch(records, policy, target, version)
+        version, records = self._prepare(r, policy, target)
         rid = new_request_id(name)
         out: dict[str, TransitionRequest] = {}
 
