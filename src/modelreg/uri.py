@@ -1,29 +1,81 @@
-"""Opening stores from URLs.
+"""Opening stores from registry locations: the one grammar for registry URLs.
 
-Rules (see docs/concepts.md, "Where a registry lives"):
+Every location string goes through :func:`parse_location` before any I/O: ``Registry(uri)``,
+``Registry(metadata=..., artifacts=...)``, the CLI's ``--registry`` and ``$MODELREG_URI``. A
+rejected string raises :class:`~modelreg.errors.InvalidInputError` (or
+:class:`~modelreg.errors.MissingDependencyError` for a missing extra) naming the string and the
+fix, and creates no folder and no database file. See docs/storage.md, "Where a registry lives".
 
-- ``Registry()``: ``$MODELREG_URI`` if set, else the default local folder
+Which locations are opened:
+
+- ``Registry()``: ``$MODELREG_URI`` if set (and not empty), else the default local folder
   (``$MODELREG_HOME`` or ``~/.modelreg/registry``).
-- ``Registry("path/to/folder")``: a plain path is the embedded default, SQLite
-  metadata in ``<folder>/modelreg.db`` and blobs in ``<folder>/blobs``.
-- ``Registry("s3://bucket/prefix")`` (any URL with a scheme): JSON metadata
-  documents and blobs under that root, for a registry shared through a bucket.
-- ``Registry(metadata=..., artifacts=...)``: explicit stores, as URLs or objects.
-  Metadata URLs: ``sqlite:///path/reg.db``, or a ``json+<fsspec url>``.
+- ``Registry("path/to/folder")`` or ``Registry("sqlite://path/to/folder")``: the embedded default,
+  SQLite metadata in ``<folder>/modelreg.db`` and blobs in ``<folder>/blobs``.
+- ``Registry("s3://bucket/prefix")`` (a storage URL): JSON metadata documents under
+  ``<url>/metadata`` and blobs under ``<url>/blobs``, for a registry shared through a bucket.
+- ``Registry(metadata=..., artifacts=...)``: explicit stores, as locations or store objects.
+  Metadata: ``sqlite://<path to .db file>``, a plain path ending in ``.db``, or
+  ``json+<storage URL>``. Artifacts: a plain path or a storage URL.
+
+Grammar (``parse_location``):
+
+1. A location given as an ``os.PathLike`` (e.g. ``pathlib.Path``) is always a plain path. The
+   empty string is refused.
+2. A string has a *scheme* when it matches ``^[A-Za-z][A-Za-z0-9+.-]+:`` at its very start: a
+   letter, then at least one more letter, digit, ``+``, ``.`` or ``-``, then ``:``. A scheme is
+   compared case-insensitively. One letter before the colon is a Windows drive, so ``C:\\x`` and
+   ``C:/x`` are plain paths; so is anything that does not start with a letter, e.g.
+   ``./models:v2`` or ``/srv/models:v2``.
+3. A string with a scheme followed by ``//`` is a URL, read by its scheme:
+
+   - storage schemes ``s3``, ``s3a``, ``gs``, ``gcs``, ``az``, ``abfs``, ``abfss`` (a bucket or
+     container, which must be named: ``s3://`` and ``s3:///x`` are refused; each needs its extra,
+     e.g. ``pip install "modelreg[s3]"``), ``file`` (a path must follow) and ``memory``;
+   - ``sqlite``: read as SQLAlchemy and MLflow read it, three slashes then a relative path,
+     four for an absolute one (``sqlite:///reg`` and ``sqlite:///./reg`` are the relative ``reg``,
+     ``sqlite:////srv/reg`` is ``/srv/reg``; ``sqlite://reg`` is also ``reg``): the registry
+     folder for ``Registry(uri)``, the database file for ``metadata=``;
+   - ``json+<storage URL>``: JSON metadata documents under that URL, for ``metadata=`` only;
+   - reserved, not supported yet: ``postgresql``, ``postgres``, ``postgresql+<driver>`` and
+     ``postgres+<driver>`` (metadata on PostgreSQL), ``http`` and ``https`` (a remote registry
+     through its HTTP API, e.g. ``https://host/api/v1``);
+   - any other scheme is refused as unknown.
+
+4. A string with a scheme *not* followed by ``//`` is a malformed URL, and refused, when the
+   scheme is a known name (every name in 3., ``json+<anything>``, and the other common URL
+   schemes in ``OTHER_SCHEMES`` such as ``ftp`` or ``sftp``) or when ``:`` is followed by ``/``
+   (``foo:/x``): a scheme that works today gets a "did you mean" hint (``s3:/bucket/x`` ->
+   ``s3://bucket/x``), a reserved one "not supported yet", any other "unknown scheme".
+5. Anything else is a plain path (``models:v2``, ``run:2024/x``). To use a local folder whose
+   name would read as a URL, write it with ``./`` in front (``./s3:/bucket``) or as an absolute
+   path.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError, MissingDependencyError
 
-__all__ = ["default_registry_path", "filesystem_for", "open_stores", "SCHEMES"]
+__all__ = [
+    "SCHEMES",
+    "Location",
+    "default_registry_path",
+    "filesystem_for",
+    "open_stores",
+    "parse_location",
+    "scheme_of",
+]
 
-# scheme -> (module to import, extra to install)
+# cloud scheme -> (module to import, extra to install)
 SCHEMES: dict[str, tuple[str, str]] = {
     "abfs": ("adlfs", "azure"),
     "abfss": ("adlfs", "azure"),
@@ -33,9 +85,27 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "s3": ("s3fs", "s3"),
     "s3a": ("s3fs", "s3"),
 }
+LOCAL_SCHEMES = ("file", "memory")
+STORAGE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", *LOCAL_SCHEMES)
+"""Schemes of storage URLs: a bucket registry, artifacts=, and what follows ``json+``."""
+RESERVED_SCHEMES: dict[str, str] = {
+    "postgresql": "metadata on PostgreSQL (postgresql://, postgres://)",
+    "postgres": "metadata on PostgreSQL (postgresql://, postgres://)",
+    "http": "a remote registry through its HTTP API (http://, https://)",
+    "https": "a remote registry through its HTTP API (http://, https://)",
+}
+OTHER_SCHEMES = frozenset({
+    "adl", "ftp", "ftps", "git", "github", "hdfs", "hf", "mongodb", "mysql", "oss", "redis", "sftp",
+    "smb", "ssh", "wasb", "wasbs", "webhdfs",
+})
+"""Common URL schemes modelreg does not open; written without ``//`` they still read as a URL."""
 
 SQLITE_FILENAME = "modelreg.db"
 BLOBS_DIRNAME = "blobs"
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+_CONTAINER_SCHEMES = ("az", "abfs", "abfss")
+_ROLES = {"registry": "registry location", "metadata": "metadata location", "artifacts": "artifact location"}
 
 
 def default_registry_path() -> Path:
@@ -44,15 +114,150 @@ def default_registry_path() -> Path:
 
 
 def scheme_of(url: str) -> str | None:
-    if "://" not in url:
-        return None
-    scheme = url.split("://", 1)[0].lower()
-    if len(scheme) == 1:  # a Windows drive letter, e.g. C://
-        return None
-    return scheme
+    """The lower-cased scheme of a ``scheme://...`` URL (grammar rules 2 and 3), else None."""
+    m = _SCHEME.match(url)
+    return m.group(1).lower() if m and url[m.end():].startswith("//") else None
 
 
-def require_backend(scheme: str) -> None:
+@dataclass(frozen=True)
+class Location:
+    """A parsed location. ``kind`` is one of:
+
+    - ``"path"``: a local path (``target``, not yet expanded);
+    - ``"sqlite"``: the path after ``sqlite://`` (``target``);
+    - ``"json"``: JSON metadata under the storage URL ``target``;
+    - ``"url"``: the storage URL ``target``.
+    """
+
+    text: str
+    kind: str
+    target: str
+    scheme: str | None = None
+
+
+def _reserved(scheme: str) -> str | None:
+    if scheme in RESERVED_SCHEMES:
+        return RESERVED_SCHEMES[scheme]
+    if scheme.startswith(("postgresql+", "postgres+")):
+        return RESERVED_SCHEMES["postgresql"]
+    return None
+
+
+def _known(scheme: str) -> bool:
+    return (scheme in STORAGE_SCHEMES or scheme == "sqlite" or scheme.startswith("json+")
+            or _reserved(scheme) is not None or scheme in OTHER_SCHEMES)
+
+
+def _works_today(role: str) -> str:
+    urls = ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+    if role == "metadata":
+        return ("sqlite:///path/to/reg.db, a path ending in .db, or json+<storage URL> "
+                "(e.g. json+s3://bucket/registry/metadata)")
+    if role == "artifacts":
+        return f"a folder path, or a storage URL ({urls})"
+    return f"a folder path, sqlite://<folder>, or a storage URL ({urls})"
+
+
+def _suggest(scheme: str, rest: str) -> str:
+    """``s3:/bucket/x`` -> ``s3://bucket/x``; ``file:/tmp/x`` -> ``file:///tmp/x``."""
+    base = scheme[len("json+"):] if scheme.startswith("json+") else scheme
+    if base == "sqlite":  # an absolute path takes four slashes
+        return f"{scheme}:///{rest}"
+    if base == "file":
+        return f"{scheme}://{rest}"
+    return f"{scheme}://{rest.lstrip('/')}"
+
+
+def parse_location(
+    value: str | os.PathLike[str], role: str = "registry", *, source: str | None = None
+) -> Location:
+    """Read ``value`` by the module's grammar, for ``role`` ``"registry"``, ``"metadata"`` or
+    ``"artifacts"``; raise InvalidInputError or MissingDependencyError naming it and the fix.
+
+    Nothing is imported, opened or created. ``source`` names where the value came from (e.g.
+    ``"$MODELREG_URI"``) for the message.
+    """
+    text = os.fspath(value)
+    what = f"{_ROLES[role]} {text!r}" + (f" (from {source})" if source else "")
+
+    def fail(detail: str, hint_folder: bool = False) -> InvalidInputError:
+        if hint_folder:
+            detail += f" (for a local folder of that name, write './{text}')"
+        return InvalidInputError(f"{what}: {detail}")
+
+    if not text.strip():
+        raise fail(f"is empty; use {_works_today(role)}")
+    m = None if not isinstance(value, str) else _SCHEME.match(text)  # a PathLike is always a path
+    if m is None:
+        return _for_role(Location(text, "path", text), role, fail)
+    scheme, rest = m.group(1).lower(), text[m.end():]
+    is_url = rest.startswith("//")
+    if not is_url and not _known(scheme) and not rest.startswith("/"):
+        return _for_role(Location(text, "path", text), role, fail)  # rule 5: e.g. models:v2
+
+    purpose = _reserved(scheme)
+    if purpose is not None:
+        raise fail(f"{purpose} is not supported yet; today use {_works_today(role)}")
+    if not _known(scheme) or scheme in OTHER_SCHEMES:
+        raise fail(f"unknown scheme {scheme!r}; supported: {_works_today(role)}", hint_folder=not is_url)
+    if not is_url:
+        raise fail(f"is not a valid URL ('{scheme}:' must be followed by '//'); "
+                   f"did you mean {_suggest(scheme, rest)!r}?", hint_folder=True)
+
+    if scheme == "sqlite":
+        # as SQLAlchemy and MLflow read it: sqlite:///reg.db is the relative reg.db,
+        # sqlite:////srv/reg.db the absolute /srv/reg.db
+        path = rest[2:]
+        if path.startswith("/"):
+            path = path[1:]
+        if path in ("", "/"):
+            noun, example = (("database file", "sqlite:///path/to/reg.db") if role == "metadata"
+                             else ("folder", "sqlite:///path/to/folder"))
+            raise fail(f"names no {noun}; use {example}")
+        return _for_role(Location(text, "sqlite", path, scheme), role, fail)
+    if scheme.startswith("json+"):
+        inner = text[len("json+"):]
+        inner_scheme = scheme_of(inner)
+        if inner_scheme not in STORAGE_SCHEMES:
+            raise fail("json+ must be followed by a storage URL ("
+                       + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+                       + "), e.g. json+s3://bucket/registry/metadata or json+file:///srv/registry/metadata")
+        _check_storage_url(inner, str(inner_scheme), fail)
+        return _for_role(Location(text, "json", inner, inner_scheme), role, fail)
+    _check_storage_url(text, scheme, fail)
+    return _for_role(Location(text, "url", text, scheme), role, fail)
+
+
+def _check_storage_url(url: str, scheme: str, fail: Any) -> None:
+    body = url.split("://", 1)[1]
+    if scheme in SCHEMES:
+        if not body.split("/", 1)[0]:
+            noun = "container" if scheme in _CONTAINER_SCHEMES else "bucket"
+            raise fail(f"names no {noun}; use {scheme}://<{noun}>/<prefix>, e.g. {scheme}://my-{noun}/registry")
+        module, extra = SCHEMES[scheme]
+        if not _installed(module):
+            raise _missing(scheme, url, module, extra)
+    elif scheme == "file" and body.strip("/") == "":
+        raise fail("names no folder; use file:///absolute/path/to/folder")
+
+
+def _for_role(loc: Location, role: str, fail: Any) -> Location:
+    """Refuse a well-formed location that does not fit ``role``."""
+    if role == "registry" and loc.kind == "json":
+        raise fail(f"json+<url> names a metadata store only; pass it as metadata=... together with "
+                   f"artifacts=..., or open the whole registry at {loc.target!r}")
+    if role == "artifacts" and loc.kind in ("sqlite", "json"):
+        raise fail(f"names a metadata store, not an artifact store; use {_works_today('artifacts')}")
+    if role == "metadata":
+        if loc.kind == "url":
+            raise fail(f"a storage URL holds JSON metadata only with the json+ prefix; did you mean "
+                       f"{'json+' + loc.text!r}? (or use {_works_today('metadata')})")
+        if loc.kind == "path" and not loc.text.endswith(".db"):
+            raise fail(f"unsupported metadata location (a plain path must end in .db); use {_works_today('metadata')}")
+    return loc
+
+
+def require_backend(scheme: str, url: str | None = None) -> None:
     """Import the fsspec implementation for ``scheme`` or raise a pip hint."""
     entry = SCHEMES.get(scheme)
     if entry is None:
@@ -61,10 +266,31 @@ def require_backend(scheme: str) -> None:
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(
-            f"the {scheme}:// scheme needs the {module} package, which is not installed; "
-            f'install it with: pip install "modelreg[{extra}]"'
-        ) from exc
+        raise _missing(scheme, url, module, extra) from exc
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (gcsfs reads its settings then)."""
+    if sys.modules.get(module) is not None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing(scheme: str, url: str | None, module: str, extra: str) -> MissingDependencyError:
+    where = f"{url!r} uses the {scheme}:// scheme, which" if url else f"the {scheme}:// scheme"
+    return MissingDependencyError(
+        f"{where} needs the {module} package, which is not installed; "
+        f'install it with: pip install "modelreg[{extra}]"'
+    )
+
+
+def _quiet_gcsfs() -> None:
+    # gcsfs reads this when first imported; its experimental zonal/HNS support
+    # stalls ~60 s per bucket against an emulator (a custom endpoint)
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 def filesystem_for(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
@@ -74,23 +300,30 @@ def filesystem_for(url: str, storage_options: dict[str, Any] | None = None) -> t
     scheme = scheme_of(url)
     options = dict(storage_options or {})
     if scheme in ("gs", "gcs") and (options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")):
-        # gcsfs reads this when first imported; its experimental zonal/HNS support
-        # stalls ~60 s per bucket against an emulator (a custom endpoint)
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        _quiet_gcsfs()
     if scheme is None:
         url = os.path.abspath(os.path.expanduser(url))
     elif scheme == "file":
         pass
     else:
-        require_backend(scheme)
+        require_backend(scheme, url)
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except ValueError as exc:
         if "Protocol not known" in str(exc):
-            known = ", ".join(sorted({*SCHEMES, "file", "memory"}))
-            raise InvalidInputError(f"unknown storage scheme {scheme!r} in {url!r}; supported schemes: {known}") from None
+            raise InvalidInputError(
+                f"unknown storage scheme {scheme!r} in {url!r}; supported schemes: "
+                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+            ) from None
         raise
+    except ImportError as exc:
+        raise MissingDependencyError(f"opening {url!r} needs a package that is not installed: {exc}") from exc
     return fs, root
+
+
+def _child(url: str, name: str) -> str:
+    """``s3://b/reg`` + ``metadata`` -> ``s3://b/reg/metadata``; ``memory://`` + ``x`` -> ``memory://x``."""
+    return url + name if url.endswith("://") else f"{url.rstrip('/')}/{name}"
 
 
 def open_stores(
@@ -101,72 +334,61 @@ def open_stores(
     storage_options: dict[str, Any] | None = None,
     **store_kwargs: Any,
 ) -> tuple[Any, Any]:
-    """Resolve the Registry constructor's arguments to ``(MetadataStore, ArtifactStore)``."""
+    """Resolve the Registry constructor's arguments to ``(MetadataStore, ArtifactStore)``.
+
+    Every location is parsed (and refused) before any store is opened or any folder created.
+    """
     from .stores.artifacts import FsspecArtifactStore
     from .stores.base import ArtifactStore, MetadataStore
 
     if uri is not None and (metadata is not None or artifacts is not None):
         raise InvalidInputError("pass either a registry location or metadata=/artifacts=, not both")
+    source = None
     if uri is None and metadata is None and artifacts is None:
-        uri = os.environ.get("MODELREG_URI") or str(default_registry_path())
+        env = os.environ.get("MODELREG_URI")
+        if env:
+            uri, source = env, "$MODELREG_URI"
+        else:
+            uri = default_registry_path()
     options = dict(storage_options or {})
 
     if uri is not None:
-        uri = os.fspath(uri)
-        scheme = scheme_of(uri)
-        if scheme is None or scheme == "sqlite":
-            folder = Path(uri[len("sqlite://"):] if scheme == "sqlite" else uri).expanduser()
-            if folder.suffix == ".db":
-                raise InvalidInputError(
-                    f"{uri!r} looks like a database file; pass a folder, or metadata='sqlite:///{folder}' "
-                    "together with artifacts=..."
-                )
-            folder.mkdir(parents=True, exist_ok=True)
-            from .stores.sqlite import SQLiteMetadataStore
-
-            return (
-                SQLiteMetadataStore(folder / SQLITE_FILENAME, **store_kwargs),
-                FsspecArtifactStore(str(folder / BLOBS_DIRNAME)),
+        loc = parse_location(uri, "registry", source=source)
+        if loc.kind == "url":
+            meta = _json_store(_child(loc.target, "metadata"), options, store_kwargs)
+            return meta, FsspecArtifactStore(_child(loc.target, BLOBS_DIRNAME), **options)
+        folder = Path(loc.target).expanduser()
+        if folder.suffix == ".db":
+            raise InvalidInputError(
+                f"{loc.text!r} looks like a database file; pass a folder, or metadata='sqlite:///{folder}' "
+                "together with artifacts=..."
             )
-        root = uri.rstrip("/")
-        meta = _json_store(f"{root}/metadata", options, store_kwargs)
-        return meta, FsspecArtifactStore(f"{root}/{BLOBS_DIRNAME}", **options)
+        folder.mkdir(parents=True, exist_ok=True)
+        from .stores.sqlite import SQLiteMetadataStore
+
+        return (
+            SQLiteMetadataStore(folder / SQLITE_FILENAME, **store_kwargs),
+            FsspecArtifactStore(str(folder / BLOBS_DIRNAME)),
+        )
 
     if metadata is None or artifacts is None:
         raise InvalidInputError("pass both metadata= and artifacts= (URLs or store objects), or one registry location")
-    if isinstance(metadata, MetadataStore):
-        meta_store = metadata
-    else:
-        meta_store = _metadata_from_url(os.fspath(metadata), options, store_kwargs)
-    if isinstance(artifacts, ArtifactStore):
-        art_store = artifacts
-    else:
-        art_store = FsspecArtifactStore(os.fspath(artifacts), **options)
+    meta_loc = None if isinstance(metadata, MetadataStore) else parse_location(os.fspath(metadata), "metadata")
+    art_loc = None if isinstance(artifacts, ArtifactStore) else parse_location(os.fspath(artifacts), "artifacts")
+    meta_store = metadata if meta_loc is None else _open_metadata(meta_loc, options, store_kwargs)
+    art_store = artifacts if art_loc is None else FsspecArtifactStore(art_loc.target, **options)
     return meta_store, art_store
 
 
-def _metadata_from_url(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:
-    scheme = scheme_of(url)
-    if scheme == "sqlite":
-        from .stores.sqlite import SQLiteMetadataStore
+def _open_metadata(loc: Location, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:
+    if loc.kind == "json":
+        return _json_store(loc.target, options, store_kwargs)
+    from .stores.sqlite import SQLiteMetadataStore
 
-        path = url[len("sqlite://"):]
-        if path.startswith("/") and not path.startswith("//"):
-            path = path[1:] if path.startswith("/./") else path
-        if not path or path == "/":
-            raise InvalidInputError(f"{url!r} names no database file; use sqlite:///path/to/reg.db")
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteMetadataStore(Path(path).expanduser(), **store_kwargs)
-    if scheme is not None and scheme.startswith("json+"):
-        return _json_store(url[len("json+"):], options, store_kwargs)
-    if scheme is None and url.endswith(".db"):
-        from .stores.sqlite import SQLiteMetadataStore
-
-        return SQLiteMetadataStore(Path(url).expanduser(), **store_kwargs)
-    raise InvalidInputError(
-        f"unsupported metadata location {url!r}; use sqlite:///path/reg.db or json+<url> "
-        "(e.g. json+s3://bucket/registry/metadata)"
-    )
+    path = Path(loc.target).expanduser()
+    if loc.kind == "sqlite":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteMetadataStore(path, **store_kwargs)
 
 
 def _json_store(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:
