@@ -14,17 +14,25 @@ works with the bucket unreachable.
 - Size and cleanup: ``modelreg cache info`` shows the location, the number of
   blobs and their total size; ``modelreg cache clear`` empties it. Entries are
   never evicted automatically.
+
+The same folder (``$MODELREG_CACHE_DIR``, whatever the Registry's ``cache=``) also
+holds ``suspect/``: per artifact store, the digests whose stored blob failed
+verification (see :class:`SuspectDigests`), so that registering the content again
+in another process replaces the damaged blob. ``modelreg cache clear`` keeps them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import logging
 import os
 import shutil
 import stat
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +40,11 @@ from typing import Any
 from .errors import IntegrityError
 from .hashing import ProgressFn, check_digest, sha256_copy, sha256_stream
 
-__all__ = ["BlobCache", "CacheInfo", "add_commands", "default_cache_dir"]
+__all__ = ["BlobCache", "CacheInfo", "SuspectDigests", "add_commands", "default_cache_dir"]
 
 CACHE_ENV = "MODELREG_CACHE_DIR"
+
+logger = logging.getLogger("modelreg.cache")
 
 
 def default_cache_dir() -> Path:
@@ -91,6 +101,9 @@ class BlobCache:
             with open(tmp, "rb") as f:
                 got, n = sha256_stream(f)
             if got != digest or n != size:
+                mark = getattr(store, "mark_suspect", None)
+                if mark is not None:  # the next registration of this content replaces the stored blob
+                    mark(digest)
                 raise IntegrityError(
                     f"{where or 'blob'} is corrupted in the artifact store {getattr(store, 'url', '')!r}: expected "
                     f"{digest} ({size} bytes), read {got} ({n} bytes). Nothing was written; run `modelreg verify` "
@@ -157,6 +170,56 @@ class BlobCache:
         if tmpdir.is_dir() and cutoff is None:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return CacheInfo(path=str(self.root), blobs=removed, bytes=freed)
+
+
+class SuspectDigests:
+    """The digests flagged as damaged in one artifact store, persisted on local disk.
+
+    One empty marker file per digest, ``<cache dir>/suspect/<store key>/<hex>``, where the
+    store key is a hash of ``store_id`` (the store's protocol and root; two same-named buckets
+    on different endpoints share a list, which costs at most a redundant upload). Marker
+    files need no locking: processes add and remove them independently. The folder is
+    ``$MODELREG_CACHE_DIR`` (else ``~/.cache/modelreg``), read when used, or ``root``.
+
+    Best effort: failing to write or remove a marker is logged, never raised.
+    """
+
+    def __init__(self, store_id: str, root: str | os.PathLike[str] | None = None) -> None:
+        self.key = hashlib.sha256(store_id.encode()).hexdigest()[:32]
+        self._root = Path(os.fspath(root)).expanduser() if root is not None else None
+
+    @property
+    def folder(self) -> Path:
+        return (self._root or default_cache_dir()) / "suspect" / self.key
+
+    def _marker(self, digest: str) -> Path:
+        return self.folder / check_digest(digest)[len("sha256:"):]
+
+    def add(self, digest: str) -> None:
+        marker = self._marker(digest)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError as exc:
+            logger.warning("could not record %s as damaged under %s: %s", digest, marker.parent, exc)
+
+    def discard(self, digest: str) -> None:
+        marker = self._marker(digest)
+        try:
+            marker.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("could not clear the damaged flag of %s under %s: %s", digest, marker.parent, exc)
+
+    def __contains__(self, digest: object) -> bool:
+        return isinstance(digest, str) and self._marker(digest).is_file()
+
+    def __iter__(self) -> Iterator[str]:
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.listdir(self.folder)):
+                if len(entry) == 64:
+                    yield f"sha256:{entry}"
 
 
 def resolve_cache(cache: Any, artifacts: Any) -> BlobCache | None:

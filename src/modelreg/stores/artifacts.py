@@ -10,6 +10,18 @@ On local disk a blob is written to ``tmp/`` and published with ``os.link``
 upload atomically when it completes (S3 multipart completion, Azure block list
 commit, GCS resumable upload finalisation).
 
+Deduplication and repair: ``put_file`` of content that is stored already uploads
+nothing, unless the stored blob fails verification, in which case it is replaced:
+
+- local disk (and ``memory://``): the stored blob is always re-hashed (about 1 GB/s)
+  and atomically replaced (``tmp/`` + ``os.replace``) if it differs;
+- object stores: re-hashing would mean downloading it, so the blob is replaced when
+  its size differs, when its digest was flagged with :meth:`FsspecArtifactStore.mark_suspect`
+  (by ``Registry.verify()`` or a failed download, persisted per store in the local
+  cache folder: :class:`modelreg.cache.SuspectDigests`), or when the MD5 the service
+  reports for free (GCS ``md5Hash``; Azure ``Content-MD5`` where set) differs from
+  the local file's. An S3 ETag is not used: under SSE-KMS it is not an MD5.
+
 On S3, GCS and Azure Blob the transfer is tuned per backend (part size, parts in
 flight, retries with backoff: see :class:`modelreg.stores._cloud.TransferConfig`
 and ``docs/backends/``), and SDK errors are translated into
@@ -18,8 +30,10 @@ and ``docs/backends/``), and SDK errors are translated into
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import hashlib
 import io
 import os
 import uuid
@@ -28,10 +42,10 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO, TypeVar
 
 from ..errors import BlobNotFound, ModelregError
-from ..hashing import CHUNK, ProgressFn, check_digest
+from ..hashing import CHUNK, ProgressFn, check_digest, sha256_file, sha256_stream
 from . import _cloud
 from ._cloud import TransferConfig
-from .base import ArtifactStore, BlobInfo
+from .base import ArtifactStore, BlobInfo, PartialUpload
 
 __all__ = ["FsspecArtifactStore", "TransferConfig"]
 
@@ -157,6 +171,12 @@ class FsspecArtifactStore(ArtifactStore):
         self._local = self.backend == "local"
         self.remote = not self._local and protocol != "memory"
         """True for stores over a network (downloads then go through the local cache)."""
+        self._rehash_on_put = not self.remote
+        """Re-hash a stored blob whenever put_file would reuse it (cheap: local disk, memory)."""
+        from ..cache import SuspectDigests
+
+        self._flagged = SuspectDigests(f"{protocol}://{self.root}")
+        """Digests flagged by mark_suspect, persisted for other processes (stores that re-hash need none)."""
         overrides = {"chunk_size": chunk_size, "concurrency": concurrency, "retries": retries,
                      "backoff": backoff, "backoff_max": backoff_max}
         base = transfer if transfer is not None else _cloud.config_for(self.backend)
@@ -214,18 +234,45 @@ class FsspecArtifactStore(ArtifactStore):
             return os.path.isfile(path)
         return bool(self._call("check", f"blob {digest}", lambda: self.fs.exists(path)))
 
-    def _stored_size(self, digest: str) -> int | None:
-        """Size of the stored blob, None if absent. A blob of the wrong size (a damaged
-        object) is treated as absent by ``put_file``, so registering the content repairs it."""
+    def _stored_info(self, digest: str) -> dict[str, Any] | None:
+        """The object's metadata (size, checksums the service keeps), None if absent."""
         path = self._path(digest)
 
-        def info() -> int | None:
+        def info() -> dict[str, Any] | None:
             try:
-                return int(self.fs.info(path).get("size") or 0)
+                return dict(self.fs.info(path))
             except FileNotFoundError:
                 return None
 
         return self._call("check", f"blob {digest}", info)
+
+    # -- repair of damaged blobs -------------------------------------------------------------------
+    def mark_suspect(self, digest: str, suspect: bool = True) -> None:
+        """Flag (or un-flag) ``digest`` as failing verification: the next :meth:`put_file` of that
+        content replaces the stored blob. On object stores the flag is also persisted in the local
+        cache folder (:class:`modelreg.cache.SuspectDigests`), so that a registration in another
+        process, after ``modelreg verify`` for instance, repairs it too. Local and ``memory://``
+        stores re-hash on every put and keep the flag in memory only."""
+        super().mark_suspect(digest, suspect)
+        if self._rehash_on_put:
+            return
+        if suspect:
+            self._flagged.add(digest)
+        else:
+            self._flagged.discard(digest)
+
+    def is_suspect(self, digest: str) -> bool:
+        return super().is_suspect(digest) or (not self._rehash_on_put and digest in self._flagged)
+
+    def _stored_intact(self, digest: str, source: str, info: dict[str, Any]) -> bool:
+        """Whether put_file may reuse the stored object of the right size (see the module docstring)."""
+        if self.is_suspect(digest):
+            return False  # flagged as damaged: upload again (no download first; uploads are usually free)
+        if self._rehash_on_put:
+            with self.open(digest) as f:
+                return sha256_stream(f, total=int(info.get("size") or 0))[0] == digest
+        stored = _stored_md5(self.backend, info)
+        return stored is None or stored == _md5_file(source)
 
     def touch(self, digest: str) -> None:
         """Refresh the blob's modification time, so that ``gc`` (which spares blobs younger than
@@ -259,12 +306,16 @@ class FsspecArtifactStore(ArtifactStore):
         source = os.fspath(path)
         if self._local:
             try:
-                self._put_local(final, source, progress)
+                self._put_local(digest, final, source, progress)
             except OSError as exc:
                 self._raise("upload", f"blob {digest}", exc)
+            self.mark_suspect(digest, False)
             return
         size = os.path.getsize(source)
-        if self._stored_size(digest) == size:  # dedup: identical content is stored once
+        info = self._stored_info(digest)
+        # dedup: identical content is stored once; a damaged stored blob (wrong size, flagged, or
+        # a checksum that differs) is replaced by this upload, atomically (see the module docstring)
+        if info is not None and int(info.get("size") or 0) == size and self._stored_intact(digest, source, info):
             self.touch(digest)
             if progress is not None:
                 progress("upload", size, size)
@@ -277,14 +328,21 @@ class FsspecArtifactStore(ArtifactStore):
             raise
         except Exception as exc:  # noqa: BLE001
             self._raise("upload", f"blob {digest}", exc)
+        if info is not None:
+            _cloud.logger.info("replaced the damaged blob %s in %s", digest, self.url)
+        self.mark_suspect(digest, False)
 
-    def _put_local(self, final: str, source: str, progress: ProgressFn | None) -> None:
+    def _put_local(self, digest: str, final: str, source: str, progress: ProgressFn | None) -> None:
         total = os.path.getsize(source)
         try:
             damaged = os.stat(final).st_size != total
         except FileNotFoundError:
             damaged = None
-        if damaged is False:  # dedup: identical content is stored once
+        if damaged is False:
+            # dedup: identical content is stored once. Re-hash the stored copy (a read at about
+            # 1 GB/s), so a blob damaged in place, even with its size intact, is replaced below.
+            damaged = sha256_file(final)[0] != digest
+        if damaged is False:
             os.utime(final)
             if progress is not None:
                 progress("upload", total, total)
@@ -303,8 +361,9 @@ class FsspecArtifactStore(ArtifactStore):
             if progress is not None and total == 0:
                 progress("upload", 0, 0)
             os.chmod(tmp, 0o444)
-            if damaged:  # a truncated or padded blob: registering the content again repairs it
+            if damaged:  # a damaged blob: registering the content again repairs it, atomically
                 os.replace(tmp, final)
+                _cloud.logger.info("replaced the damaged blob %s in %s", digest, self.url)
                 return
             try:
                 os.link(tmp, final)
@@ -423,6 +482,7 @@ class FsspecArtifactStore(ArtifactStore):
                     os.unlink(path)
             except OSError as exc:
                 self._raise("delete", f"blob {digest}", exc)
+            self.mark_suspect(digest, False)
             return
 
         def rm() -> None:
@@ -430,6 +490,7 @@ class FsspecArtifactStore(ArtifactStore):
                 self.fs.rm_file(path)
 
         self._call("delete", f"blob {digest}", rm)
+        self.mark_suspect(digest, False)  # gone: the next put uploads anyway
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
         base = f"{self.root}/sha256"
@@ -463,36 +524,132 @@ class FsspecArtifactStore(ArtifactStore):
                 continue
             yield BlobInfo(f"sha256:{hexpart}", int(info.get("size") or 0), _modified(info))
 
-    def cleanup_partial(self, older_than: datetime) -> list[str]:
+    def cleanup_partial(self, older_than: datetime) -> list[PartialUpload]:
+        """Remove what interrupted uploads left, if older than ``older_than``; return each with its size.
+
+        - local disk: files in ``tmp/`` (named ``tmp/<name>``, size from ``stat``);
+        - S3: multipart uploads started earlier are aborted (named by their key; size is the sum of
+          their uploaded parts, one ``ListParts`` listing per upload, 0 if that listing fails);
+        - GCS and Azure: nothing to do (uncommitted blocks and resumable sessions expire on
+          their own), ``memory://`` and other filesystems: nothing.
+
+        A failure (a ``tmp/`` file that cannot be removed, an abort refused) is raised, translated
+        into a ModelregError, after the other leftovers were tried; the exception's
+        ``removed_partials`` lists those removed all the same. ``Registry.gc`` reports it.
+        """
         if self.backend == "s3":
             return self._abort_stale_multipart(older_than)
         if not self._local:
             return []  # Azure and GCS discard uncommitted blocks / resumable sessions themselves
         tmpdir = os.path.join(self.root, "tmp")
-        removed = []
-        if os.path.isdir(tmpdir):
-            for entry in os.scandir(tmpdir):
-                if datetime.fromtimestamp(entry.stat().st_mtime, timezone.utc) < older_than:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-                        removed.append(entry.name)
+        removed: list[PartialUpload] = []
+        failed: list[tuple[str, BaseException]] = []
+        try:
+            entries = list(os.scandir(tmpdir))
+        except FileNotFoundError:
+            return removed
+        except OSError as exc:
+            self._raise("list", "partial uploads in tmp/", exc)
+            raise  # unreachable
+        for entry in entries:
+            try:
+                st = entry.stat()
+                if datetime.fromtimestamp(st.st_mtime, timezone.utc) >= older_than:
+                    continue
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # finished (linked and unlinked) or removed meanwhile
+            except OSError as exc:
+                failed.append((entry.name, exc))
+                continue
+            removed.append(PartialUpload(f"tmp/{entry.name}", st.st_size))
+        if failed:
+            self._partial_failure("delete", "the partial upload", removed, failed)
         return removed
 
-    def _abort_stale_multipart(self, older_than: datetime) -> list[str]:
+    def _partial_failure(self, action: str, what: str, removed: list[PartialUpload],
+                         failed: list[tuple[str, BaseException]]) -> None:
+        """Raise the (translated) error of the first leftover that could not be removed; the
+        exception's ``removed_partials`` holds those that were."""
+        name, exc = failed[0]
+        more = f" and {len(failed) - 1} other(s)" if len(failed) > 1 else ""
+        try:
+            self._raise(action, f"{what} {name}{more}", exc)
+        except Exception as err:
+            err.removed_partials = removed  # type: ignore[attr-defined]
+            raise
+
+    def _abort_stale_multipart(self, older_than: datetime) -> list[PartialUpload]:
         """Abort S3 multipart uploads under this store that were started before ``older_than``
         (an interrupted upload's parts are otherwise kept, and billed, until aborted)."""
         bucket, key, _ = self.fs.split_path(self.root)
         prefix = f"{key}/sha256/" if key else "sha256/"
-        out = self._call("list", "multipart uploads", lambda: self.fs.call_s3(
-            "list_multipart_uploads", Bucket=bucket, Prefix=prefix))
-        removed = []
-        for upload in out.get("Uploads", []):
+
+        def listing() -> list[dict[str, Any]]:
+            uploads: list[dict[str, Any]] = []
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+            while True:
+                out = self.fs.call_s3("list_multipart_uploads", **kwargs)
+                uploads.extend(out.get("Uploads", []))
+                if not out.get("IsTruncated"):
+                    return uploads
+                kwargs.update(KeyMarker=out.get("NextKeyMarker"), UploadIdMarker=out.get("NextUploadIdMarker"))
+
+        removed: list[PartialUpload] = []
+        failed: list[tuple[str, BaseException]] = []
+        for upload in self._call("list", "multipart uploads", listing):
             started = _as_datetime(upload.get("Initiated"))
-            if started is not None and started < older_than:
-                self._call("abort", f"multipart upload of {upload['Key']}", lambda u=upload: self.fs.call_s3(
-                    "abort_multipart_upload", Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]))
-                removed.append(upload["Key"])
+            if started is None or started >= older_than:
+                continue
+            size = self._multipart_size(bucket, upload)
+            try:
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            except Exception as exc:  # noqa: BLE001 - translated below, after the other uploads were tried
+                failed.append((upload["Key"], exc))
+                continue
+            removed.append(PartialUpload(upload["Key"], size))
+        if failed:
+            self._partial_failure("abort", "the multipart upload of", removed, failed)
         return removed
+
+    def _multipart_size(self, bucket: str, upload: dict[str, Any]) -> int:
+        """Bytes uploaded so far by an S3 multipart upload (0 if the parts cannot be listed)."""
+        total, marker = 0, 0
+        try:
+            while True:
+                out = self.fs.call_s3("list_parts", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"],
+                                      PartNumberMarker=marker)
+                total += sum(int(p.get("Size") or 0) for p in out.get("Parts", []))
+                if not out.get("IsTruncated"):
+                    return total
+                marker = int(out.get("NextPartNumberMarker") or 0)
+        except Exception as exc:  # noqa: BLE001 - the size is informative, the abort matters
+            _cloud.logger.debug("could not list the parts of %s: %s", upload.get("Key"), type(exc).__name__)
+            return 0
+
+
+def _stored_md5(backend: str, info: dict[str, Any]) -> str | None:
+    """The hex MD5 of an object's content where the service records it for free: GCS ``md5Hash``
+    (every non-composite object), Azure ``Content-MD5`` (set on single-request uploads, and by
+    tools that send it). None otherwise, including S3, whose ETag is no MD5 under SSE-KMS or
+    for multipart uploads."""
+    md5: Any = None
+    if backend == "gcs":
+        with contextlib.suppress(ValueError, TypeError):
+            md5 = base64.b64decode(info.get("md5Hash") or "", validate=True)
+    elif backend == "azure":
+        settings = info.get("content_settings")
+        md5 = settings.get("content_md5") if isinstance(settings, dict) else getattr(settings, "content_md5", None)
+    return bytes(md5).hex() if isinstance(md5, (bytes, bytearray)) and len(md5) == 16 else None
+
+
+def _md5_file(path: str) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb", buffering=0) as f:
+        view = memoryview(bytearray(min(CHUNK, os.fstat(f.fileno()).st_size + 1)))
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return h.hexdigest()
 
 
 class _Failing:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ..errors import BlobNotFound, InvalidInputError
-from ..stores.base import ArtifactStore
+from ..stores.base import ArtifactStore, PartialUpload
 
 
 def _digest(data: bytes) -> str:
@@ -112,3 +112,55 @@ class ArtifactStoreConformance:
             while chunk := f.read(64 * 1024):
                 buf.write(chunk)
         assert buf.getvalue() == data
+
+    # -- repair: a stored blob that fails verification is replaced by put_file -----------------------
+    def _damage(self, store: ArtifactStore, data: bytes) -> tuple[str, bytes]:
+        """Store other bytes of the same size under the digest of ``data`` (stores do not hash
+        on upload): a blob damaged in place. Return the digest and the bad bytes."""
+        digest = _digest(data)
+        bad = bytes([data[0] ^ 0xFF]) + data[1:]
+        store.put_bytes(digest, bad)
+        return digest, bad
+
+    def test_put_file_replaces_a_flagged_damaged_blob(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = os.urandom(50_000)
+        digest, bad = self._damage(artifact_store, data)
+        with artifact_store.open(digest) as f:
+            assert f.read() == bad
+        artifact_store.mark_suspect(digest)  # what Registry.verify() does when it finds the damage
+        assert artifact_store.is_suspect(digest)
+        assert self._put(artifact_store, data, tmp_path) == digest
+        with artifact_store.open(digest) as f:
+            assert f.read() == data
+        assert artifact_store.size(digest) == len(data)
+        assert [b.digest for b in artifact_store.iter_blobs()].count(digest) == 1
+
+    def test_put_file_keeps_an_intact_flagged_blob_readable(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = b"intact" * 5000
+        digest = self._put(artifact_store, data, tmp_path)
+        artifact_store.mark_suspect(digest)  # a stale flag: at worst the content is uploaded again
+        self._put(artifact_store, data, tmp_path)
+        with artifact_store.open(digest) as f:
+            assert f.read() == data
+        assert [b.digest for b in artifact_store.iter_blobs()].count(digest) == 1
+
+    def test_mark_suspect_flags(self, artifact_store: ArtifactStore) -> None:
+        digest = _digest(b"never stored")
+        assert not artifact_store.is_suspect(digest)
+        artifact_store.mark_suspect(digest)  # a digest that is not stored: harmless
+        artifact_store.mark_suspect(digest)  # twice: harmless
+        assert artifact_store.is_suspect(digest)
+        artifact_store.mark_suspect(digest, False)
+        assert not artifact_store.is_suspect(digest)
+        artifact_store.mark_suspect(digest, False)
+        assert not artifact_store.exists(digest)
+        with pytest.raises(InvalidInputError, match="invalid digest"):
+            artifact_store.mark_suspect("sha256:../../etc/passwd")
+
+    def test_cleanup_partial_reports_sizes(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        self._put(artifact_store, b"complete", tmp_path)
+        removed = artifact_store.cleanup_partial(datetime.now(timezone.utc) + timedelta(minutes=1))
+        assert isinstance(removed, list)
+        for partial in removed:
+            assert isinstance(partial, PartialUpload) and partial.name and partial.size >= 0
+        assert artifact_store.exists(_digest(b"complete"))  # finished blobs are never leftovers
