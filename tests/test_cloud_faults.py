@@ -19,10 +19,18 @@ from typing import Any
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from modelreg import BackendError, ModelNotFound, Registry
+from modelreg import (
+    AccessDeniedError,
+    BackendBusyError,
+    BackendError,
+    ModelNotFound,
+    Registry,
+    StorageNotFoundError,
+    UnreachableError,
+)
 from modelreg.stores._cloud import MiB, TransferConfig
 from modelreg.stores.artifacts import FsspecArtifactStore
-from tests.emulators import Bucket, Fault, FaultProxy, via_proxy
+from tests.emulators import Bucket, Fault, FaultProxy, unique_name, via_proxy
 
 # -- a fault-injecting filesystem ------------------------------------------------------------------
 
@@ -323,6 +331,7 @@ def test_emulator_stopped_mid_upload(backend: str, request: pytest.FixtureReques
         with pytest.raises(BackendError) as err:
             reg.register("churn", path, capture=None, progress=stop_after_first_part)
         assert stopped, "the upload finished before the emulator could be stopped"
+        assert isinstance(err.value, UnreachableError), err.value
         text = str(err.value)
         assert {"s3": "s3", "gcs": "gcs", "azure": "azure"}[backend] in text
         assert digest in text and "check" in text
@@ -336,3 +345,100 @@ def test_emulator_stopped_mid_upload(backend: str, request: pytest.FixtureReques
     assert mv.version == 1
     assert reg.download(mv.ref, tmp_path / "out").read_bytes() == data
     reg.close()
+
+
+# -- the kind of failure is the error's class ---------------------------------------------------------
+
+DENIED = {  # each service's answer to a request with wrong credentials
+    "s3": Fault(status=403, body=b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided "
+                                 b"does not exist in our records.</Message></Error>",
+                headers={"Content-Type": "application/xml"}),
+    "gcs": Fault(status=403, body=b'{"error": {"code": 403, "message": "caller does not have storage.objects.create '
+                                 b'access to the Google Cloud Storage object."}}',  # (a 401 gcsfs retries for 30 s)
+                 headers={"Content-Type": "application/json"}),
+    "azure": Fault(status=403, body=b"<Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate "
+                                    b"the request.</Message></Error>",
+                   headers={"Content-Type": "application/xml", "x-ms-error-code": "AuthenticationFailed"}),
+}
+REFUSED_METHOD = {"s3": "PUT", "gcs": None, "azure": "PUT"}  # (the proxy would send a body after a HEAD reply)
+
+
+@pytest.mark.parametrize("backend", sorted(CLOUDS))
+def test_a_missing_bucket_is_storage_not_found(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    bucket: Bucket = request.getfixturevalue(CLOUDS[backend])
+    missing = unique_name("absent")
+    scheme = bucket.url.split("://")[0]
+    path, _ = _model(tmp_path, 1000)
+    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{scheme}://{missing}/blobs",
+                  storage_options={**bucket.storage_options, "retries": 1}) as reg:
+        with pytest.raises(StorageNotFoundError) as err:
+            reg.register("churn", path, capture=None)
+        assert missing in str(err.value) and "does not exist" in str(err.value)
+        assert reg.list_models() == []
+
+
+def test_wrong_credentials_are_access_denied(proxied, tmp_path: Path) -> None:
+    """Every request is refused as the service refuses wrong credentials (Azurite checks the key for
+    real: see test_cloud_artifacts); nothing is retried or registered."""
+    backend, bucket, proxy, options = proxied
+    template = DENIED[backend]
+    proxy.add(Fault(action="status", method=REFUSED_METHOD[backend], status=template.status, body=template.body,
+                    headers=dict(template.headers), times=1000))
+    path, _ = _model(tmp_path, 1000)
+    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
+                  storage_options={**options, "retries": 3, "backoff": 0.05}) as reg:
+        with pytest.raises(AccessDeniedError, match="access denied") as err:
+            reg.register("churn", path, capture=None)
+        assert "check" in str(err.value)
+        assert reg.list_models() == []
+
+
+def test_throttling_that_never_stops_is_busy(azure_container: Bucket, fault_proxy, tmp_path: Path) -> None:
+    """On Azure; s3fs and gcsfs retry throttling themselves for many seconds first (the classification
+    of their errors is checked in test_each_kind_of_sdk_error_has_its_class)."""
+    bucket, backend = azure_container, "azure"
+    proxy = fault_proxy(bucket.server.port)
+    options = via_proxy(bucket, proxy)
+    template = BUSY[backend]
+    proxy.add(Fault(action="status", method="PUT", status=template.status, body=template.body,
+                    headers=dict(template.headers), times=1000))
+    path, _ = _model(tmp_path, 1000)
+    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
+                  storage_options={**options, "retries": 2, "backoff": 0.01, "backoff_max": 0.02}) as reg:
+        with pytest.raises(BackendBusyError, match="busy") as err:
+            reg.register("churn", path, capture=None)
+        assert isinstance(err.value, UnreachableError) and "after 2 attempts" in str(err.value)
+        assert reg.list_models() == []
+
+
+def test_each_kind_of_sdk_error_has_its_class() -> None:
+    """What the SDKs raise, translated (the errors the emulators cannot produce quickly, or at all)."""
+    import botocore.exceptions
+    from gcsfs.retry import HttpError
+
+    from modelreg import BlobNotFound, OutOfSpaceError
+    from modelreg.stores import _cloud
+
+    def kind(exc: BaseException, backend: str = "s3", action: str = "upload") -> type:
+        return type(_cloud.translate(exc, backend=backend, location="x://b/blobs", action=action, obj="blob sha256:1"))
+
+    def client_error(code: str, status: int) -> Exception:
+        return botocore.exceptions.ClientError(
+            {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+    assert kind(throttled()) is BackendBusyError  # s3fs's OSError around a SlowDown
+    assert kind(HttpError({"code": 429, "message": "rateLimitExceeded"}), "gcs") is BackendBusyError
+    assert kind(server_error()) is UnreachableError
+    assert kind(connection_reset()) is UnreachableError
+    assert kind(botocore.exceptions.EndpointConnectionError(endpoint_url="http://x")) is UnreachableError
+    assert kind(client_error("NoSuchBucket", 404)) is StorageNotFoundError
+    assert kind(FileNotFoundError("b/o?name=x"), "gcs") is StorageNotFoundError  # gcsfs: upload into no bucket
+    assert kind(FileNotFoundError("b/o"), "gcs", "read") is BlobNotFound
+    assert kind(client_error("InvalidAccessKeyId", 403)) is AccessDeniedError
+    assert kind(OSError("Forbidden: b/o\ncaller does not have storage.objects.create access"), "gcs") is AccessDeniedError
+    assert kind(OSError(errno.EROFS, "Read-only file system"), "local") is AccessDeniedError
+    assert kind(OSError(errno.ENOSPC, "No space left on device"), "local") is OutOfSpaceError
+    assert kind(OSError(errno.EDQUOT, "Disk quota exceeded"), "local") is OutOfSpaceError
+    assert kind(client_error("XMinioStorageFull", 507)) is OutOfSpaceError
+    assert kind(NotADirectoryError(errno.ENOTDIR, "Not a directory"), "local") is StorageNotFoundError
+    assert kind(ValueError("something else")) is BackendError

@@ -12,7 +12,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AccessDeniedError,
     AlreadyExistsError,
+    ArtifactChangedError,
+    BackendBusyError,
     BackendError,
     BlobNotFound,
     ConflictError,
@@ -24,8 +27,11 @@ from .errors import (
     ModelNotFound,
     ModelregError,
     NotFoundError,
+    OutOfSpaceError,
     PolicyViolation,
     SchemaVersionError,
+    StorageNotFoundError,
+    UnreachableError,
     VersionNotFound,
 )
 
@@ -90,9 +96,12 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDeniedError",
     "AlreadyExistsError",
     "Artifact",
+    "ArtifactChangedError",
     "AuditEvent",
+    "BackendBusyError",
     "BackendError",
     "BlobNotFound",
     "CodeVersion",
@@ -113,6 +122,7 @@ __all__ = [
     "ModelVersion",
     "ModelregError",
     "NotFoundError",
+    "OutOfSpaceError",
     "PolicyViolation",
     "Problem",
     "RegisteredModel",
@@ -120,6 +130,8 @@ __all__ = [
     "SchemaVersionError",
     "Stage",
     "StageRules",
+    "StorageNotFoundError",
+    "UnreachableError",
     "VerifyReport",
     "VersionNotFound",
     "__version__",

@@ -5,8 +5,15 @@ an aligned plain-text table or summary by default and JSON with ``--json``.
 Errors print ``error: <message>`` on stderr, without a traceback.
 
 Exit codes: 0 success; 1 an operation failed (not found, invalid transition,
-integrity or backend error, ``verify`` found problems); 2 invalid input or
-usage (a bad argument, name, reference, metric, ...); 130 interrupted.
+integrity or other backend error, ``verify`` found problems); 2 invalid input or
+usage (a bad argument, name, reference, metric, ...); 3 access denied
+(:class:`~modelreg.errors.AccessDeniedError`: credentials, permissions, a read-only
+file system); 4 the storage location does not exist
+(:class:`~modelreg.errors.StorageNotFoundError`: bucket, container, folder); 5 the
+backend is unreachable or busy, retry later (:class:`~modelreg.errors.UnreachableError`
+and its :class:`~modelreg.errors.BackendBusyError`); 6 out of space
+(:class:`~modelreg.errors.OutOfSpaceError`); 130 interrupted. A local file that
+cannot be written for lack of space or permission exits with 6 or 3 as well.
 
 Adding commands from another module
 -----------------------------------
@@ -58,6 +65,7 @@ EXTENSIONS: list[tuple[str, str, str]] = [
 """Lazily imported subcommands: ``(command, help, "module:function")``; see the module docstring."""
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_ACCESS_DENIED, EXIT_STORAGE_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_OUT_OF_SPACE = 3, 4, 5, 6
 
 REF_HELP = "a version: churn (latest), churn/3, churn@production or churn@champion"
 
@@ -404,14 +412,15 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> None:
     mv = ctx.registry.register(
         args.name, args.path, params=params, metrics=metrics, tags=tags, lineage=lineage or None,
         description=args.description, capture=None if args.no_capture else "auto", format=args.format,
-        progress=ctx.progress(),
+        progress=ctx.progress(), follow_symlinks=args.follow_symlinks,
     )
     ctx.end_progress()
     if ctx.json:
         ctx.emit(mv)
     else:
         kind = "folder" if mv.artifact.kind == "directory" else "file"
-        ctx.out(f"registered {mv.ref}: {kind} {mv.artifact.name!r}, {human_size(mv.size)}, {mv.digest}")
+        link = f" (symlink to {mv.artifact.symlink_target!r})" if mv.artifact.symlink_target else ""
+        ctx.out(f"registered {mv.ref}: {kind} {mv.artifact.name!r}{link}, {human_size(mv.size)}, {mv.digest}")
 
 
 def _add_register(sub: Any) -> None:
@@ -433,6 +442,8 @@ def _add_register(sub: Any) -> None:
     p.add_argument("--format", metavar="FORMAT", help="artifact format hint, e.g. onnx, pytorch")
     p.add_argument("--no-capture", action="store_true",
                    help="do not record the git state and Python environment automatically")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="store the content of symlinks in the folder that point outside it (refused by default)")
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -898,6 +909,8 @@ def _add_verify(sub: Any) -> None:
 def cmd_gc(ctx: Context, args: argparse.Namespace) -> None:
     grace = parse_duration(args.grace)
     report = ctx.registry.gc(grace=grace, dry_run=args.dry_run)
+    if report.partials_error:  # the blobs were collected; say what could not be cleaned (exit status 0)
+        ctx.note(f"warning: could not clean up interrupted uploads: {report.partials_error}")
     if ctx.json:
         ctx.emit(report)
         return
@@ -907,6 +920,8 @@ def cmd_gc(ctx: Context, args: argparse.Namespace) -> None:
     if report.dry_run:
         for digest in report.removed:
             ctx.out(f"  {digest}")
+    else:
+        ctx.out(f"removed {report.partials_removed} interrupted upload(s), {human_size(report.partial_bytes_freed)}")
 
 
 def _add_gc(sub: Any) -> None:
@@ -976,7 +991,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelregError as exc:
         _abort(ctx)
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, InvalidInputError) else EXIT_FAILURE
+        return _exit_code(exc)
     except BrokenPipeError:
         # the reader of stdout went away (e.g. `modelreg history | head`); exit quietly
         try:
@@ -990,7 +1005,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         detail = exc.strerror or str(exc)
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {detail}{where}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _exit_code(exc)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The documented exit code of an error that ends a command (see the module docstring)."""
+    import errno
+
+    from .errors import AccessDeniedError, OutOfSpaceError, StorageNotFoundError, UnreachableError
+
+    if isinstance(exc, InvalidInputError):
+        return EXIT_USAGE
+    if isinstance(exc, AccessDeniedError):
+        return EXIT_ACCESS_DENIED
+    if isinstance(exc, StorageNotFoundError):
+        return EXIT_STORAGE_NOT_FOUND
+    if isinstance(exc, UnreachableError):  # BackendBusyError too: both mean "retry later"
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, OutOfSpaceError):
+        return EXIT_OUT_OF_SPACE
+    if isinstance(exc, OSError):  # a local file of the user's, e.g. a download destination
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return EXIT_OUT_OF_SPACE
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return EXIT_ACCESS_DENIED
+    return EXIT_FAILURE
 
 
 def _abort(ctx: Context | None) -> None:

@@ -5,7 +5,8 @@ to do next::
 
     ModelregError
     ├── InvalidInputError (also ValueError)
-    │   └── InvalidReferenceError
+    │   ├── InvalidReferenceError
+    │   └── ArtifactChangedError
     ├── NotFoundError (also LookupError)
     │   ├── ModelNotFound
     │   ├── VersionNotFound
@@ -16,6 +17,11 @@ to do next::
     ├── ConflictError
     ├── IntegrityError
     ├── BackendError
+    │   ├── AccessDeniedError
+    │   ├── StorageNotFoundError
+    │   ├── UnreachableError
+    │   │   └── BackendBusyError
+    │   └── OutOfSpaceError
     ├── SchemaVersionError
     └── MissingDependencyError (also ImportError)
 """
@@ -23,7 +29,10 @@ to do next::
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "AlreadyExistsError",
+    "ArtifactChangedError",
+    "BackendBusyError",
     "BackendError",
     "BlobNotFound",
     "ConflictError",
@@ -35,8 +44,11 @@ __all__ = [
     "ModelNotFound",
     "ModelregError",
     "NotFoundError",
+    "OutOfSpaceError",
     "PolicyViolation",
     "SchemaVersionError",
+    "StorageNotFoundError",
+    "UnreachableError",
     "VersionNotFound",
 ]
 
@@ -51,6 +63,10 @@ class InvalidInputError(ModelregError, ValueError):
 
 class InvalidReferenceError(InvalidInputError):
     """A model reference such as ``churn/3`` or ``churn@production`` could not be parsed."""
+
+
+class ArtifactChangedError(InvalidInputError):
+    """A file of the artifact changed while it was being registered; nothing was committed."""
 
 
 class NotFoundError(ModelregError, LookupError):
@@ -95,6 +111,26 @@ class IntegrityError(ModelregError):
 
 class BackendError(ModelregError):
     """A storage backend failed; the message names the backend and the object."""
+
+
+class AccessDeniedError(BackendError):
+    """The backend refused access: bad or missing credentials, no permission, or a read-only file system."""
+
+
+class StorageNotFoundError(BackendError):
+    """The storage location itself is missing: no such bucket, container or folder."""
+
+
+class UnreachableError(BackendError):
+    """The backend could not be reached or kept failing: network down, connection refused, timeout, 5xx; retry later."""
+
+
+class BackendBusyError(UnreachableError):
+    """The backend stayed busy past its timeout (a locked SQLite database, throttling); retry later."""
+
+
+class OutOfSpaceError(BackendError):
+    """The disk or the storage quota is full; free space, then retry."""
 
 
 class SchemaVersionError(ModelregError):

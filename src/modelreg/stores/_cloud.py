@@ -33,7 +33,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from ..errors import BackendError, BlobNotFound, InvalidInputError, ModelregError
+from ..errors import (
+    AccessDeniedError,
+    BackendBusyError,
+    BackendError,
+    BlobNotFound,
+    InvalidInputError,
+    ModelregError,
+    OutOfSpaceError,
+    StorageNotFoundError,
+    UnreachableError,
+)
 from ..hashing import ProgressFn
 
 logger = logging.getLogger("modelreg.stores")
@@ -433,12 +443,18 @@ _WHAT_TO_CHECK = {
         "network": "check the account endpoint (connection_string BlobEndpoint or account_name), the network and "
                    "the service status",
     },
+    "local": {
+        "access": "check that this user may write to the folder and that its file system is not mounted read-only",
+        "bucket": "check that the folder exists and is a folder",
+        "network": "check the folder's mount (a network file system may be unreachable)",
+    },
 }
 _GENERIC = {
     "access": "check the credentials and permissions for this location",
     "bucket": "check that the location exists",
     "network": "check the location, the network and the service status",
 }
+_FREE_SPACE = "free space on that disk or raise the storage quota, then retry"
 
 _NOT_FOUND_CODES = {"NoSuchKey", "BlobNotFound", "NotFound", "404"}
 _NO_BUCKET_CODES = {"NoSuchBucket", "ContainerNotFound", "ResourceNotFound"}
@@ -447,23 +463,46 @@ _ACCESS_CODES = {
     "AuthorizationPermissionMismatch", "InvalidToken", "ExpiredToken", "Forbidden", "AccountIsDisabled",
     "InsufficientAccountPermissions", "AllAccessDisabled",
 }
+_SPACE_CODES = {"XMinioStorageFull", "StorageFull", "InsufficientStorage"}
+_BUSY_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "ServerBusy", "TooManyRequests", "TooManyRequestsException",
+    "RequestLimitExceeded",
+}
+_SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def classify(exc: BaseException) -> str:
-    """``not_found``, ``no_bucket``, ``access``, ``network``, ``exists`` or ``other``."""
+    """What went wrong, from the SDK error codes, HTTP statuses and errnos in the exception chain.
+
+    ``not_found`` (the object), ``no_bucket`` (the bucket, container or folder), ``access``
+    (credentials, permissions, a read-only file system), ``space`` (disk full, quota),
+    ``busy`` (throttled), ``network`` (other transient failures: unreachable, timeouts, 5xx),
+    ``exists`` or ``other``.
+    """
     for e in _chain(exc):
         code = _error_code(e)
         if code in _NO_BUCKET_CODES or "bucket does not exist" in str(e).lower() or "container does not exist" in str(e).lower():
             return "no_bucket"
         if code in _ACCESS_CODES:
             return "access"
+        if code in _SPACE_CODES:
+            return "space"
         if code in _NOT_FOUND_CODES:
             return "not_found"
+        if code in _BUSY_CODES:
+            return "busy"
     for e in _chain(exc):
         if isinstance(e, FileExistsError):
             return "exists"
-        if isinstance(e, PermissionError):
+        if isinstance(e, OSError) and e.errno in _SPACE_ERRNOS:
+            return "space"
+        if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno in _ACCESS_ERRNOS):
             return "access"
+        if type(e) is OSError and str(e).startswith("Forbidden: "):  # gcsfs's HTTP 403
+            return "access"
+        if isinstance(e, NotADirectoryError):
+            return "no_bucket"
         if isinstance(e, FileNotFoundError):
             return "not_found"
         status = _status(e)
@@ -471,6 +510,10 @@ def classify(exc: BaseException) -> str:
             return "access"
         if status == 404:
             return "not_found"
+        if status == 507:
+            return "space"
+        if status == 429:
+            return "busy"
         if type(e).__name__ in ("ClientAuthenticationError", "DefaultCredentialsError", "RefreshError", "NoCredentialsError",
                                 "PartialCredentialsError", "CredentialRetrievalError"):
             return "access"
@@ -492,7 +535,12 @@ def translate(
     """A :class:`ModelregError` for an exception raised by a storage SDK.
 
     ``location`` is the store URL, ``obj`` the object (e.g. the blob digest) and
-    ``action`` the verb (``upload``, ``read``...). Credentials are masked.
+    ``action`` the verb (``upload``, ``read``...). Credentials are masked. The class
+    says what went wrong (:func:`classify`): :class:`~modelreg.errors.BlobNotFound`
+    for a missing object that was to be read, :class:`~modelreg.errors.StorageNotFoundError`,
+    :class:`~modelreg.errors.AccessDeniedError`, :class:`~modelreg.errors.OutOfSpaceError`,
+    :class:`~modelreg.errors.BackendBusyError`, :class:`~modelreg.errors.UnreachableError`,
+    else :class:`~modelreg.errors.BackendError`.
     """
     if isinstance(exc, ModelregError):
         return exc
@@ -504,16 +552,25 @@ def translate(
     where = f"{backend} artifact store {location!r}"
     if kind == "not_found" and action in ("read", "stat"):
         return BlobNotFound(f"blob {obj} is missing from the {where}; run `modelreg verify` to list affected versions")
+    tries = f" after {attempts} attempts" if attempts and attempts > 1 else ""
+    if kind == "not_found" and action in ("upload", "write", "create"):
+        kind = "no_bucket"  # writing an object that is "not found": the bucket or folder it goes in is missing
     if kind == "no_bucket":
-        msg = f"could not {action} {obj} in the {where}: the bucket or container does not exist ({detail}); {hints['bucket']}"
-    elif kind == "access":
-        msg = f"access denied trying to {action} {obj} in the {where} ({detail}); {hints['access']}"
-    elif kind == "network":
-        tries = f" after {attempts} attempts" if attempts and attempts > 1 else ""
-        msg = f"could not {action} {obj} in the {where}{tries}: the service is unreachable or failing ({detail}); {hints['network']}"
-    else:
-        msg = f"could not {action} {obj} in the {where} ({detail}); {hints['bucket']}, and {hints['access']}"
-    return BackendError(msg)
+        missing = "folder" if backend == "local" else "bucket or container"
+        return StorageNotFoundError(
+            f"could not {action} {obj} in the {where}: the {missing} does not exist ({detail}); {hints['bucket']}")
+    if kind == "access":
+        return AccessDeniedError(f"access denied trying to {action} {obj} in the {where} ({detail}); {hints['access']}")
+    if kind == "space":
+        return OutOfSpaceError(f"could not {action} {obj} in the {where}: no space left ({detail}); {_FREE_SPACE}")
+    if kind == "busy":
+        return BackendBusyError(f"could not {action} {obj} in the {where}{tries}: the service is busy (throttling "
+                                f"requests) and unreachable for now ({detail}); retry later; if it persists, "
+                                f"{hints['network']}")
+    if kind == "network":
+        return UnreachableError(f"could not {action} {obj} in the {where}{tries}: the service is unreachable or failing "
+                                f"({detail}); {hints['network']}")
+    return BackendError(f"could not {action} {obj} in the {where} ({detail}); {hints['bucket']}, and {hints['access']}")
 
 
 # -- uploads -----------------------------------------------------------------------------------------
