@@ -156,7 +156,11 @@ class FileEntry(_Record):
 
 
 class Artifact(_Record):
-    """The stored content of a version: one file, or a folder with a manifest."""
+    """The stored content of a version: one file, or a folder with a manifest.
+
+    ``symlink_target`` is set when the registered path was a symlink: its resolved target, whose
+    content was stored (None otherwise, and in records written before it existed).
+    """
 
     kind: Literal["file", "directory"]
     name: str
@@ -164,6 +168,7 @@ class Artifact(_Record):
     size: int
     files: list[FileEntry]
     format: str | None = None
+    symlink_target: str | None = None
 
 
 class VersionDraft(_Record):
@@ -424,13 +429,22 @@ class VerifyReport(_Record):
 
 
 class GcReport(_Record):
-    """Result of :meth:`Registry.gc`."""
+    """Result of :meth:`Registry.gc`.
+
+    ``removed`` and ``bytes_freed`` are the unreferenced blobs; ``partials_removed`` and
+    ``partial_bytes_freed`` the leftovers of interrupted uploads older than the grace period
+    (local ``tmp/`` files, S3 multipart uploads; none in a dry run). ``partials_error`` holds
+    the message if cleaning them failed (the blobs were still collected; run gc again).
+    """
 
     removed: list[str] = Field(default_factory=list)
     bytes_freed: int = 0
     kept_referenced: int = 0
     kept_recent: int = 0
     dry_run: bool = False
+    partials_removed: int = 0
+    partial_bytes_freed: int = 0
+    partials_error: str | None = None
 
 
 class Comparison(_Record):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidReferenceError, InvalidInputError
 from .models import Stage
-from .validation import check_alias, check_name
+from .validation import check_alias, check_name, check_version_number
 
 __all__ = ["Ref", "parse_ref"]
 
@@ -50,7 +50,12 @@ def parse_ref(ref: str) -> Ref:
         )
     if not ref.strip():
         raise InvalidReferenceError(f"empty model reference {ref!r}; use name, name/3, name@stage or name@alias")
-    text = ref.strip()
+    if ref != ref.strip():
+        raise InvalidReferenceError(
+            f"model reference {ref!r} has leading or trailing whitespace (a newline?); remove it. "
+            "References look like 'churn', 'churn/3', 'churn@production' or 'churn@champion'"
+        )
+    text = ref
     if text.startswith("models:/"):
         text = text[len("models:/"):]
     try:
@@ -61,11 +66,8 @@ def parse_ref(ref: str) -> Ref:
                 return Ref(name, stage=Stage(selector.lower()))
             return Ref(name, alias=check_alias(selector))
         head, sep, tail = text.rpartition("/")
-        if sep and tail.isdigit():
-            version = int(tail)
-            if version < 1:
-                raise InvalidInputError(f"version must be >= 1, got {version}")
-            return Ref(check_name(head), version=version)
+        if sep and tail.isascii() and tail.isdigit():
+            return Ref(check_name(head), version=check_version_number(tail))
         return Ref(check_name(text))
     except InvalidInputError as exc:
         raise InvalidReferenceError(

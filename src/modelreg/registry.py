@@ -7,7 +7,6 @@ call that commits the change together with its audit event(s).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import uuid
@@ -22,15 +21,13 @@ from .errors import (
     IntegrityError,
     InvalidInputError,
     InvalidTransitionError,
-    ModelNotFound,
     NotFoundError,
     VersionNotFound,
 )
-from .hashing import ProgressFn, sha256_bytes, sha256_copy, sha256_file, sha256_stream
+from .hashing import ProgressFn, sha256_copy, sha256_stream
 from .html import EventList, ModelList, VersionList
 from .models import (
     GENESIS_HASH,
-    Artifact,
     AuditEvent,
     Comparison,
     EventDraft,
@@ -52,12 +49,19 @@ from .query import parse_order_by, parse_query
 from .refs import Ref, parse_ref
 from .stages import StageRules
 from .stores.base import ArtifactStore, MetadataStore
+from .transfer import manifest_digest as _manifest_digest  # re-exported: verify() and older callers use it
+from .transfer import store_artifact
 from .validation import (
     MAX_COMMENT_LENGTH,
+    MAX_DEPTH,
     MAX_DESCRIPTION_LENGTH,
+    MAX_INT,
+    MIN_INT,
+    MAX_TEXT_LENGTH,
     check_actor,
     check_alias,
-    check_finite,
+    check_json,
+    check_label,
     check_metrics,
     check_name,
     check_params,
@@ -79,11 +83,6 @@ def default_actor() -> str:
     return resolve_actor()
 
 
-def _manifest_digest(files: list[FileEntry]) -> str:
-    payload = json.dumps([[f.path, f.digest, f.size] for f in files], separators=(",", ":")).encode()
-    return sha256_bytes(payload)
-
-
 def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: {"a": a.get(k), "b": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
@@ -100,6 +99,37 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(item, f"{prefix}[{i}]"))
         return out
     return {prefix: value}
+
+
+def _plain(value: Any, depth: int = MAX_DEPTH + 1) -> Any:
+    """Records inside a lineage mapping (CodeVersion, Dataset...) as plain data, for check_json
+    (which refuses anything deeper than MAX_DEPTH: below that, values are left as they are)."""
+    from pydantic import BaseModel
+
+    if depth <= 0:
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="python", exclude_none=True)
+    if isinstance(value, Mapping):
+        return {k: _plain(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth - 1) for v in value]
+    return value
+
+
+def _check_lineage_labels(value: Any, path: str) -> None:
+    """Every string of a lineage record outside ``extra`` (run id, URLs, commit, dataset URIs,
+    package versions...) is a one-line label of at most MAX_TEXT_LENGTH characters."""
+    if isinstance(value, str):
+        check_label(value, path, MAX_TEXT_LENGTH)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str):
+                check_label(k, f"a key of {path}", MAX_TEXT_LENGTH)
+            _check_lineage_labels(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_lineage_labels(v, f"{path}[{i}]")
 
 
 class Registry(GovernanceMixin):
@@ -199,24 +229,6 @@ class Registry(GovernanceMixin):
         raise VersionNotFound(f"model {ref.name!r} has no versions; register one first")
 
     # -- register ------------------------------------------------------------------
-    def _collect_files(self, path: Path) -> tuple[str, list[tuple[str, Path]]]:
-        if path.is_file():
-            return "file", [(path.name, path)]
-        if path.is_dir():
-            files: list[tuple[str, Path]] = []
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                for n in sorted(names):
-                    full = Path(root) / n
-                    if not full.is_file():
-                        continue
-                    rel = full.relative_to(path).as_posix()
-                    files.append((check_relpath(rel), full))
-            if not files:
-                raise InvalidInputError(f"folder {str(path)!r} contains no files; nothing to register")
-            return "directory", files
-        raise InvalidInputError(f"artifact path {str(path)!r} does not exist or is not a file or folder")
-
     def register(
         self,
         name: str,
@@ -231,6 +243,7 @@ class Registry(GovernanceMixin):
         capture: str | None = "auto",
         format: str | None = None,
         progress: ProgressFn | None = None,
+        follow_symlinks: bool = False,
     ) -> ModelVersion:
         """Store a file or folder as the next version of ``name``.
 
@@ -242,6 +255,14 @@ class Registry(GovernanceMixin):
         dirty flag of the work tree containing ``path``, or the current directory)
         and ``lineage.environment`` when they are not given; ``capture=None``
         records only what you pass.
+
+        A ``path`` that is a symlink is stored with its target's content and the
+        target is recorded (``artifact.symlink_target``). In a folder, symlinks
+        that resolve inside the folder are stored as the content they point to;
+        a symlink leaving the folder raises InvalidInputError unless
+        ``follow_symlinks=True``. Dangling links, symlink loops, FIFOs, sockets
+        and devices are always refused. A file that changes while it is read or
+        uploaded raises ArtifactChangedError and nothing is committed.
         """
         check_name(name)
         params_ = check_params(params)
@@ -252,34 +273,43 @@ class Registry(GovernanceMixin):
         lineage_ = self._lineage(lineage, capture, path)
         if format is not None and (not isinstance(format, str) or len(format) > 100):
             raise InvalidInputError("format must be a short string such as 'onnx' or 'pytorch'")
+        if format is not None:
+            check_label(format, "format", 100)
         src = Path(os.fspath(path)).expanduser()
-        kind, files = self._collect_files(src)
-
-        entries: list[FileEntry] = []
-        for rel, full in files:
-            digest, size = sha256_file(full, progress=progress)
-            entries.append(FileEntry(path=rel, digest=digest, size=size))
-        for entry, (_, full) in zip(entries, files):
-            # put_file deduplicates: a stored blob of the right size is reused (and its time
-            # refreshed for gc's grace period); a missing or damaged one is uploaded.
-            self.artifacts.put_file(entry.digest, full, progress=progress)
-        digest = entries[0].digest if kind == "file" else _manifest_digest(entries)
-        artifact = Artifact(
-            kind=kind, name=src.name or "artifact", digest=digest, size=sum(e.size for e in entries),
-            files=entries, format=format,
-        )
-        self._ensure_model(name, who)  # first, so its create_model event is not stamped after the version
+        artifact = store_artifact(self.artifacts, src, format=format, progress=progress,
+                                  follow_symlinks=bool(follow_symlinks))
         draft = VersionDraft(
             name=name, artifact=artifact, params=params_, metrics=metrics_, tags=tags_, lineage=lineage_,
             description=description_, created_by=who,
         )
+        # the event's time is stamped by the store inside its atomic step (never before the model's
+        # previous event); a first registration creates the model in that same step, so a failure
+        # leaves neither a version nor an empty model behind
         event = EventDraft(
-            action="register", actor=who, time=draft.created_at,
-            after={"digest": digest, "size": artifact.size, "files": len(entries), "stage": Stage.EXPERIMENTAL.value},
+            action="register", actor=who,
+            after={"digest": artifact.digest, "size": artifact.size, "files": len(artifact.files),
+                   "stage": Stage.EXPERIMENTAL.value},
         )
-        mv = self.metadata.add_version(draft, event)
-        self._gov.committed(name, [event.model_copy(update={"version": mv.version})])
+        created = self._new_model(name, who)
+        mv = self.metadata.add_version(draft, event, create=created)
+        events = [event.model_copy(update={"version": mv.version})]
+        if mv.version == 1 and self._created_by(name, created):
+            events.insert(0, created[1])
+        self._gov.committed(name, events)
         return mv
+
+    def _new_model(self, name: str, actor: str) -> tuple[RegisteredModel, EventDraft]:
+        """The record and ``create_model`` event of a model that a first registration creates."""
+        now = utcnow()
+        model = RegisteredModel(name=name, owner=actor, created_at=now, updated_at=now)
+        return model, EventDraft(action="create_model", actor=actor, after={"owner": actor})
+
+    def _created_by(self, name: str, created: tuple[RegisteredModel, EventDraft]) -> bool:
+        """Whether the first two events of ``name`` are this call's creation (for notifications only)."""
+        if not self._gov.subscribers and not self._gov.webhooks(cached=True):
+            return False
+        events = self.metadata.list_events(name)[:1]
+        return bool(events) and events[0].action == "create_model" and events[0].actor == created[1].actor
 
     def _lineage(self, lineage: Lineage | Mapping[str, Any] | None, capture: str | None, path: Any) -> Lineage:
         if lineage is None:
@@ -313,20 +343,15 @@ class Registry(GovernanceMixin):
         if not isinstance(parents, list):
             raise InvalidInputError("lineage.parents must be a list of references such as 'churn/2'")
         data["parents"] = [str(parse_ref(p)) for p in parents]
+        # depth, 64-bit integers, finite floats and size first: pydantic and json would otherwise
+        # fail with a RecursionError or a ValueError deep inside, or store what cannot be read back
+        data = check_json(_plain(data), "lineage", depth=MAX_DEPTH)
         try:
             out = Lineage.model_validate(data)
-            json.dumps(out.model_dump(mode="json"), allow_nan=False)
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(f"invalid lineage: {exc}") from None
-        # JSON dumping turns NaN/inf into null silently; refuse them instead
-        check_finite(out.model_dump(mode="python"), "lineage")
+        _check_lineage_labels(out.model_dump(mode="python", exclude={"extra"}), "lineage")
         return out
-
-    def _ensure_model(self, name: str, actor: str) -> None:
-        try:
-            self.metadata.audit_head(name)  # the cheapest existence check (get_model summarises every version)
-        except ModelNotFound:
-            self.create_model(name, actor=actor, exist_ok=True)
 
     def create_model(
         self,
@@ -346,7 +371,7 @@ class Registry(GovernanceMixin):
             name=name, description=check_text(description, "description", MAX_DESCRIPTION_LENGTH),
             tags=check_tags(tags), owner=owner or who, created_at=now, updated_at=now,
         )
-        event = EventDraft(action="create_model", actor=who, time=now, after={"owner": model.owner})
+        event = EventDraft(action="create_model", actor=who, after={"owner": model.owner})
         try:
             created = self.metadata.create_model(model, event)
             self._gov.committed(name, [event])
@@ -582,8 +607,8 @@ class Registry(GovernanceMixin):
         values = check_metrics(metrics)
         if not values:
             raise InvalidInputError("log_metrics needs at least one metric")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
-            raise InvalidInputError(f"step must be an integer, got {step!r}")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not MIN_INT <= step <= MAX_INT):
+            raise InvalidInputError(f"step must be an integer of at most 64 bits, got {step!r:.60}")
         r = self._ref(ref)
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
@@ -595,7 +620,7 @@ class Registry(GovernanceMixin):
             after: dict[str, Any] = {"metrics": values}
             if step is not None:
                 after["step"] = step
-            return [EventDraft(action="log_metrics", actor=who, version=v, time=now,
+            return [EventDraft(action="log_metrics", actor=who, version=v,
                                before={k: vs.logged_metrics.get(k) for k in values}, after=after, comment=note)]
 
         return self._update_version(r, fn)
@@ -608,18 +633,30 @@ class Registry(GovernanceMixin):
         if r.version is None:
             raise InvalidInputError(f"purge needs an explicit version, e.g. '{r.name}/3'; got {ref!r}")
         mv = self.metadata.get_version(r.name, r.version)
-        if mv.stage in self.rules.exclusive:
-            raise InvalidTransitionError(
-                f"{mv.ref} is in {mv.stage.value}; transition it to archived (or roll back) before purging"
-            )
+        exclusive = self.rules.exclusive
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        event = EventDraft(
-            action="purge", actor=who, version=r.version, comment=note,
-            before={"digest": mv.digest, "stage": mv.stage.value, "aliases": mv.aliases}, after=None,
-        )
-        self.metadata.purge_version(r.name, r.version, event)
-        self._gov.committed(r.name, [event])
+        box: list[EventDraft] = []
+
+        def guard(state: ModelState) -> EventDraft:
+            # evaluated by the store inside its atomic step: a promotion committed by another
+            # process between the read above and the purge is seen here, and refuses the purge
+            vs = state.versions.get(r.version)
+            if vs is None:
+                raise VersionNotFound(f"model {r.name!r} has no version {r.version}")
+            if vs.stage in exclusive:
+                raise InvalidTransitionError(
+                    f"{mv.ref} is in {Stage(vs.stage).value}; transition it to archived (or roll back) before purging"
+                )
+            aliases = sorted(a for a, v in state.aliases.items() if v == r.version)
+            box[:] = [EventDraft(
+                action="purge", actor=who, version=r.version, comment=note,
+                before={"digest": mv.digest, "stage": Stage(vs.stage).value, "aliases": aliases}, after=None,
+            )]
+            return box[0]
+
+        self.metadata.purge_version(r.name, r.version, guard)
+        self._gov.committed(r.name, box)
 
     # -- download -------------------------------------------------------------------------
     def download(
@@ -703,6 +740,8 @@ class Registry(GovernanceMixin):
         with src, open(out, "w+b", buffering=0) as f:
             got, n = sha256_copy(src, f, total=entry.size, progress=progress, phase="download")
         if got != entry.digest or n != entry.size:
+            # flag it: registering this content again then replaces the stored blob (ArtifactStore.mark_suspect)
+            self.artifacts.mark_suspect(entry.digest)
             raise IntegrityError(
                 f"{mv.ref}: file {entry.path!r} is corrupted in the artifact store: expected {entry.digest} "
                 f"({entry.size} bytes), read {got} ({n} bytes). Nothing was written; run `modelreg verify` "
@@ -800,12 +839,20 @@ class Registry(GovernanceMixin):
         except BlobNotFound:
             return f"blob {entry.digest} is missing"
         if digest != entry.digest or size != entry.size:
+            # flagged (persisted for remote stores): registering this content again replaces the blob
+            self.artifacts.mark_suspect(entry.digest)
             return f"blob {entry.digest} is corrupted (now {digest}, {size} bytes; expected {entry.size} bytes)"
+        self.artifacts.mark_suspect(entry.digest, False)  # intact (again): drop a stale flag
         return None
 
     def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
         """Delete blobs no version references, if older than ``grace`` (so a registration in
-        flight, whose blobs are uploaded but not yet committed, is never touched)."""
+        flight, whose blobs are uploaded but not yet committed, is never touched), then the
+        leftovers of interrupted uploads older than ``grace`` (:meth:`ArtifactStore.cleanup_partial`;
+        not in a dry run), counted in ``partials_removed`` and ``partial_bytes_freed``.
+
+        If cleaning those leftovers fails, the blobs are still collected: the error is logged
+        (logger ``modelreg``) and its message returned in ``report.partials_error``."""
         if grace < timedelta(0):
             raise InvalidInputError("grace must not be negative")
         referenced = {f.digest for mv in self.metadata.iter_all_versions() for f in mv.artifact.files}
@@ -821,7 +868,21 @@ class Registry(GovernanceMixin):
                     self.artifacts.delete(blob.digest)
                 removed.append(blob.digest)
                 freed += blob.size
+        partials: list[Any] = []
+        partials_error: str | None = None
         if not dry_run:
-            with contextlib.suppress(Exception):
-                self.artifacts.cleanup_partial(cutoff)
-        return GcReport(removed=removed, bytes_freed=freed, kept_referenced=kept_ref, kept_recent=kept_recent, dry_run=dry_run)
+            from .errors import ModelregError
+
+            try:
+                partials = list(self.artifacts.cleanup_partial(cutoff) or [])
+            except (ModelregError, OSError) as exc:  # reported, not hidden; other exceptions are bugs
+                import logging
+
+                partials = list(getattr(exc, "removed_partials", None) or [])
+                partials_error = str(exc) or type(exc).__name__
+                logging.getLogger("modelreg").warning("gc: could not clean up interrupted uploads: %s", partials_error)
+        # a store written for the earlier contract returns plain names: size unknown, counted as 0
+        partial_bytes = sum(int(getattr(p, "size", 0) or 0) for p in partials)
+        return GcReport(removed=removed, bytes_freed=freed, kept_referenced=kept_ref, kept_recent=kept_recent,
+                        dry_run=dry_run, partials_removed=len(partials), partial_bytes_freed=partial_bytes,
+                        partials_error=partials_error)

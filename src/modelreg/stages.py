@@ -84,13 +84,13 @@ class StageRules:
                 displaced = self.displaced_to
                 state.versions[other] = state.versions[other].model_copy(update={"stage": displaced, "updated_at": now})
                 events.append(EventDraft(
-                    action=action, actor=actor, version=other, time=now,
+                    action=action, actor=actor, version=other,
                     before={"stage": target.value}, after={"stage": displaced.value},
                     comment=f"replaced in {target.value} by version {version}",
                 ))
         state.versions[version] = state.versions[version].model_copy(update={"stage": target, "updated_at": now})
         events.append(EventDraft(
-            action=action, actor=actor, version=version, time=now,
+            action=action, actor=actor, version=version,
             before={"stage": source.value}, after={"stage": target.value, **(extra or {})}, comment=comment,
         ))
         return events

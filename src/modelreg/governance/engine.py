@@ -138,7 +138,7 @@ class Governance:
         model = RegisteredModel(name=name, description="modelreg internal document", owner=actor,
                                 created_at=now, updated_at=now)
         try:
-            self.store.create_model(model, EventDraft(action="create_model", actor=actor, time=now,
+            self.store.create_model(model, EventDraft(action="create_model", actor=actor,
                                                       after={"owner": actor}))
         except AlreadyExistsError:
             pass
@@ -338,7 +338,7 @@ class Governance:
             for out in sorted(current if target in rules.exclusive else {newest}):
                 draft.versions[out] = draft.versions[out].model_copy(update={"stage": displaced, "updated_at": now})
                 events.append(EventDraft(
-                    action="rollback", actor=who, version=out, time=now, before={"stage": target.value},
+                    action="rollback", actor=who, version=out, before={"stage": target.value},
                     after={"stage": displaced.value}, comment=note or f"rolled back to version {previous}",
                 ))
             before = Stage(draft.versions[previous].stage)
@@ -347,7 +347,7 @@ class Governance:
             if bypassed:
                 after.update(emergency=True, bypassed=bypassed)
             events.append(EventDraft(
-                action="rollback", actor=who, version=previous, time=now, before={"stage": before.value},
+                action="rollback", actor=who, version=previous, before={"stage": before.value},
                 after=after, comment=note or f"rolled back from version {newest}",
             ))
             events += supersede(draft, previous, target, who)

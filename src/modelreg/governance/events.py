@@ -132,10 +132,12 @@ class Subscribers:
 
 
 def _same(ev: AuditEvent, draft: EventDraft) -> bool:
-    return (
-        ev.action == draft.action and ev.actor == draft.actor and ev.version == draft.version
-        and abs((ev.time - draft.time).total_seconds()) < 0.001  # a store may keep milliseconds only
-    )
+    if not (ev.action == draft.action and ev.actor == draft.actor and ev.version == draft.version):
+        return False
+    if "time" in draft.model_fields_set:  # an explicit time is recorded as given
+        return abs((ev.time - draft.time).total_seconds()) < 0.001  # a store may keep milliseconds only
+    # otherwise the store stamped it at commit: not before the draft was made
+    return (ev.time - draft.time).total_seconds() > -0.001
 
 
 def seal(store: MetadataStore, name: str, drafts: Sequence[EventDraft]) -> list[AuditEvent]:

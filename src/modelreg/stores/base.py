@@ -19,10 +19,14 @@ from typing import BinaryIO
 from ..hashing import ProgressFn
 from ..models import AuditEvent, EventDraft, ModelState, ModelVersion, RegisteredModel, VersionDraft
 
-__all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "UpdateFn"]
+__all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "PartialUpload", "PurgeFn", "UpdateFn"]
 
 UpdateFn = Callable[[ModelState], "tuple[ModelState, list[EventDraft]]"]
 """Receives the current state, returns the new state and the events that record the change."""
+
+PurgeFn = Callable[[ModelState], EventDraft]
+"""Receives the current state inside the store's atomic step; returns the purge event, or raises
+(for example InvalidTransitionError for a version in an exclusive stage) to refuse the purge."""
 
 
 class MetadataStore(abc.ABC):
@@ -33,6 +37,13 @@ class MetadataStore(abc.ABC):
     - version numbers are allocated atomically, 1, 2, 3... per model, never reused,
       also after :meth:`purge_version`;
     - a change and its audit events are committed together or not at all;
+    - an event's time is stamped inside the atomic step and never runs backwards within a
+      model's chain: a draft whose ``time`` was not set explicitly gets
+      ``max(now, previous event's time)``; an explicitly set time (a replay, which must keep
+      its original time so the hashes match) earlier than the previous event's is refused
+      with InvalidInputError (see :func:`event_time`);
+    - nothing is committed that the store cannot read back: records are serialised and
+      checked before the transaction commits;
     - :meth:`update` applies ``fn`` to the latest state atomically: two concurrent
       updates never both see the same state and both commit;
     - the audit chain of a model is gap-free and hash-linked, and the model's head
@@ -64,10 +75,20 @@ class MetadataStore(abc.ABC):
 
     # -- versions ----------------------------------------------------------
     @abc.abstractmethod
-    def add_version(self, draft: VersionDraft, event: EventDraft) -> ModelVersion:
+    def add_version(
+        self,
+        draft: VersionDraft,
+        event: EventDraft,
+        *,
+        create: tuple[RegisteredModel, EventDraft] | None = None,
+    ) -> ModelVersion:
         """Allocate the next version number of ``draft.name`` and store the version
         and ``event`` (whose ``version`` the store fills in) in one atomic step.
-        Raise ModelNotFound if the model does not exist."""
+
+        If the model does not exist: with ``create`` (its record and ``create_model``
+        event) the model is created in the same atomic step, its event sealed before
+        the version's, so a failure leaves neither; without it raise ModelNotFound.
+        ``create`` is ignored when the model exists."""
 
     @abc.abstractmethod
     def get_version(self, name: str, version: int) -> ModelVersion:
@@ -78,8 +99,14 @@ class MetadataStore(abc.ABC):
         """All live versions of a model, ascending. Raise ModelNotFound for an unknown model."""
 
     @abc.abstractmethod
-    def purge_version(self, name: str, version: int, event: EventDraft) -> None:
-        """Delete a version's record and state; its number stays reserved."""
+    def purge_version(self, name: str, version: int, event: EventDraft | PurgeFn) -> None:
+        """Delete a version's record and state (and the aliases naming it); its number stays
+        reserved. Raise VersionNotFound if it is not live.
+
+        ``event`` is the purge event, or a :data:`PurgeFn` that the store calls with the
+        current state inside its atomic step (under its lock, or again after a lost
+        compare-and-swap) to check a precondition and build the event; if it raises,
+        nothing is written."""
 
     def iter_all_versions(self) -> Iterator[ModelVersion]:
         """Every live version of every model (used by search, gc and verify)."""
@@ -147,12 +174,27 @@ class BlobInfo:
     modified: datetime | None
 
 
+@dataclass(frozen=True)
+class PartialUpload:
+    """A leftover of an interrupted upload removed by :meth:`ArtifactStore.cleanup_partial`."""
+
+    name: str
+    size: int
+    """Bytes it held (0 where the store cannot tell cheaply)."""
+
+
 class ArtifactStore(abc.ABC):
     """Content-addressed blobs: ``sha256:<hex>`` digest -> bytes.
 
     Writes publish atomically: a reader sees a whole blob or none. The store
     does not hash on upload; the caller passes the digest it computed and
     downloads are verified by the caller (see :meth:`modelreg.Registry.download`).
+
+    Repair: a stored blob whose content does not match its digest ("fails
+    verification") is replaced by the next :meth:`put_file` of that content. A store
+    must do so at least for a digest flagged with :meth:`mark_suspect` (the Registry
+    flags what ``verify()`` or a download found damaged); it may check more, for
+    instance re-hash every stored copy where that is cheap.
     """
 
     url: str = ""
@@ -163,7 +205,12 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def put_file(self, digest: str, path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> None:
-        """Store a local file under ``digest`` (a no-op if it already exists)."""
+        """Store a local file under ``digest``, atomically.
+
+        Deduplication: an intact stored blob is reused (and :meth:`touch` ed), not uploaded
+        again. A stored blob that fails verification is replaced: at least one flagged with
+        :meth:`mark_suspect` (which the store then may un-flag), or one of the wrong size.
+        """
 
     @abc.abstractmethod
     def put_bytes(self, digest: str, data: bytes) -> None:
@@ -204,9 +251,76 @@ class ArtifactStore(abc.ABC):
     def touch(self, digest: str) -> None:
         """Mark a blob as recently used, so gc's grace period protects it (best effort)."""
 
-    def cleanup_partial(self, older_than: datetime) -> list[str]:
-        """Remove leftovers of interrupted uploads older than ``older_than``; return what was removed."""
+    def mark_suspect(self, digest: str, suspect: bool = True) -> None:
+        """Flag the stored blob ``digest`` as failing verification (``suspect=False`` clears the flag).
+
+        The Registry calls it when ``verify()`` or a download finds the blob damaged, and with
+        ``suspect=False`` when ``verify()`` finds it intact. The next :meth:`put_file` of that
+        content then replaces the blob instead of reusing it. Flagging a digest that is not
+        stored, or flagging twice, is harmless. Raise InvalidInputError for a malformed digest;
+        never raise for a failure to record the flag (best effort: a lost flag only means the
+        damage is found again by the next ``verify()``).
+
+        The default keeps the flags in memory, on this instance; stores whose blobs are
+        expensive to re-check should persist them so that another process sees them (see
+        :class:`modelreg.stores.artifacts.FsspecArtifactStore`).
+        """
+        from ..hashing import check_digest
+
+        flags: set[str] = self.__dict__.setdefault("_suspect_digests", set())
+        if suspect:
+            flags.add(check_digest(digest))
+        else:
+            flags.discard(check_digest(digest))
+
+    def is_suspect(self, digest: str) -> bool:
+        """True if ``digest`` is flagged by :meth:`mark_suspect` (for :meth:`put_file`)."""
+        return digest in self.__dict__.get("_suspect_digests", ())
+
+    def cleanup_partial(self, older_than: datetime) -> list[PartialUpload]:
+        """Remove leftovers of interrupted uploads started before ``older_than``; return what was
+        removed, each with its size (0 where the store cannot tell cheaply).
+
+        Raise (a ModelregError, or OSError) if the cleanup fails: ``Registry.gc`` reports the
+        failure in ``GcReport.partials_error`` and logs it, it does not hide it. (A store written
+        for the earlier contract may return plain names: gc counts each with size 0.)
+        """
         return []
 
     def close(self) -> None:
         """Release resources."""
+
+
+def event_time(draft: EventDraft, previous: datetime | None, now: datetime | None = None) -> EventDraft:
+    """``draft`` with the time a store records for it, after an event stamped ``previous``.
+
+    A draft whose ``time`` was not set explicitly is stamped ``now`` (default: the current time),
+    inside the store's atomic step, and never earlier than ``previous``; an explicit time (a
+    replay keeps the original one, so the hashes still match) earlier than ``previous`` is refused.
+    """
+    from ..errors import InvalidInputError
+    from ..models import utcnow
+
+    if "time" in draft.model_fields_set:
+        if previous is not None and draft.time < previous:
+            raise InvalidInputError(
+                f"event time {draft.time.isoformat()} ({draft.action}) is earlier than the model's previous "
+                f"event at {previous.isoformat()}; audit times never run backwards"
+            )
+        return draft
+    now = utcnow() if now is None else now
+    return draft.model_copy(update={"time": now if previous is None or now >= previous else previous})
+
+
+def stamp_events(drafts: list[EventDraft], previous: datetime | None) -> list[EventDraft]:
+    """:func:`event_time` for the drafts of one commit: they share one time (the events of one
+    change, such as a promotion and the displacement it causes, happen at the same moment)."""
+    from ..models import utcnow
+
+    now = utcnow()
+    out = []
+    for draft in drafts:
+        draft = event_time(draft, previous, now)
+        previous = draft.time
+        out.append(draft)
+    return out

@@ -80,6 +80,7 @@ import re
 import threading
 import time
 import uuid
+from datetime import datetime
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -108,7 +109,8 @@ from ..models import (
     utcnow,
 )
 from ._conditional import ObjectIO, PreconditionFailed, Read, io_for
-from .base import MetadataStore, UpdateFn
+from ..validation import MAX_EXTENSIONS_BYTES, check_json
+from .base import MetadataStore, PurgeFn, UpdateFn, stamp_events
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "JSONMetadataStore"]
 
@@ -398,7 +400,7 @@ class JSONMetadataStore(MetadataStore):
     # -- paths and errors --------------------------------------------------------------------
     @staticmethod
     def _enc(name: str) -> str:
-        if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name or len(name) > 256:
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name or len(name) > 256:
             raise InvalidInputError(f"invalid model name {name!r} for the JSON store")
         return name.replace("/", "~")
 
@@ -422,10 +424,27 @@ class JSONMetadataStore(MetadataStore):
         return f"{self._model_dir(name)}/packs/{k}.json"
 
     def _fail(self, action: str, what: str, exc: BaseException) -> BackendError:
-        return BackendError(
-            f"{self.io.protocol} JSON registry at {self.url!r} could not {action} {what}: "
-            f"{type(exc).__name__}: {exc}. Check that the location exists and is reachable, and your credentials"
+        """The :class:`BackendError` subclass that says what went wrong (see ``_cloud.classify``)."""
+        from ..errors import (
+            AccessDeniedError,
+            BackendBusyError,
+            OutOfSpaceError,
+            StorageNotFoundError,
+            UnreachableError,
         )
+        from ._cloud import classify
+
+        cls, hint = {
+            "space": (OutOfSpaceError, "The storage is full: free space on it (or raise the storage quota), then retry"),
+            "access": (AccessDeniedError, "Access was denied: check your credentials and permissions for this "
+                                          "location, and that it is not read-only"),
+            "no_bucket": (StorageNotFoundError, "The bucket, container or folder does not exist: check the location"),
+            "busy": (BackendBusyError, "The service is busy (throttling requests): retry later"),
+            "network": (UnreachableError, "The service is unreachable or failing: check the endpoint, the network "
+                                          "and the service status, then retry"),
+        }.get(classify(exc), (BackendError, "Check that the location exists and is reachable, and your credentials"))
+        return cls(f"{self.io.protocol} JSON registry at {self.url!r} could not {action} {what}: "
+                   f"{type(exc).__name__}: {exc}. {hint}")
 
     @staticmethod
     def _not_found(name: str) -> ModelNotFound:
@@ -781,16 +800,25 @@ class JSONMetadataStore(MetadataStore):
         head = doc.setdefault("head", {"seq": 0, "hash": GENESIS_HASH})
         seq, prev = int(head["seq"]), str(head["hash"])
         pending = doc.setdefault("pending", {"events": [], "tombstones": []})
+        # the time of the head event (kept in the state document since 0.2; an older document
+        # gives it through its pending events, if any)
+        last = head.get("time") or next(
+            (e.get("time") for e in reversed(pending.get("events", [])) if int(e.get("seq", 0)) == seq), None)
+        previous = datetime.fromisoformat(last) if isinstance(last, str) else None
         for draft in drafts:
             if not isinstance(draft, EventDraft):
                 raise TypeError(f"audit events must be EventDraft records, got {type(draft).__name__}")
+        for draft in stamp_events(list(drafts), previous):  # on every attempt of the compare-and-swap loop
             seq += 1
+            previous = draft.time
             ev = AuditEvent.chain(name, seq, prev, draft)
             prev = ev.hash
             pending["events"].append(ev.model_dump(mode="json"))
         doc["head"] = {"seq": seq, "hash": prev}
-        if drafts:
-            doc["updated_at"] = _iso(drafts[-1].time)
+        if previous is not None:
+            doc["head"]["time"] = _iso(previous)
+        if drafts and previous is not None:
+            doc["updated_at"] = _iso(previous)
 
     def _backoff(self, attempt: int) -> None:
         time.sleep(random.uniform(0, min(1.0, 0.005 * 2 ** min(attempt, 10))))
@@ -880,16 +908,7 @@ class JSONMetadataStore(MetadataStore):
         with self._writing():
             self._ensure_format()
             token = uuid.uuid4().hex
-            known = set(RegisteredModel.model_fields)
-            doc: dict[str, Any] = {
-                "kind": "modelreg-model", "name": name, "created_at": _iso(model.created_at),
-                "updated_at": _iso(model.updated_at), "description": model.description, "tags": dict(model.tags),
-                "owner": model.owner,
-                "extra": {k: v for k, v in (model.model_extra or {}).items() if k not in known},
-                "versions": {}, "aliases": {}, "last_version": 0, "extensions": {},
-                "head": {"seq": 0, "hash": GENESIS_HASH}, "pending": {"events": [], "tombstones": []},
-                "packed": 0, "tail": {}, "writers": [token], "revision": 1,
-            }
+            doc = self._new_doc(model, token)
             self._seal(name, doc, [event])
             data = _dumps(doc)
             try:
@@ -909,6 +928,20 @@ class JSONMetadataStore(MetadataStore):
             self._after_commit(name, snap.doc)
             return self._model_from_doc(snap.doc)
 
+    @staticmethod
+    def _new_doc(model: RegisteredModel, token: str) -> dict[str, Any]:
+        """The state document of a new model, before its create_model event is sealed."""
+        known = set(RegisteredModel.model_fields)
+        return {
+            "kind": "modelreg-model", "name": model.name, "created_at": _iso(model.created_at),
+            "updated_at": _iso(model.updated_at), "description": model.description, "tags": dict(model.tags),
+            "owner": model.owner,
+            "extra": {k: v for k, v in (model.model_extra or {}).items() if k not in known},
+            "versions": {}, "aliases": {}, "last_version": 0, "extensions": {},
+            "head": {"seq": 0, "hash": GENESIS_HASH}, "pending": {"events": [], "tombstones": []},
+            "packed": 0, "tail": {}, "writers": [token], "revision": 1,
+        }
+
     def get_model(self, name: str) -> RegisteredModel:
         return self._model_from_doc(self._fetch(name).doc)
 
@@ -918,7 +951,10 @@ class JSONMetadataStore(MetadataStore):
 
     # -- versions ------------------------------------------------------------------------------------
     def _version_doc(self, name: str, n: int, record: dict[str, Any], event: EventDraft, token: str) -> bytes:
-        ev = event.model_copy(update={"version": n}).model_dump(mode="json")
+        # a time the caller did not set is stamped when the version is committed (by this writer or,
+        # if it dies first, by the next one), so it is not kept here
+        exclude = None if "time" in event.model_fields_set else {"time"}
+        ev = event.model_copy(update={"version": n}).model_dump(mode="json", exclude=exclude)
         return _dumps({"kind": "modelreg-version", "name": name, "version": n, "record": record, "event": ev,
                        "writer": token})
 
@@ -928,14 +964,29 @@ class JSONMetadataStore(MetadataStore):
             updated_at=record.get("created_at"),
         ).model_dump(mode="json")
 
-    def add_version(self, draft: VersionDraft, event: EventDraft) -> ModelVersion:
+    def add_version(
+        self,
+        draft: VersionDraft,
+        event: EventDraft,
+        *,
+        create: tuple[RegisteredModel, EventDraft] | None = None,
+    ) -> ModelVersion:
         name = draft.name
         self._enc(name)
         with self._writing():
-            snap = self._cached(name) or self._fetch(name)
+            snap: _Snap | None
+            try:
+                snap = self._cached(name) or self._fetch(name)
+            except ModelNotFound:
+                if create is None:
+                    raise
+                self._ensure_format()
+                snap = None  # a first registration: the model is created with its first version
             record = draft.model_dump(mode="json")
+            # what get_version will read back, checked before anything is written
+            self._build(name, 1, record, self._initial_vs(record), [])
             token = uuid.uuid4().hex
-            n = int(snap.doc.get("last_version", 0)) + 1
+            n = (int(snap.doc.get("last_version", 0)) if snap is not None else 0) + 1
             # 1. allocate: create-if-absent of versions/<n>.json; the loser of a race takes n + 1
             while True:
                 path = self._version_path(name, n)
@@ -950,7 +1001,13 @@ class JSONMetadataStore(MetadataStore):
                     if other.get("writer") == token:
                         break  # our create landed; the response was lost and the request retried
                     self.conflicts["version"] += 1
-                    snap = self._fetch(name)
+                    try:
+                        snap = self._fetch(name)
+                    except ModelNotFound:
+                        if create is None:
+                            raise
+                        snap, n = None, n + 1  # taken by a first registration not committed (yet)
+                        continue
                     n = max(n + 1, int(snap.doc.get("last_version", 0)) + 1)
                 except Exception as exc:  # noqa: BLE001
                     raise self._fail("write", f"version {name}/{n}", exc) from exc
@@ -974,8 +1031,39 @@ class JSONMetadataStore(MetadataStore):
                 self._maybe_pack(name, doc)
                 return None, True
 
-            self._commit(name, mutate, start=snap)
+            if snap is None and create is not None:
+                self._create_with_version(name, create, token, mutate)
+            else:
+                self._commit(name, mutate, start=snap)
         return self._build(name, n, record, self._initial_vs(record), [])
+
+    def _create_with_version(
+        self,
+        name: str,
+        create: tuple[RegisteredModel, EventDraft],
+        token: str,
+        mutate: Callable[[dict[str, Any]], tuple[None, bool]],
+    ) -> None:
+        """Commit a first registration: one create-if-absent of the state document holding the
+        model, its create_model event and the version. If another writer created the model
+        first, commit the version into its document like any later version."""
+        doc = self._new_doc(create[0], token)
+        self._seal(name, doc, [create[1]])
+        mutate(doc)
+        data = _dumps(doc)
+        try:
+            etag = self.io.create(self._state_path(name), data)
+        except FileExistsError:
+            current = self._fetch(name)
+            if token in current.doc.get("writers", []):
+                self._after_commit(name, current.doc)  # ours landed; the response was lost
+                return
+            self._commit(name, mutate, start=current)
+            return
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("write", f"the state of model {name!r}", exc) from exc
+        snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
+        self._after_commit(name, snap.doc)
 
     def _orphan(self, name: str, k: int) -> tuple[dict[str, Any], EventDraft]:
         """The record and register event of version ``k``, created but not yet committed by its writer."""
@@ -1087,16 +1175,18 @@ class JSONMetadataStore(MetadataStore):
             mv = entry.built[row.version] = self._build(row.name, row.version, row.record, row.vs, row.aliases)
         return mv
 
-    def purge_version(self, name: str, version: int, event: EventDraft) -> None:
+    def purge_version(self, name: str, version: int, event: EventDraft | PurgeFn) -> None:
         with self._writing():
             def mutate(doc: dict[str, Any]) -> tuple[None, bool]:
                 key = str(version)
                 if key not in doc.get("versions", {}):
                     raise VersionNotFound(f"model {name!r} has no version {version}")
+                # the caller's precondition, evaluated on the state this compare-and-swap replaces
+                ev = event(self._state_from_doc(doc)) if callable(event) else event
                 del doc["versions"][key]
                 doc.setdefault("tail", {}).pop(key, None)
                 doc["aliases"] = {a: v for a, v in (doc.get("aliases") or {}).items() if int(v) != int(version)}
-                self._seal(name, doc, [event.model_copy(update={"version": version})])
+                self._seal(name, doc, [ev.model_copy(update={"version": version})])
                 doc["pending"].setdefault("tombstones", []).append(int(version))
                 return None, True
 
@@ -1128,6 +1218,8 @@ class JSONMetadataStore(MetadataStore):
                     doc["updated_at"] = now.isoformat()
                     changed = True
                 if new.extensions != old.extensions:
+                    # what every store can write and read back (depth, 64-bit integers, finite floats)
+                    check_json(new.extensions, f"the extensions of model {name!r}", max_bytes=MAX_EXTENSIONS_BYTES)
                     doc["extensions"] = json.loads(json.dumps(new.extensions))
                     changed = True
                 for v, vs in new.versions.items():

@@ -38,7 +38,8 @@ from ..models import (
     VersionDraft,
     utcnow,
 )
-from .base import MetadataStore, UpdateFn
+from ..validation import MAX_EXTENSIONS_BYTES, check_json
+from .base import MetadataStore, PurgeFn, UpdateFn, stamp_events
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -153,6 +154,100 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_1, 2: _migrate_2}
 
 
+# SQLite's primary result codes (https://sqlite.org/rescode.html); Python 3.10 has only the message
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 3, 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_AUTH, _SQLITE_NOTADB = 11, 13, 14, 23, 26
+_NEARLY_FULL = 256 * 1024  # bytes free below which an I/O error is taken for a full disk
+
+
+def _translate(exc: sqlite3.Error, path: Path, action: str, timeout: float | None = None) -> Exception:
+    """The :class:`BackendError` subclass for a storage failure of the SQLite database at ``path``,
+    naming the file and what to check. Errors that are not about storage (a constraint violation,
+    misuse of the connection) are returned unchanged.
+
+    - disk full (``SQLITE_FULL``, or an I/O error with the disk nearly full): OutOfSpaceError
+    - read-only file system or file, no permission: AccessDeniedError
+    - locked past the busy timeout: BackendBusyError (an UnreachableError: retry later)
+    - the folder is missing or is a file: StorageNotFoundError
+    - anything else (I/O error, damaged file): BackendError
+    """
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return exc
+    import os
+    import shutil
+
+    from ..errors import AccessDeniedError, BackendBusyError, OutOfSpaceError, StorageNotFoundError
+
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    low = text.lower()
+    where = f"SQLite database {str(path)!r}"
+    folder = path.parent if str(path.parent) else Path(".")
+    detail = f"{type(exc).__name__}: {text}"
+
+    def has(codes: tuple[int, ...], *phrases: str) -> bool:
+        return primary in codes or any(p in low for p in phrases)
+
+    def probe(check: Callable[[], Any], failed: Any) -> Any:  # e.g. a folder that may not be searched
+        try:
+            return check()
+        except OSError:
+            return failed
+
+    folder_exists = probe(folder.exists, True)
+    folder_is_dir = probe(folder.is_dir, False)
+    space = probe(lambda: shutil.disk_usage(folder).free, None) if folder_is_dir else None
+    if has((_SQLITE_FULL,), "database or disk is full") or (
+        has((_SQLITE_IOERR, _SQLITE_CANTOPEN), "disk i/o error", "unable to open") and space is not None
+        and space < _NEARLY_FULL
+    ):
+        unsaved = "; nothing of the change was saved" if action in ("start a write", "write", "commit") else ""
+        return OutOfSpaceError(f"{where} could not {action}: the disk is full ({detail}); free space on the disk "
+                               f"that holds {str(folder)!r} (or raise the quota), then retry{unsaved}")
+    if has((_SQLITE_BUSY, _SQLITE_LOCKED), "database is locked", "database table is locked"):
+        waited = f" past the {timeout:g} s busy timeout" if timeout is not None else ""
+        return BackendBusyError(f"{where} stayed locked{waited} ({detail}); retry, or look for a stuck process "
+                                "holding it (e.g. `fuser` on the file); never put SQLite on a network file system")
+    if has((_SQLITE_CANTOPEN,), "unable to open database file"):
+        if not folder_exists:
+            return StorageNotFoundError(f"{where} could not {action}: its folder {str(folder)!r} does not exist "
+                                        f"({detail}); create the folder or fix the path")
+        if not folder_is_dir:
+            return StorageNotFoundError(f"{where} could not {action}: {str(folder)!r} is a file, not a folder "
+                                        f"({detail}); fix the path")
+        if probe(path.is_dir, False):
+            return BackendError(f"{where} could not {action}: it is a folder, not a database file ({detail}); "
+                                "point at a database file (or pass the folder as the registry location)")
+    readonly = folder_is_dir and (not os.access(folder, os.W_OK)
+                                  or (probe(path.exists, False) and not os.access(path, os.W_OK)))
+    if has((_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH), "readonly database", "access permission denied") or (
+        has((_SQLITE_IOERR, _SQLITE_CANTOPEN), "disk i/o error", "unable to open") and readonly
+    ):
+        return AccessDeniedError(f"{where} could not {action}: it cannot be written ({detail}); check that this user "
+                                 f"may write to the file and to {str(folder)!r} (SQLite creates its -wal and -shm "
+                                 "files there) and that the file system is not mounted read-only")
+    if has((_SQLITE_CORRUPT, _SQLITE_NOTADB), "malformed", "file is not a database"):
+        return BackendError(f"{where} could not {action}: it is damaged or not a SQLite database ({detail}); "
+                            "restore it from a backup, or point at the right file")
+    if has((_SQLITE_CANTOPEN,), "unable to open"):
+        return BackendError(f"{where} could not {action} ({detail}); check that the folder exists and is writable")
+    return BackendError(f"{where} could not {action} ({detail}); check the disk and its file system (free space, "
+                        "errors in the system log), and that the database is on a local disk")
+
+
+def _rollback(conn: sqlite3.Connection) -> bool:
+    """Roll back the open transaction, if any; True when none is open afterwards. After SQLITE_FULL,
+    SQLITE_IOERR or SQLITE_BUSY SQLite may have rolled it back itself, and ROLLBACK may fail: that
+    is not raised (the original error matters)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+    return not conn.in_transaction
+
+
 class SQLiteMetadataStore(MetadataStore):
     """Metadata in one SQLite database file (see the module docs for guarantees)."""
 
@@ -162,17 +257,27 @@ class SQLiteMetadataStore(MetadataStore):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.RLock()
+        self._timeout = timeout
+        self._unfinished = False  # a write transaction whose ROLLBACK failed is still open
         try:
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=timeout
             )
         except sqlite3.Error as exc:
-            raise BackendError(f"cannot open SQLite database {str(self.path)!r}: {exc}; check the folder exists and is writable") from exc
-        self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+            raise _translate(exc, self.path, "open", timeout) from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()  # its sqlite3 errors are translated by _write
+        except BaseException as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.Error):
+                err = _translate(exc, self.path, "open", timeout)
+                if err is not exc:
+                    raise err from exc
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteMetadataStore({str(self.path)!r})"
@@ -189,22 +294,46 @@ class SQLiteMetadataStore(MetadataStore):
     # -- plumbing ----------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Storage failures (disk full, read-only, locked, I/O errors) of
+        BEGIN, of the statements and of COMMIT roll everything back and raise the BackendError
+        subclass that says what to do (:func:`_translate`); nothing of the change is kept."""
         with self._lock:
+            if self._unfinished:  # an earlier ROLLBACK failed: finish it before starting anew
+                self._unfinished = not _rollback(self._conn)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise BackendError(f"SQLite database {str(self.path)!r} stayed locked: {exc}; retry, or look for a stuck process") from exc
+            except sqlite3.Error as exc:
+                err = _translate(exc, self.path, "start a write", self._timeout)
+                if err is exc:
+                    raise
+                raise err from exc
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                self._unfinished = not _rollback(self._conn)
+                if isinstance(exc, sqlite3.Error):
+                    err = _translate(exc, self.path, "write", self._timeout)
+                    if err is not exc:
+                        raise err from exc
                 raise
-            else:
+            try:
                 self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:  # e.g. SQLITE_FULL writing the WAL: the transaction may still be open
+                self._unfinished = not _rollback(self._conn)
+                err = _translate(exc, self.path, "commit", self._timeout)
+                if err is exc:
+                    raise
+                raise err from exc
 
     def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                err = _translate(exc, self.path, "read", self._timeout)
+                if err is exc:
+                    raise
+                raise err from exc
 
     def _migrate(self) -> None:
         with self._write() as conn:
@@ -235,8 +364,11 @@ class SQLiteMetadataStore(MetadataStore):
         if not drafts:
             return
         seq, head = conn.execute("SELECT event_seq, event_hash FROM models WHERE name=?", (name,)).fetchone()
+        last = conn.execute("SELECT time FROM events WHERE model=? AND seq=?", (name, seq)).fetchone() if seq else None
+        previous = datetime.fromisoformat(last[0]) if last else None
         rows = []
-        for draft in drafts:
+        stamped = stamp_events(drafts, previous)  # inside the write transaction: never runs backwards
+        for draft in stamped:
             seq += 1
             ev = AuditEvent.chain(name, seq, head, draft)
             head = ev.hash
@@ -253,7 +385,7 @@ class SQLiteMetadataStore(MetadataStore):
         )
         conn.execute(
             "UPDATE models SET event_seq=?, event_hash=?, updated_at=? WHERE name=?",
-            (seq, head, drafts[-1].time.isoformat(), name),
+            (seq, head, stamped[-1].time.isoformat(), name),
         )
 
     # -- models -------------------------------------------------------------------
@@ -275,18 +407,21 @@ class SQLiteMetadataStore(MetadataStore):
 
     _MODEL_COLS = "name, description, tags, owner, created_at, updated_at, extra"
 
-    def create_model(self, model: RegisteredModel, event: EventDraft) -> RegisteredModel:
+    def _insert_model(self, conn: sqlite3.Connection, model: RegisteredModel, event: EventDraft) -> None:
         known = set(RegisteredModel.model_fields)
         extra = {k: v for k, v in (model.model_extra or {}).items() if k not in known}
+        conn.execute(
+            "INSERT INTO models (name, description, tags, owner, created_at, updated_at, last_version,"
+            " event_seq, event_hash, extra) VALUES (?,?,?,?,?,?,0,0,?,?)",
+            (model.name, model.description, _dumps(model.tags), model.owner, model.created_at.isoformat(),
+             model.updated_at.isoformat(), GENESIS_HASH, _dumps(extra)),
+        )
+        self._append_events(conn, model.name, [event])
+
+    def create_model(self, model: RegisteredModel, event: EventDraft) -> RegisteredModel:
         try:
             with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO models (name, description, tags, owner, created_at, updated_at, last_version,"
-                    " event_seq, event_hash, extra) VALUES (?,?,?,?,?,?,0,0,?,?)",
-                    (model.name, model.description, _dumps(model.tags), model.owner, model.created_at.isoformat(),
-                     model.updated_at.isoformat(), GENESIS_HASH, _dumps(extra)),
-                )
-                self._append_events(conn, model.name, [event])
+                self._insert_model(conn, model, event)
         except sqlite3.IntegrityError:
             raise AlreadyExistsError(f"model {model.name!r} exists already; register a new version instead") from None
         return self.get_model(model.name)
@@ -323,15 +458,29 @@ class SQLiteMetadataStore(MetadataStore):
         if not self._query("SELECT 1 FROM models WHERE name=?", (name,)):
             raise ModelNotFound(f"no model named {name!r}; list models with `modelreg list`")
 
-    def add_version(self, draft: VersionDraft, event: EventDraft) -> ModelVersion:
+    def add_version(
+        self,
+        draft: VersionDraft,
+        event: EventDraft,
+        *,
+        create: tuple[RegisteredModel, EventDraft] | None = None,
+    ) -> ModelVersion:
         record = _dumps(draft.model_dump(mode="json", exclude={"name", "tags", "description"}))
         tags = _dumps(draft.tags)
         now = draft.created_at.isoformat()
         with self._write() as conn:
             row = conn.execute("SELECT last_version FROM models WHERE name=?", (draft.name,)).fetchone()
             if row is None:
-                raise ModelNotFound(f"no model named {draft.name!r}; create it before adding versions")
+                if create is None:
+                    raise ModelNotFound(f"no model named {draft.name!r}; create it before adding versions")
+                self._insert_model(conn, create[0], create[1])  # rolled back with the version on failure
+                row = (0,)
             version = row[0] + 1
+            # exactly what get_version will read back, checked before the commit: a record that
+            # cannot be read back (pydantic refuses it) is never stored
+            mv = ModelVersion.model_validate_json(_version_json(
+                record, _dumps(draft.name), version, _dumps(Stage.EXPERIMENTAL.value), tags,
+                _dumps(draft.description or ""), "{}", _dumps(now), None))
             conn.execute(
                 "INSERT INTO versions (name, version, stage, tags, description, logged_metrics, metrics, params,"
                 " created_by, created_at, updated_at, digest, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -341,10 +490,7 @@ class SQLiteMetadataStore(MetadataStore):
             )
             conn.execute("UPDATE models SET last_version=? WHERE name=?", (version, draft.name))
             self._append_events(conn, draft.name, [event.model_copy(update={"version": version})])
-        # exactly what get_version would read back, without reading it back
-        return ModelVersion.model_validate_json(_version_json(
-            record, _dumps(draft.name), version, _dumps(Stage.EXPERIMENTAL.value), tags, _dumps(draft.description or ""),
-            "{}", _dumps(now), None))
+        return mv
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         rows = self._query(f"SELECT {self._VERSION_COLS} FROM versions v WHERE v.name=? AND v.version=?", (name, version))
@@ -365,11 +511,13 @@ class SQLiteMetadataStore(MetadataStore):
         for r in rows:
             yield self._version_from_row(r)
 
-    def purge_version(self, name: str, version: int, event: EventDraft) -> None:
+    def purge_version(self, name: str, version: int, event: EventDraft | PurgeFn) -> None:
         with self._write() as conn:
             if not conn.execute("SELECT 1 FROM versions WHERE name=? AND version=?", (name, version)).fetchone():
                 self._require_model(name)
                 raise VersionNotFound(f"model {name!r} has no version {version}")
+            if callable(event):  # the caller's precondition, under the write lock
+                event = event(self._load_state(conn, name))
             conn.execute("DELETE FROM aliases WHERE name=? AND version=?", (name, version))
             conn.execute("DELETE FROM versions WHERE name=? AND version=?", (name, version))
             self._append_events(conn, name, [event.model_copy(update={"version": version})])
@@ -447,6 +595,7 @@ class SQLiteMetadataStore(MetadataStore):
                     (new.description, _dumps(new.tags), new.owner, now, name),
                 )
             if new.extensions != old.extensions:
+                check_json(new.extensions, f"the extensions of model {name!r}", max_bytes=MAX_EXTENSIONS_BYTES)
                 extra = json.loads(conn.execute("SELECT extra FROM models WHERE name=?", (name,)).fetchone()[0] or "{}")
                 extra["extensions"] = new.extensions
                 conn.execute("UPDATE models SET extra=? WHERE name=?", (_dumps(extra), name))

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from ..errors import AlreadyExistsError, ModelNotFound, VersionNotFound
+from ..errors import AlreadyExistsError, InvalidInputError, InvalidTransitionError, ModelNotFound, VersionNotFound
 from ..models import (
     GENESIS_HASH,
     Artifact,
@@ -244,6 +244,72 @@ class MetadataStoreConformance:
     def test_audit_head_of_unknown_model(self, metadata_store: MetadataStore) -> None:
         with pytest.raises(ModelNotFound):
             metadata_store.audit_head("nope")
+
+    # -- atomic first registration, guarded purge, event times ------------------------------------
+    def test_add_version_creates_the_model_in_the_same_step(self, metadata_store: MetadataStore) -> None:
+        mv = metadata_store.add_version(make_draft("fresh"), ev("register"), create=(make_model("fresh"), ev("create_model")))
+        assert mv.version == 1
+        assert metadata_store.get_model("fresh").version_count == 1
+        events = metadata_store.list_events("fresh")
+        assert [(e.seq, e.action, e.version) for e in events] == [(1, "create_model", None), (2, "register", 1)]
+        assert events[0].time <= events[1].time
+        assert metadata_store.audit_head("fresh") == (2, events[-1].hash)
+
+    def test_add_version_ignores_create_for_an_existing_model(self, store: MetadataStore) -> None:
+        mv = store.add_version(make_draft(), ev("register"), create=(make_model("churn"), ev("create_model")))
+        assert mv.version == 1
+        assert [e.action for e in store.list_events("churn")] == ["create_model", "register"]
+
+    def test_add_version_without_create_needs_the_model(self, metadata_store: MetadataStore) -> None:
+        with pytest.raises(ModelNotFound):
+            metadata_store.add_version(make_draft("nope"), ev("register"))
+        assert metadata_store.list_models() == []
+
+    def test_purge_precondition_is_checked_inside_the_atomic_step(self, store: MetadataStore) -> None:
+        store.add_version(make_draft(n=1), ev("register"))
+        seen: list[ModelState] = []
+
+        def refuse(state: ModelState) -> EventDraft:
+            seen.append(state)
+            raise InvalidTransitionError("churn/1 is in production")
+
+        with pytest.raises(InvalidTransitionError, match="production"):
+            store.purge_version("churn", 1, refuse)
+        assert seen and 1 in seen[-1].versions
+        assert store.get_version("churn", 1).version == 1
+        assert [e.action for e in store.list_events("churn")] == ["create_model", "register"]
+
+        def allow(state: ModelState) -> EventDraft:
+            assert state.versions[1].stage == Stage.EXPERIMENTAL
+            return ev("purge", version=1, before={"stage": "experimental"})
+
+        store.purge_version("churn", 1, allow)
+        with pytest.raises(VersionNotFound):
+            store.get_version("churn", 1)
+        last = store.list_events("churn")[-1]
+        assert (last.action, last.version, last.before) == ("purge", 1, {"stage": "experimental"})
+
+    def test_event_times_never_run_backwards(self, store: MetadataStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        from .. import models
+
+        first = store.list_events("churn")[-1].time
+        real = models.utcnow
+        monkeypatch.setattr(models, "utcnow", lambda: real() - timedelta(hours=1))  # a clock that went back
+        store.add_version(make_draft(n=1), ev("register"))
+        store.update("churn", lambda st: (st.model_copy(update={"description": "d"}), [ev("update_model")]))
+        times = [e.time for e in store.list_events("churn")]
+        assert times == sorted(times) and times[1] >= first
+
+    def test_an_explicit_time_before_the_head_is_refused(self, store: MetadataStore) -> None:
+        head = store.list_events("churn")[-1].time
+        early = ev("register", time=head - timedelta(seconds=5))
+        with pytest.raises(InvalidInputError, match="earlier than the model's previous event"):
+            store.update("churn", lambda st: (st.model_copy(update={"description": "d"}), [early]))
+        assert [e.action for e in store.list_events("churn")] == ["create_model"]
+        assert store.get_model("churn").description == ""
+        later = ev("update_model", time=head + timedelta(seconds=5))
+        store.update("churn", lambda st: (st.model_copy(update={"description": "d"}), [later]))
+        assert store.list_events("churn")[-1].time == later.time  # a replayed time is kept as given
 
     # -- search ------------------------------------------------------------------------------
     @pytest.fixture
