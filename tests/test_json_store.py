@@ -91,7 +91,7 @@ def test_layout_is_documented_one(tmp_path: Path) -> None:
         store.add_version(make_draft("fraud/churn", n=i), ev("register"))
     root = tmp_path / "metadata"
     fmt = json.loads((root / "format.json").read_text())
-    assert fmt["format"] == "modelreg-json" and fmt["version"] == 1 and fmt["pack_size"] == 2
+    assert fmt["format"] == "modelreg-json" and fmt["version"] == 2 and fmt["pack_size"] == 2
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.json"))
     assert files == [
         "format.json",
@@ -105,6 +105,8 @@ def test_layout_is_documented_one(tmp_path: Path) -> None:
     state = json.loads((root / "models/fraud~churn.json").read_text())
     assert state["last_version"] == 3 and state["packed"] == 2 and sorted(state["tail"]) == ["3"]
     assert state["head"]["seq"] == 4
+    # sparse (format 2): no entry for versions still as registered, no purged numbers yet
+    assert state["sparse"] is True and state["versions"] == {} and state["purged"] == []
     pack = json.loads((root / "models/fraud~churn/packs/0.json").read_text())
     assert sorted(pack["records"]) == ["1", "2"]
     assert [v.version for v in store.list_versions("fraud/churn")] == [1, 2, 3]
@@ -113,7 +115,7 @@ def test_layout_is_documented_one(tmp_path: Path) -> None:
 def test_newer_format_major_version_asks_to_upgrade(tmp_path: Path) -> None:
     root = tmp_path / "metadata"
     root.mkdir()
-    (root / "format.json").write_text(json.dumps({"format": "modelreg-json", "version": 2, "registry_id": "x"}))
+    (root / "format.json").write_text(json.dumps({"format": "modelreg-json", "version": 3, "registry_id": "x"}))
     with pytest.raises(SchemaVersionError, match="upgrade modelreg"):
         JSONMetadataStore(f"file://{root}")
 
@@ -138,7 +140,8 @@ def test_unknown_fields_written_by_a_newer_writer_survive(tmp_path: Path) -> Non
     state_path = root / "models/churn.json"
     state = json.loads(state_path.read_text())
     state["future_top"] = [1, 2]
-    state["versions"]["1"]["future_vs"] = "kept"
+    entry = store.get_state("churn").versions[1].model_dump(mode="json")  # sparse: no entry until changed
+    state["versions"]["1"] = {**entry, "future_vs": "kept"}
     state_path.write_text(json.dumps(state))
     forget()
     older = JSONMetadataStore(url)

@@ -255,7 +255,13 @@ class VersionState(_Record):
 
 
 class ModelState(_Record):
-    """The mutable state of one model, read and written atomically by ``MetadataStore.update``."""
+    """The mutable state of one model, read and written atomically by ``MetadataStore.update``.
+
+    In an update function, ``versions`` is a view (a mutable mapping) that loads a version's
+    entry when it is first read, answers :meth:`holders` from the store's index, and records
+    what the function assigns: an update costs what it touches, not the number of versions.
+    Iterating over it reads every version.
+    """
 
     name: str
     description: str = ""
@@ -271,6 +277,9 @@ class ModelState(_Record):
     def holders(self, stage: Stage | str) -> list[int]:
         """Version numbers currently in ``stage``, ascending."""
         stage = Stage(stage)
+        lookup = getattr(self.versions, "holders", None)  # a store's view answers from its index
+        if lookup is not None:
+            return lookup(stage)
         return sorted(v for v, s in self.versions.items() if s.stage == stage)
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ModelState:

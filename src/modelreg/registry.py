@@ -163,9 +163,17 @@ class Registry(GovernanceMixin):
         self.cache = resolve_cache(cache, self.artifacts)
         self.uri = os.fspath(uri) if uri is not None else None
         self._actor = check_actor(actor) if actor is not None else None
-        from .governance.engine import Governance
+        self._rules_arg = rules
+        self._governance: Any = None  # the engine, made on first use: reads never need it
 
-        self._gov = Governance(self, rules)
+    @property
+    def _gov(self) -> Any:
+        """The governance engine (modelreg.governance.engine.Governance): every workflow decision."""
+        if self._governance is None:
+            from .governance.engine import Governance
+
+            self._governance = Governance(self, self._rules_arg)
+        return self._governance
 
     def __repr__(self) -> str:
         return f"Registry(metadata={self.metadata.url!r}, artifacts={self.artifacts.url!r})"
@@ -182,7 +190,8 @@ class Registry(GovernanceMixin):
         self._gov.local_policy = Policy.from_rules(rules)
 
     def close(self) -> None:
-        self._gov.close()
+        if self._governance is not None:
+            self._governance.close()
         self.metadata.close()
         self.artifacts.close()
 
@@ -224,7 +233,7 @@ class Registry(GovernanceMixin):
                 f"promote one with `modelreg transition {ref.name} <version> {ref.stage.value}`"
             )
         if ref.alias is not None:
-            known = ", ".join(sorted(self.metadata.get_state(ref.name).aliases)) or "none"
+            known = ", ".join(sorted(self.metadata.get_state_view(ref.name).aliases)) or "none"
             raise VersionNotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})")
         raise VersionNotFound(f"model {ref.name!r} has no versions; register one first")
 
@@ -425,7 +434,7 @@ class Registry(GovernanceMixin):
         """Every value of a version's metrics: the registered one, then each logged one, oldest first."""
         mv = self.get_version(ref)
         points = [MetricPoint(key=k, value=v, time=mv.created_at, actor=mv.created_by, source="register") for k, v in mv.metrics.items()]
-        for ev in self.metadata.list_events(mv.name):
+        for ev in self.metadata.list_events(mv.name, actions=("log_metrics",)):
             if ev.action == "log_metrics" and ev.version == mv.version and ev.after:
                 step = ev.after.get("step")
                 for k, v in (ev.after.get("metrics") or {}).items():
@@ -725,21 +734,22 @@ class Registry(GovernanceMixin):
             return
         where = f"{mv.ref}: file {entry.path!r}"
         try:
-            cached = self.cache.fetch(entry.digest, entry.size, self.artifacts, progress, where=where)
+            # the pass that verifies the downloaded copy also writes ``out``
+            self.cache.fetch(entry.digest, entry.size, self.artifacts, progress, where=where, copy_to=out)
         except BlobNotFound as exc:
             raise IntegrityError(f"{where} is missing from the artifact store ({exc})") from None
-        shutil.copyfile(cached, out)  # just verified while downloading
 
     def _fetch_blob(self, mv: ModelVersion, entry: FileEntry, out: Path, progress: ProgressFn | None) -> None:
         try:
             src = self.artifacts.open(entry.digest)
         except BlobNotFound as exc:
             raise IntegrityError(f"{mv.ref}: file {entry.path!r} is missing from the artifact store ({exc})") from None
-        # a kernel-side copy between local files (as cp), each step read back for the hash; a
-        # stream through one buffer from anything else
+        # big blobs: the copy (by the kernel, between local files) and the hash run at once, on two
+        # threads; the digest covers the bytes written to ``out``
         with src, open(out, "w+b", buffering=0) as f:
             got, n = sha256_copy(src, f, total=entry.size, progress=progress, phase="download")
         if got != entry.digest or n != entry.size:
+            out.unlink()  # download() removes its staging folder too: nothing reaches the destination
             # flag it: registering this content again then replaces the stored blob (ArtifactStore.mark_suspect)
             self.artifacts.mark_suspect(entry.digest)
             raise IntegrityError(

@@ -70,6 +70,14 @@ DELIVERIES_DOC = "_webhooks"
 MAX_ATTEMPTS = 10
 
 
+class _NeedHistory(Exception):
+    """Raised inside a rollback's update function: the stage history read so far is too short."""
+
+
+ROLLBACK_WINDOW = 64
+"""Audit events a rollback reads first, from the head back; doubled until the history answers."""
+
+
 class _NeedRecord(Exception):
     """Raised inside an update function: the record of ``version`` must be fetched first."""
 
@@ -124,7 +132,7 @@ class Governance:
     # -- reserved documents ----------------------------------------------------------------------
     def _internal_state(self, name: str) -> ModelState | None:
         try:
-            return self.store.get_state(name)
+            return self.store.get_state_view(name)
         except ModelNotFound:
             return None
 
@@ -241,7 +249,7 @@ class Governance:
         records.fetch([version])
         stages = {c.stage for c in policy.gate(target).conditions if c.stage is not None}
         if stages:
-            state = self.store.get_state(records.name)
+            state = self.store.get_state_view(records.name)
             with_holders = [h for s in stages for h in state.holders(s)]
             try:
                 records.fetch(with_holders)
@@ -275,7 +283,7 @@ class Governance:
         """Unmet gates of a direct transition (also the table's refusal, as a line), without changing anything."""
         policy = self.policy()
         version, records = self._prepare(r, policy, target)
-        state = self.store.get_state(r.name)
+        state = self.store.get_state_view(r.name)
         if version not in state.versions:
             raise VersionNotFound(f"model {r.name!r} has no version {version}")
         lines = []
@@ -294,24 +302,33 @@ class Governance:
         policy = self.policy()
         rules = policy.stage_rules()
         gate = policy.gate(target)
-        entered = [
-            e.version for e in self.store.list_events(name)
-            if e.action in ("transition", "rollback") and e.version is not None
-            and (e.after or {}).get("stage") == target.value
-        ]
+        # the stage history, read from the head back: the last window of events first (on a store
+        # without an index by action, reading the whole chain costs what the history costs)
+        history = {"after": max(0, self.store.audit_head(name)[0] - ROLLBACK_WINDOW), "entered": []}
+
+        def read_history() -> None:
+            history["entered"] = [
+                e.version for e in self.store.list_events(name, after=history["after"], actions=("transition", "rollback"))
+                if e.version is not None and (e.after or {}).get("stage") == target.value
+            ]
+
+        read_history()
         records = _Records(self.store, name)
         chosen: dict[str, int] = {}
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            entered: list[int] = history["entered"]
             current = set(state.holders(target))
             if not current:
                 raise InvalidTransitionError(f"no version of {name!r} is in {target.value}; there is nothing to roll back")
-            newest = max(current, key=lambda v: max((i for i, x in enumerate(entered) if x == v), default=-1))
             previous = None
             for v in reversed(entered):
                 if v not in current and v in state.versions:
                     previous = v
                     break
+            if history["after"] > 0 and (previous is None or not current <= set(entered)):
+                raise _NeedHistory  # what decides the rollback happened before the events read so far
+            newest = max(current, key=lambda v: max((i for i, x in enumerate(entered) if x == v), default=-1))
             if previous is None:
                 raise InvalidTransitionError(
                     f"{name!r} has no earlier version that held {target.value} and still exists; nothing to roll back to"
@@ -354,7 +371,14 @@ class Governance:
             chosen["version"] = previous
             return draft, events
 
-        self._run(name, fn, records)
+        while True:
+            try:
+                self._run(name, fn, records)
+                break
+            except _NeedHistory:  # nothing was written: read further back and decide again
+                head = self.store.audit_head(name)[0]
+                history["after"] = max(0, history["after"] - max(ROLLBACK_WINDOW, head - history["after"]))
+                read_history()
         return self.store.get_version(name, chosen["version"])
 
     # -- requests -----------------------------------------------------------------------------------------------
@@ -427,7 +451,7 @@ class Governance:
         name = parse_request_id(request_id)
         policy = self.policy()
         rules = policy.stage_rules()
-        state0 = self.store.get_state(name)
+        state0 = self.store.get_state_view(name)
         req0 = get_request(state0, request_id)
         records = _Records(self.store, name)
         try:
@@ -530,7 +554,7 @@ class Governance:
 
     def get_request(self, request_id: str) -> TransitionRequest:
         name = parse_request_id(request_id)
-        return get_request(self.store.get_state(name), request_id)
+        return get_request(self.store.get_state_view(name), request_id)
 
     def list_requests(self, status: str | None = "pending", model: str | None = None) -> list[TransitionRequest]:
         if status is not None and status != "all" and status not in STATUSES:
@@ -538,7 +562,7 @@ class Governance:
         names = [model] if model is not None else [m.name for m in self.store.list_models()]
         out = []
         for name in names:
-            for req in load_requests(self.store.get_state(name)).values():
+            for req in load_requests(self.store.get_state_view(name)).values():
                 if status in (None, "all") or req.status == status:
                     out.append(req)
         return sorted(out, key=lambda q: (q.created_at, q.id))

@@ -148,14 +148,30 @@ def seal(store: MetadataStore, name: str, drafts: Sequence[EventDraft]) -> list[
     """
     if not drafts:
         return []
-    events = store.list_events(name)
+    n = len(drafts)
+    # the tail is enough unless many writers committed since (then read the whole chain)
+    head = store.audit_head(name)[0]
+    events = store.list_events(name, after=max(0, head - n - SEAL_SLACK))
+    found = _find(events, drafts)
+    if found is None and head - n - SEAL_SLACK > 0:
+        found = _find(store.list_events(name), drafts)
+    if found is not None:
+        return found
+    log.warning("could not find the committed events of %r (%s) in its audit chain", name, [d.action for d in drafts])
+    return []
+
+
+SEAL_SLACK = 64
+"""Events other writers may commit between a change and its notification, read with the tail."""
+
+
+def _find(events: list[AuditEvent], drafts: Sequence[EventDraft]) -> list[AuditEvent] | None:
     n = len(drafts)
     for end in range(len(events), n - 1, -1):
         window = events[end - n:end]
         if all(_same(e, d) for e, d in zip(window, drafts)):
             return window
-    log.warning("could not find the committed events of %r (%s) in its audit chain", name, [d.action for d in drafts])
-    return []
+    return None
 
 
 # -- the durable feed ---------------------------------------------------------------------------------
@@ -236,7 +252,7 @@ def read_feed(
     for name, head in heads.items():
         last = seen.get(name, 0)
         if head > last:
-            batches.append([e for e in store.list_events(name) if e.seq > last])
+            batches.append(store.list_events(name, after=last))
     merged = list(heapq.merge(*batches, key=lambda e: e.time))
     has_more = limit is not None and len(merged) > limit
     if limit is not None:

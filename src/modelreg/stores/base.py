@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
 from ..hashing import ProgressFn
-from ..models import AuditEvent, EventDraft, ModelState, ModelVersion, RegisteredModel, VersionDraft
+from ..models import AuditEvent, EventDraft, ModelState, ModelVersion, RegisteredModel, Stage, VersionDraft, VersionState
 
-__all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "PartialUpload", "PurgeFn", "UpdateFn"]
+__all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "PartialUpload", "PurgeFn", "StoredBlob", "UpdateFn"]
 
 UpdateFn = Callable[[ModelState], "tuple[ModelState, list[EventDraft]]"]
 """Receives the current state, returns the new state and the events that record the change."""
@@ -27,6 +27,141 @@ UpdateFn = Callable[[ModelState], "tuple[ModelState, list[EventDraft]]"]
 PurgeFn = Callable[[ModelState], EventDraft]
 """Receives the current state inside the store's atomic step; returns the purge event, or raises
 (for example InvalidTransitionError for a version in an exclusive stage) to refuse the purge."""
+
+
+class VersionView(MutableMapping[int, VersionState]):
+    """``ModelState.versions`` as an update function sees it: loaded on demand.
+
+    A store builds one per :meth:`MetadataStore.update` from three functions: ``load(numbers)``
+    returns the entries of those versions that exist, ``holders(stage)`` the numbers of the
+    versions in a stage (from the store's index), ``numbers()`` every live version number (only
+    iteration needs it). Reads are cached; assignments are recorded and read back first, and
+    :meth:`changed` tells the store what to write. A deep copy (``state.model_copy(deep=True)``)
+    shares the loaded entries (they are frozen records) and copies the assignments.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[list[int]], dict[int, VersionState]],
+        holders: Callable[[Stage], list[int]],
+        numbers: Callable[[], list[int]],
+    ) -> None:
+        self._load, self._holders, self._numbers = load, holders, numbers
+        self._base: dict[int, VersionState | None] = {}
+        self._changes: dict[int, VersionState] = {}
+
+    def _fetch(self, numbers: Iterable[int]) -> None:
+        missing = [v for v in numbers if v not in self._base]
+        if missing:
+            found = self._load(missing)
+            for v in missing:
+                self._base[v] = found.get(v)
+
+    def _stored(self, version: int) -> VersionState | None:
+        self._fetch([version])
+        return self._base[version]
+
+    def __getitem__(self, version: int) -> VersionState:
+        if version in self._changes:
+            return self._changes[version]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise KeyError(version)
+        vs = self._stored(version)
+        if vs is None:
+            raise KeyError(version)
+        return vs
+
+    def __setitem__(self, version: int, value: VersionState) -> None:
+        if isinstance(version, bool) or not isinstance(version, int) or not isinstance(value, VersionState):
+            raise TypeError("versions maps version numbers to VersionState records")
+        self._changes[version] = value
+
+    def __delitem__(self, version: int) -> None:
+        raise TypeError("MetadataStore.update cannot remove versions; use purge_version")
+
+    def __contains__(self, version: object) -> bool:
+        if version in self._changes:
+            return True
+        if isinstance(version, bool) or not isinstance(version, int):
+            return False
+        return self._stored(version) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(set(self._numbers()) | set(self._changes)))
+
+    def __len__(self) -> int:
+        return len(set(self._numbers()) | set(self._changes))
+
+    def items(self):  # type: ignore[override]
+        numbers = sorted(set(self._numbers()) | set(self._changes))
+        self._fetch(v for v in numbers if v not in self._changes)  # one batch, not one read each
+        return [(v, self[v]) for v in numbers]
+
+    def values(self):  # type: ignore[override]
+        return [vs for _, vs in self.items()]
+
+    def holders(self, stage: Stage) -> list[int]:
+        """Numbers of the versions in ``stage``, assignments included, ascending."""
+        found = set(self._holders(Stage(stage)))
+        for v, vs in self._changes.items():
+            if Stage(vs.stage) == Stage(stage):
+                found.add(v)
+            else:
+                found.discard(v)
+        return sorted(found)
+
+    def changed(self) -> dict[int, VersionState]:
+        """The assigned entries that differ from what is stored (a version that does not exist
+        is included: the store refuses it)."""
+        self._fetch(self._changes)
+        return {v: vs for v, vs in self._changes.items() if vs != self._base[v]}
+
+    def added(self) -> list[int]:
+        """Assigned numbers that are not stored versions."""
+        self._fetch(self._changes)
+        return sorted(v for v in self._changes if self._base[v] is None)
+
+    def __deepcopy__(self, memo: dict[int, object] | None = None) -> VersionView:
+        twin = VersionView.__new__(VersionView)
+        twin._load, twin._holders, twin._numbers = self._load, self._holders, self._numbers
+        twin._base = self._base  # loaded entries are frozen records: shared
+        twin._changes = dict(self._changes)
+        return twin
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, VersionView) and other._base is self._base:
+            return self.changed() == other.changed() and self._changes.keys() == other._changes.keys()
+        return dict(self.items()) == dict(other.items()) if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"VersionView(loaded={sorted(v for v, vs in self._base.items() if vs)}, assigned={sorted(self._changes)})"
+
+
+def version_changes(old: ModelState, new: ModelState) -> dict[int, VersionState]:
+    """The version entries an update changed, checked: no version added or removed, no alias
+    pointing at a version that does not exist. Reads only what the update touched when
+    ``new.versions`` is the store's :class:`VersionView` (a plain mapping is compared in full)."""
+    versions = new.versions
+    if isinstance(versions, VersionView):
+        added = versions.added()
+        if added:
+            raise ValueError(f"MetadataStore.update cannot add versions ({added}); use add_version")
+        changed = versions.changed()
+    else:
+        before = dict(old.versions.items())
+        added = sorted(set(versions) - set(before))
+        if added:
+            raise ValueError(f"MetadataStore.update cannot add versions ({added}); use add_version")
+        if set(before) - set(versions):
+            raise ValueError("MetadataStore.update cannot remove versions; use purge_version")
+        changed = {v: vs for v, vs in versions.items() if vs != before[v]}
+    if new.aliases != old.aliases:
+        for alias, v in new.aliases.items():
+            if old.aliases.get(alias) != v and v not in versions:
+                raise ValueError(f"alias {alias!r} points at version {v}, which does not exist")
+    return changed
 
 
 class MetadataStore(abc.ABC):
@@ -128,6 +263,14 @@ class MetadataStore(abc.ABC):
     def get_state(self, name: str) -> ModelState:
         """The current mutable state of a model (raise ModelNotFound)."""
 
+    def get_state_view(self, name: str) -> ModelState:
+        """The model's state for reading a few parts of it: description, tags, aliases and
+        extensions as they are now, and ``versions`` as a :class:`VersionView` that reads a
+        version (or a stage's holders) when asked, so the cost does not grow with the number of
+        versions. Not one snapshot: use :meth:`get_state` (or :meth:`update`) for that. The
+        default returns :meth:`get_state`; stores override it (raise ModelNotFound)."""
+        return self.get_state(name)
+
     def resolve(self, name: str, *, stage: str | None = None, alias: str | None = None) -> int | None:
         """The version number an unnumbered reference points at: the highest live version in
         ``stage``, the version ``alias`` points at, or (neither given) the latest live version;
@@ -152,12 +295,25 @@ class MetadataStore(abc.ABC):
         conflict), so it must not have side effects. If it raises, nothing is
         written. Only ``description``, ``tags``, ``owner``, ``aliases`` and the
         ``versions`` entries of existing versions may change.
+
+        The cost must not grow with the number of versions: hand ``fn`` a state whose
+        ``versions`` is a :class:`VersionView` (the model's head, tags, aliases and
+        extensions read whole; a version's entry read when ``fn`` reads it; stage holders
+        from an index), and write only what :func:`version_changes` returns. The
+        conformance suite counts what an update reads and writes.
         """
 
     # -- audit -----------------------------------------------------------------
     @abc.abstractmethod
-    def list_events(self, name: str | None = None) -> list[AuditEvent]:
-        """Audit events of one model (oldest first), or of all user models in commit order."""
+    def list_events(
+        self, name: str | None = None, *, after: int = 0, actions: Collection[str] | None = None
+    ) -> list[AuditEvent]:
+        """Audit events of one model (oldest first), or of all user models in commit order.
+
+        For one model, ``after`` skips events up to that sequence number (a reader of the tail
+        of the chain pays for the tail only), and ``actions`` keeps only events with those
+        actions (an index lookup where the store has one: rollback asks for the stage entries
+        of a model without reading its registrations)."""
 
     @abc.abstractmethod
     def audit_head(self, name: str) -> tuple[int, str]:
@@ -183,12 +339,28 @@ class PartialUpload:
     """Bytes it held (0 where the store cannot tell cheaply)."""
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """What :meth:`ArtifactStore.put_file_hashed` stored."""
+
+    digest: str
+    """``sha256:<hex>`` of the bytes stored."""
+    size: int
+    created: bool
+    """True if this call created the blob; False if it was stored already (reused, or replaced
+    because it failed verification) or another writer published it first."""
+
+
 class ArtifactStore(abc.ABC):
     """Content-addressed blobs: ``sha256:<hex>`` digest -> bytes.
 
-    Writes publish atomically: a reader sees a whole blob or none. The store
-    does not hash on upload; the caller passes the digest it computed and
-    downloads are verified by the caller (see :meth:`modelreg.Registry.download`).
+    Writes publish atomically: a reader sees a whole blob or none. :meth:`put_file`
+    does not hash: the caller passes the digest it computed, and downloads are
+    verified by the caller (see :meth:`modelreg.Registry.download`).
+    :meth:`put_file_hashed` ("store this file and tell me its digest") returns the
+    digest of what it stored: a store that can hash the bytes as it writes them
+    (:attr:`hashes_on_put`) reads the file once, the default hashes it, then calls
+    :meth:`put_file`.
 
     Repair: a stored blob whose content does not match its digest ("fails
     verification") is replaced by the next :meth:`put_file` of that content. A store
@@ -211,6 +383,28 @@ class ArtifactStore(abc.ABC):
         again. A stored blob that fails verification is replaced: at least one flagged with
         :meth:`mark_suspect` (which the store then may un-flag), or one of the wrong size.
         """
+
+    hashes_on_put: bool = False
+    """True if :meth:`put_file_hashed` hashes the bytes as it writes them, reading the file once;
+    ``Registry.register`` then stores big files with it instead of hashing them first."""
+
+    def put_file_hashed(self, path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> StoredBlob:
+        """Store a local file under the digest of its content, atomically; return the digest and
+        size of the bytes stored and whether this call created the blob.
+
+        Deduplication and repair as in :meth:`put_file`. The default hashes the file (progress
+        phase ``hash``), then calls :meth:`put_file` (phase ``upload``): two reads, and the digest
+        is that of the stored bytes only if the file did not change in between (a caller checks
+        that, for instance by comparing the file's stat before and after). A store that hashes the
+        bytes it writes overrides it (one read of the file, the digest always that of the stored
+        bytes, progress reported as ``upload``) and sets :attr:`hashes_on_put`.
+        """
+        from ..hashing import sha256_file
+
+        digest, size = sha256_file(path, progress=progress)
+        created = not self.exists(digest)
+        self.put_file(digest, path, progress=progress)
+        return StoredBlob(digest, size, created)
 
     @abc.abstractmethod
     def put_bytes(self, digest: str, data: bytes) -> None:

@@ -7,7 +7,7 @@ comes from the two conditional writes every backend offers (see
 
 Layout under the store's root (``<registry>/metadata``)::
 
-    format.json                       {"format": "modelreg-json", "version": 1, "registry_id": ..., "pack_size": 64}
+    format.json                       {"format": "modelreg-json", "version": 2, "registry_id": ..., "pack_size": 64}
     models/<model>.json               the model's state document (compare-and-swap)
     models/<model>/versions/<n>.json  version n: allocation + immutable record (create-if-absent);
                                       replaced by a tombstone when the version is purged
@@ -20,10 +20,20 @@ state document with its etag.
 
 The state document holds everything mutable about a model: description,
 tags, owner, the per-version stage/tags/description/logged metrics, aliases,
-``extensions``, ``last_version``, the audit head (sequence and hash), the
+``extensions``, ``last_version``, the audit head (sequence, hash and time), the
 records of versions not yet packed (``tail``), and ``pending``: the sealed
 events (and purge tombstones) of the latest commits whose own documents may
 not be written yet. Unknown fields in any document are kept when rewritten.
+
+In a registry of format 2 the state document is *sparse* (``"sparse": true``):
+``versions`` holds an entry only for a version whose state changed since it
+was registered (a version without one is experimental, with the tags and
+description of its record), and ``purged`` lists the purged numbers; the live
+versions are 1..``last_version`` minus those. A change then reads and writes a
+document whose size grows with the versions that were promoted, tagged or
+described, not with every registration. A registry created in format 1 keeps
+dense documents (an entry per live version), which format-1 clients read; a
+format-1 client refuses a format-2 registry (SchemaVersionError).
 
 Protocol
 --------
@@ -82,7 +92,7 @@ import time
 import uuid
 from datetime import datetime
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,12 +120,16 @@ from ..models import (
 )
 from ._conditional import ObjectIO, PreconditionFailed, Read, io_for
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
-from .base import MetadataStore, PurgeFn, UpdateFn, stamp_events
+from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, version_changes
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "JSONMetadataStore"]
 
 FORMAT_NAME = "modelreg-json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2: new models keep sparse state documents (only the versions whose state changed since
+registration, plus the purged numbers), so a change costs the same at any number of versions.
+Registries created with version 1 keep dense documents, which version 1 clients can read; a
+version 1 client refuses a version 2 registry with SchemaVersionError."""
 DEFAULT_PACK_SIZE = 64
 RECENT_WRITERS = 32
 
@@ -390,6 +404,11 @@ class JSONMetadataStore(MetadataStore):
             raise BackendError(f"{self.url!r} accepted a compare-and-swap with a wrong etag: it ignores If-Match. {advice}")
 
     @property
+    def _sparse_docs(self) -> bool:
+        """New models get sparse state documents in a registry of format 2 or later."""
+        return int((self._format or {}).get("version") or 1) >= 2
+
+    @property
     def registry_id(self) -> str:
         return str(self._format["registry_id"]) if self._format else self._local_id
 
@@ -611,13 +630,36 @@ class JSONMetadataStore(MetadataStore):
     # -- building public records -----------------------------------------------------------------
     @staticmethod
     def _live(doc: dict[str, Any]) -> list[int]:
+        """Live version numbers, ascending. A sparse document (format 2) lists every number up to
+        ``last_version`` except ``purged``; a dense one (format 1) has an entry per live version."""
+        if doc.get("sparse"):
+            purged = set(doc.get("purged") or ())
+            return [n for n in range(1, int(doc.get("last_version", 0)) + 1) if n not in purged]
         return sorted(int(k) for k in doc.get("versions", {}))
+
+    @staticmethod
+    def _is_live(doc: dict[str, Any], n: int) -> bool:
+        if doc.get("sparse"):
+            return 1 <= n <= int(doc.get("last_version", 0)) and n not in set(doc.get("purged") or ())
+        return str(n) in doc.get("versions", {})
+
+    def _entry(self, name: str, doc: dict[str, Any], n: int) -> dict[str, Any] | None:
+        """The mutable state of live version ``n`` as a dict: its entry, or (sparse documents)
+        the state it was registered with; None if ``n`` is not live."""
+        entry = doc.get("versions", {}).get(str(n))
+        if entry is not None:
+            return entry
+        if doc.get("sparse") and self._is_live(doc, n):
+            return self._initial_vs(self._record(name, doc, n))
+        return None
 
     def _model_from_doc(self, doc: dict[str, Any]) -> RegisteredModel:
         live = self._live(doc)
+        entries = doc.get("versions", {})
         stages: dict[str, list[int]] = {}
         for v in live:
-            stages.setdefault(str(doc["versions"][str(v)].get("stage", "experimental")), []).append(v)
+            entry = entries.get(str(v))
+            stages.setdefault(str(entry.get("stage", "experimental")) if entry else "experimental", []).append(v)
         return RegisteredModel.model_validate({
             **(doc.get("extra") or {}),
             "name": doc["name"], "description": doc.get("description") or "", "tags": doc.get("tags") or {},
@@ -626,14 +668,46 @@ class JSONMetadataStore(MetadataStore):
             "aliases": dict(sorted((doc.get("aliases") or {}).items())),
         })
 
-    @staticmethod
-    def _state_from_doc(doc: dict[str, Any]) -> ModelState:
+    def _state_from_doc(self, doc: dict[str, Any]) -> ModelState:
+        name = doc["name"]
         return ModelState(
-            name=doc["name"], description=doc.get("description") or "", tags=doc.get("tags") or {},
+            name=name, description=doc.get("description") or "", tags=doc.get("tags") or {},
             owner=doc.get("owner"),
-            versions={int(k): VersionState.model_validate(v) for k, v in doc.get("versions", {}).items()},
+            versions={n: VersionState.model_validate(self._entry(name, doc, n)) for n in self._live(doc)},
             aliases=dict(doc.get("aliases") or {}), last_version=int(doc.get("last_version", 0)),
             extensions=doc.get("extensions") or {},
+        )
+
+    def _view_from_doc(self, doc: dict[str, Any]) -> ModelState:
+        """The state an update function sees: a version's entry read (and validated) when asked,
+        holders found from the entries (a sparse document only has the versions whose state
+        changed since registration; the experimental ones are the live ones left over)."""
+        entries: dict[str, Any] = doc.get("versions", {})
+        name = doc["name"]
+
+        def load(numbers: list[int]) -> dict[int, VersionState]:
+            out = {}
+            for v in numbers:
+                entry = self._entry(name, doc, v)
+                if entry is not None:
+                    out[v] = VersionState.model_validate(entry)
+            return out
+
+        def holders(stage: Stage) -> list[int]:
+            found = sorted(int(k) for k, e in entries.items() if e.get("stage", "experimental") == stage.value)
+            if stage == Stage.EXPERIMENTAL and doc.get("sparse"):
+                other = {int(k) for k, e in entries.items() if e.get("stage", "experimental") != stage.value}
+                found = [n for n in self._live(doc) if n not in other]
+            return found
+
+        def numbers() -> list[int]:
+            return self._live(doc)
+
+        return ModelState.model_construct(
+            name=doc["name"], description=doc.get("description") or "", tags=dict(doc.get("tags") or {}),
+            owner=doc.get("owner"), versions=VersionView(load, holders, numbers),
+            aliases={a: int(v) for a, v in (doc.get("aliases") or {}).items()},
+            last_version=int(doc.get("last_version", 0)), extensions=doc.get("extensions") or {},
         )
 
     @staticmethod
@@ -770,7 +844,7 @@ class JSONMetadataStore(MetadataStore):
             "kind": "modelreg-version", "name": name, "version": n, "purged": True,
         }))
         if n <= int(doc.get("packed", 0)):
-            self._prune_pack(name, (n - 1) // self.pack_size, set(doc.get("versions", {})))
+            self._prune_pack(name, (n - 1) // self.pack_size, {str(v) for v in self._live(doc)})
         self._cache_drop(f"versions/{self._enc(name)}/{n}.json")
         with _SHARED.lock:
             _SHARED.durable.add(key)
@@ -895,6 +969,7 @@ class JSONMetadataStore(MetadataStore):
         view = {  # _flush_pending resets "pending" in what it is given: not in the cached document
             "pending": {"events": list(pending.get("events", [])), "tombstones": list(pending.get("tombstones", []))},
             "versions": doc.get("versions", {}), "packed": doc.get("packed", 0),
+            "sparse": doc.get("sparse", False), "purged": doc.get("purged", []), "last_version": doc.get("last_version", 0),
         }
         try:
             self._flush_pending(name, view)
@@ -908,7 +983,7 @@ class JSONMetadataStore(MetadataStore):
         with self._writing():
             self._ensure_format()
             token = uuid.uuid4().hex
-            doc = self._new_doc(model, token)
+            doc = self._new_doc(model, token, self._sparse_docs)
             self._seal(name, doc, [event])
             data = _dumps(doc)
             try:
@@ -929,10 +1004,12 @@ class JSONMetadataStore(MetadataStore):
             return self._model_from_doc(snap.doc)
 
     @staticmethod
-    def _new_doc(model: RegisteredModel, token: str) -> dict[str, Any]:
-        """The state document of a new model, before its create_model event is sealed."""
+    def _new_doc(model: RegisteredModel, token: str, sparse: bool) -> dict[str, Any]:
+        """The state document of a new model, before its create_model event is sealed; ``sparse``
+        in a registry of format 2 or later (see FORMAT_VERSION)."""
         known = set(RegisteredModel.model_fields)
         return {
+            "sparse": sparse, "purged": [],
             "kind": "modelreg-model", "name": model.name, "created_at": _iso(model.created_at),
             "updated_at": _iso(model.updated_at), "description": model.description, "tags": dict(model.tags),
             "owner": model.owner,
@@ -1024,7 +1101,8 @@ class JSONMetadataStore(MetadataStore):
                     else:
                         rec, ev = self._orphan(name, k)
                     doc.setdefault("tail", {})[str(k)] = rec
-                    doc.setdefault("versions", {})[str(k)] = self._initial_vs(rec)
+                    if not doc.get("sparse"):  # a sparse document keeps only changed entries
+                        doc.setdefault("versions", {})[str(k)] = self._initial_vs(rec)
                     drafts.append(ev)
                 doc["last_version"] = n
                 self._seal(name, doc, drafts)
@@ -1047,7 +1125,7 @@ class JSONMetadataStore(MetadataStore):
         """Commit a first registration: one create-if-absent of the state document holding the
         model, its create_model event and the version. If another writer created the model
         first, commit the version into its document like any later version."""
-        doc = self._new_doc(create[0], token)
+        doc = self._new_doc(create[0], token, self._sparse_docs)
         self._seal(name, doc, [create[1]])
         mutate(doc)
         data = _dumps(doc)
@@ -1103,7 +1181,7 @@ class JSONMetadataStore(MetadataStore):
     def get_version(self, name: str, version: int) -> ModelVersion:
         snap = self._fetch(name)
         doc = snap.doc
-        vs = doc.get("versions", {}).get(str(version))
+        vs = self._entry(name, doc, int(version))
         if vs is None:
             raise VersionNotFound(f"model {name!r} has no version {version}; list them with `modelreg versions {name}`")
         with _SHARED.lock:
@@ -1132,10 +1210,13 @@ class JSONMetadataStore(MetadataStore):
         if hit is not None and hit.etag == snap.etag:
             return hit
         by_alias = self._aliases_by_version(doc)
-        rows = [
-            _Row(name, n, self._record(name, doc, n), doc["versions"][str(n)], by_alias.get(n, []))
-            for n in self._live(doc)
-        ]
+        entries = doc.get("versions", {})
+        rows = []
+        for n in self._live(doc):
+            record = self._record(name, doc, n)
+            entry = entries.get(str(n))
+            rows.append(_Row(name, n, record, entry if entry is not None else self._initial_vs(record),
+                             by_alias.get(n, [])))
         entry = _Rows(snap.etag, rows)
         with _SHARED.lock:
             _SHARED.rows[key] = entry
@@ -1179,11 +1260,13 @@ class JSONMetadataStore(MetadataStore):
         with self._writing():
             def mutate(doc: dict[str, Any]) -> tuple[None, bool]:
                 key = str(version)
-                if key not in doc.get("versions", {}):
+                if not self._is_live(doc, int(version)):
                     raise VersionNotFound(f"model {name!r} has no version {version}")
                 # the caller's precondition, evaluated on the state this compare-and-swap replaces
-                ev = event(self._state_from_doc(doc)) if callable(event) else event
-                del doc["versions"][key]
+                ev = event(self._view_from_doc(doc)) if callable(event) else event
+                doc.setdefault("versions", {}).pop(key, None)
+                if doc.get("sparse"):
+                    doc.setdefault("purged", []).append(int(version))
                 doc.setdefault("tail", {}).pop(key, None)
                 doc["aliases"] = {a: v for a, v in (doc.get("aliases") or {}).items() if int(v) != int(version)}
                 self._seal(name, doc, [ev.model_copy(update={"version": version})])
@@ -1194,22 +1277,21 @@ class JSONMetadataStore(MetadataStore):
 
     # -- state ------------------------------------------------------------------------------------------
     def get_state(self, name: str) -> ModelState:
-        return self._state_from_doc(self._fetch(name).doc)
+        snap = self._fetch(name)
+        self._prefetch([snap])  # the records of versions without an entry, in one batch
+        return self._state_from_doc(snap.doc)
+
+    def get_state_view(self, name: str) -> ModelState:
+        return self._view_from_doc(self._fetch(name).doc)
 
     def update(self, name: str, fn: UpdateFn) -> ModelState:
         with self._writing():
             def mutate(doc: dict[str, Any]) -> tuple[ModelState, bool]:
-                old = self._state_from_doc(doc)
+                old = self._view_from_doc(doc)
                 new, drafts = fn(old)
                 if not isinstance(new, ModelState):
                     raise TypeError("the update function must return (ModelState, [EventDraft, ...])")
-                added = set(new.versions) - set(old.versions)
-                if added:
-                    raise ValueError(f"MetadataStore.update cannot add versions ({sorted(added)}); use add_version")
-                if set(old.versions) - set(new.versions):
-                    raise ValueError("MetadataStore.update cannot remove versions; use purge_version")
-                if set(new.aliases.values()) - set(new.versions):
-                    raise ValueError("an alias points at a version that does not exist")
+                changes = version_changes(old, new)
                 drafts = list(drafts)
                 now = utcnow()
                 changed = bool(drafts)
@@ -1222,12 +1304,11 @@ class JSONMetadataStore(MetadataStore):
                     check_json(new.extensions, f"the extensions of model {name!r}", max_bytes=MAX_EXTENSIONS_BYTES)
                     doc["extensions"] = json.loads(json.dumps(new.extensions))
                     changed = True
-                for v, vs in new.versions.items():
-                    if vs != old.versions[v]:
-                        if vs.updated_at is None:
-                            vs = vs.model_copy(update={"updated_at": now})
-                        doc["versions"][str(v)] = vs.model_dump(mode="json")
-                        changed = True
+                for v, vs in changes.items():
+                    if vs.updated_at is None:
+                        vs = vs.model_copy(update={"updated_at": now})
+                    doc["versions"][str(v)] = vs.model_dump(mode="json")
+                    changed = True
                 if new.aliases != old.aliases:
                     doc["aliases"] = {a: int(v) for a, v in new.aliases.items()}
                     changed = True
@@ -1238,7 +1319,7 @@ class JSONMetadataStore(MetadataStore):
             return new
 
     # -- audit --------------------------------------------------------------------------------------------
-    def _events_of(self, snap: _Snap) -> list[AuditEvent]:
+    def _events_of(self, snap: _Snap, after: int = 0) -> list[AuditEvent]:
         doc = snap.doc
         name = doc["name"]
         rid = self.registry_id
@@ -1246,9 +1327,9 @@ class JSONMetadataStore(MetadataStore):
         pending = {int(e["seq"]): e for e in (doc.get("pending") or {}).get("events", [])}
         out: dict[int, AuditEvent] = {}
         for seq, e in pending.items():
-            if seq <= head:
+            if after < seq <= head:
                 out[seq] = AuditEvent.model_validate(e)
-        wanted = [s for s in range(1, head + 1) if s not in out]
+        wanted = [s for s in range(after + 1, head + 1) if s not in out]
         if not wanted:
             return [out[s] for s in sorted(out)]
         enc = self._enc(name)
@@ -1300,13 +1381,17 @@ class JSONMetadataStore(MetadataStore):
                     out[s] = AuditEvent.model_validate_json(data)
         return [out[s] for s in sorted(out)]
 
-    def list_events(self, name: str | None = None) -> list[AuditEvent]:
+    def list_events(
+        self, name: str | None = None, *, after: int = 0, actions: Collection[str] | None = None
+    ) -> list[AuditEvent]:
+        keep = (lambda e: e.action in actions) if actions is not None else (lambda e: True)
         if name is not None:
-            return self._events_of(self._fetch(name))
+            # event documents have no index by action: the filter reads the chain (from ``after``)
+            return [e for e in self._events_of(self._fetch(name), after=after) if keep(e)]
         snaps = self._all_snaps()
         chains = [self._events_of(snaps[n]) for n in sorted(snaps) if not n.startswith(self.RESERVED_PREFIX)]
         # each model's chain stays in sequence order; chains are interleaved by time
-        return list(heapq.merge(*chains, key=lambda e: (e.time, e.model, e.seq)))
+        return [e for e in heapq.merge(*chains, key=lambda e: (e.time, e.model, e.seq)) if keep(e)]
 
     def audit_head(self, name: str) -> tuple[int, str]:
         head = self._fetch(name).doc.get("head") or {}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
@@ -36,10 +36,11 @@ from ..models import (
     RegisteredModel,
     Stage,
     VersionDraft,
+    VersionState,
     utcnow,
 )
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
-from .base import MetadataStore, PurgeFn, UpdateFn, stamp_events
+from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, version_changes
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -152,6 +153,11 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_1, 2: _migrate_2}
+
+ADDITIVE_INDEXES = (
+    # a model's events by action (rollback reads the stage entries, not every registration)
+    "CREATE INDEX IF NOT EXISTS events_model_action ON events (model, action, seq)",
+)
 
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html); Python 3.10 has only the message
@@ -350,6 +356,10 @@ class SQLiteMetadataStore(MetadataStore):
             for target in range(current + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[target](self.db)
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
+            # additive indexes: older clients of the same schema version ignore them and keep them
+            # up to date, so they need no schema bump (a registry stays readable by older releases)
+            for sql in ADDITIVE_INDEXES:
+                conn.execute(sql)
 
     @property
     def schema_version(self) -> int:
@@ -517,7 +527,7 @@ class SQLiteMetadataStore(MetadataStore):
                 self._require_model(name)
                 raise VersionNotFound(f"model {name!r} has no version {version}")
             if callable(event):  # the caller's precondition, under the write lock
-                event = event(self._load_state(conn, name))
+                event = event(self._load_head(conn, name))
             conn.execute("DELETE FROM aliases WHERE name=? AND version=?", (name, version))
             conn.execute("DELETE FROM versions WHERE name=? AND version=?", (name, version))
             self._append_events(conn, name, [event.model_copy(update={"version": version})])
@@ -566,6 +576,59 @@ class SQLiteMetadataStore(MetadataStore):
             raise ModelNotFound(f"no model named {name!r}; list models with `modelreg list`")
         return ModelState.model_validate_json(row[0])
 
+    _HEAD_SQL = """SELECT json_object(
+        'name', m.name,
+        'description', coalesce(m.description, ''),
+        'tags', json(coalesce(nullif(m.tags, ''), '{}')),
+        'owner', m.owner,
+        'aliases', json(coalesce((SELECT json_group_object(a.alias, a.version) FROM aliases a WHERE a.name = m.name), '{}')),
+        'last_version', m.last_version,
+        'extensions', json(coalesce(json_extract(coalesce(nullif(m.extra, ''), '{}'), '$.extensions'), '{}'))
+    ) FROM models m WHERE m.name = ?"""
+
+    _ENTRY_SQL = """SELECT v.version, json_object(
+        'stage', v.stage, 'tags', json(v.tags), 'description', coalesce(v.description, ''),
+        'logged_metrics', json(v.logged_metrics), 'updated_at', v.updated_at)
+        FROM versions v WHERE v.name = ? AND v.version IN ({marks})"""
+
+    def get_state_view(self, name: str) -> ModelState:
+        with self._lock:
+            return self._load_head(self._conn, name, locked=False)
+
+    def _load_head(self, conn: sqlite3.Connection, name: str, *, locked: bool = True) -> ModelState:
+        """The state an update function sees: the model row, its aliases and extensions, and a
+        :class:`VersionView` that reads version rows by primary key and stage holders through
+        the ``versions_name_stage`` index, within the write transaction."""
+        row = conn.execute(self._HEAD_SQL, (name,)).fetchone()
+        if row is None:
+            raise ModelNotFound(f"no model named {name!r}; list models with `modelreg list`")
+        head = json.loads(row[0])
+        # inside a write transaction, reads go to its connection as they are; outside (a view for
+        # reading), each read takes the store's lock like any query
+        run = (lambda sql, params: conn.execute(sql, params).fetchall()) if locked else self._query
+
+        def load(numbers: list[int]) -> dict[int, VersionState]:
+            out: dict[int, VersionState] = {}
+            for i in range(0, len(numbers), 500):
+                chunk = numbers[i:i + 500]
+                sql = self._ENTRY_SQL.format(marks=",".join("?" * len(chunk)))
+                for version, data in run(sql, (name, *chunk)):
+                    out[version] = VersionState.model_validate_json(data)
+            return out
+
+        def holders(stage: Stage) -> list[int]:
+            rows = run("SELECT version FROM versions WHERE name=? AND stage=? ORDER BY version", (name, stage.value))
+            return [r[0] for r in rows]
+
+        def numbers() -> list[int]:
+            return [r[0] for r in run("SELECT version FROM versions WHERE name=? ORDER BY version", (name,))]
+
+        return ModelState.model_construct(
+            name=head["name"], description=head["description"], tags=head["tags"], owner=head["owner"],
+            versions=VersionView(load, holders, numbers), aliases={a: int(v) for a, v in head["aliases"].items()},
+            last_version=int(head["last_version"]), extensions=head["extensions"],
+        )
+
     def resolve(self, name: str, *, stage: str | None = None, alias: str | None = None) -> int | None:
         if alias is not None:
             rows = self._query("SELECT version FROM aliases WHERE name=? AND alias=?", (name, alias))
@@ -584,10 +647,9 @@ class SQLiteMetadataStore(MetadataStore):
 
     def update(self, name: str, fn: UpdateFn) -> ModelState:
         with self._write() as conn:
-            old = self._load_state(conn, name)
+            old = self._load_head(conn, name)
             new, events = fn(old)
-            if set(new.versions) - set(old.versions):
-                raise ValueError("MetadataStore.update cannot add versions; use add_version")
+            changed = version_changes(old, new)
             now = utcnow().isoformat()
             if (new.description, new.tags, new.owner) != (old.description, old.tags, old.owner):
                 conn.execute(
@@ -599,22 +661,18 @@ class SQLiteMetadataStore(MetadataStore):
                 extra = json.loads(conn.execute("SELECT extra FROM models WHERE name=?", (name,)).fetchone()[0] or "{}")
                 extra["extensions"] = new.extensions
                 conn.execute("UPDATE models SET extra=? WHERE name=?", (_dumps(extra), name))
-            for version, vs in new.versions.items():
-                if vs != old.versions[version]:
-                    conn.execute(
-                        "UPDATE versions SET stage=?, tags=?, description=?, logged_metrics=?, updated_at=?"
-                        " WHERE name=? AND version=?",
-                        (Stage(vs.stage).value, _dumps(vs.tags), vs.description, _dumps(vs.logged_metrics),
-                         (vs.updated_at or utcnow()).isoformat(), name, version),
-                    )
-            if new.aliases != old.aliases:
-                if set(new.aliases.values()) - set(new.versions):
-                    raise ValueError("an alias points at a version that does not exist")
-                conn.execute("DELETE FROM aliases WHERE name=?", (name,))
-                conn.executemany(
-                    "INSERT INTO aliases (name, alias, version) VALUES (?,?,?)",
-                    [(name, a, v) for a, v in new.aliases.items()],
+            for version, vs in changed.items():
+                conn.execute(
+                    "UPDATE versions SET stage=?, tags=?, description=?, logged_metrics=?, updated_at=?"
+                    " WHERE name=? AND version=?",
+                    (Stage(vs.stage).value, _dumps(vs.tags), vs.description, _dumps(vs.logged_metrics),
+                     (vs.updated_at or utcnow()).isoformat(), name, version),
                 )
+            if new.aliases != old.aliases:
+                gone = [a for a in old.aliases if a not in new.aliases]
+                moved = [(name, a, v) for a, v in new.aliases.items() if old.aliases.get(a) != v]
+                conn.executemany("DELETE FROM aliases WHERE name=? AND alias=?", [(name, a) for a in gone])
+                conn.executemany("INSERT OR REPLACE INTO aliases (name, alias, version) VALUES (?,?,?)", moved)
             self._append_events(conn, name, events)
             return new
 
@@ -629,11 +687,20 @@ class SQLiteMetadataStore(MetadataStore):
 
     _EVENT_COLS = "model, seq, time, actor, action, version, before, after, comment, prev_hash, hash"
 
-    def list_events(self, name: str | None = None) -> list[AuditEvent]:
+    def list_events(
+        self, name: str | None = None, *, after: int = 0, actions: Collection[str] | None = None
+    ) -> list[AuditEvent]:
+        wanted = sorted(set(actions)) if actions is not None else None
+        only = f" AND action IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
         if name is None:
-            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events WHERE model NOT LIKE '\\_%' ESCAPE '\\' ORDER BY id")
+            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events WHERE model NOT LIKE '\\_%' ESCAPE '\\'"
+                               f"{only} ORDER BY id", wanted or [])
         else:
-            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events WHERE model=? ORDER BY seq", (name,))
+            # with actions, read through (model, action, seq): the planner would otherwise walk every
+            # event of the model in seq order
+            index = " INDEXED BY events_model_action" if wanted is not None else ""
+            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events{index} WHERE model=? AND seq>?{only} ORDER BY seq",
+                               [name, int(after), *(wanted or [])])
             if not rows:
                 self._require_model(name)
         return [self._event_from_row(r) for r in rows]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -43,8 +46,45 @@ def ev(action: str = "test", **kw) -> EventDraft:
     return EventDraft(action=action, **kw)
 
 
+@contextmanager
+def io_meter(store: MetadataStore) -> Iterator[list[int]]:
+    """Count the work a store does inside the ``with`` block, in units that grow with what it
+    reads and writes: SQLite virtual-machine steps (every row a statement visits costs some) for
+    the SQLite store, objects read, listed and written for the JSON store. ``box[0]`` holds the
+    count once the block exits. A third-party store provides its own meter by overriding the
+    ``metadata_io_meter`` fixture."""
+    from ..stores.json import JSONMetadataStore
+    from ..stores.sqlite import SQLiteMetadataStore
+
+    box = [0]
+    if isinstance(store, SQLiteMetadataStore):
+        def tick() -> int:
+            box[0] += 1
+            return 0
+
+        store._conn.set_progress_handler(tick, 10)
+        try:
+            yield box
+        finally:
+            store._conn.set_progress_handler(None, 0)
+    elif isinstance(store, JSONMetadataStore):
+        start = sum(store.io.stats.values())
+        try:
+            yield box
+        finally:
+            box[0] = sum(store.io.stats.values()) - start
+    else:
+        pytest.fail(f"no I/O meter for {type(store).__name__}: override the metadata_io_meter fixture "
+                    "with a context manager that counts the rows or objects the store reads and writes")
+        yield box  # pragma: no cover
+
+
 class MetadataStoreConformance:
     """Behaviour every MetadataStore must show. Needs a `metadata_store` fixture: a fresh, empty store."""
+
+    @pytest.fixture
+    def metadata_io_meter(self) -> Callable[[MetadataStore], AbstractContextManager[list[int]]]:
+        return io_meter
 
     @pytest.fixture
     def store(self, metadata_store: MetadataStore) -> MetadataStore:
@@ -241,9 +281,68 @@ class MetadataStoreConformance:
         times = [e.time for e in events]
         assert times == sorted(times)
 
+    def test_list_events_after_and_by_action(self, store: MetadataStore) -> None:
+        for i in range(3):
+            store.add_version(make_draft(n=i), ev("register"))
+        store.update("churn", lambda st: (st, [ev("transition", version=2)]))
+        every = store.list_events("churn")
+        assert [e.seq for e in store.list_events("churn", after=3)] == [4, 5]
+        assert store.list_events("churn", after=5) == []
+        assert store.list_events("churn", after=2) == every[2:]
+        picked = store.list_events("churn", actions=("transition", "create_model"))
+        assert [(e.seq, e.action) for e in picked] == [(1, "create_model"), (5, "transition")]
+        assert [e.seq for e in store.list_events("churn", after=1, actions=["register"])] == [2, 3, 4]
+        assert {e.action for e in store.list_events(None, actions={"transition"})} == {"transition"}
+        with pytest.raises(ModelNotFound):
+            store.list_events("nope", after=3)
+
     def test_audit_head_of_unknown_model(self, metadata_store: MetadataStore) -> None:
         with pytest.raises(ModelNotFound):
             metadata_store.audit_head("nope")
+
+    # -- cost flat in the number of versions -------------------------------------------------------
+    @pytest.mark.parametrize("change", ["set_alias", "move_stage", "set_tags", "log_metrics", "describe_model"])
+    def test_a_change_costs_the_same_at_any_number_of_versions(
+        self, metadata_store: MetadataStore, metadata_io_meter: Any, change: str
+    ) -> None:
+        """An update reads and writes what it touches (the model head, the versions it changes,
+        the holders of a stage), never every version: its cost on a model of 150 versions is
+        within 2x of its cost on a model of 3."""
+        sizes = {"small": 3, "big": 150}
+        for name, n in sizes.items():
+            metadata_store.create_model(make_model(name), ev("create_model"))
+            for i in range(n):
+                metadata_store.add_version(make_draft(name, n=i), ev("register"))
+        rounds = iter(range(1000))
+
+        def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            k = next(rounds)
+            new = state.model_copy(deep=True)
+            if change == "set_alias":
+                new.aliases[f"a{k % 3}"] = 1 + k % 2
+            elif change == "move_stage":
+                target = Stage.PRODUCTION if k % 2 else Stage.STAGING
+                for holder in new.holders(target):
+                    new.versions[holder] = new.versions[holder].model_copy(update={"stage": Stage.ARCHIVED})
+                new.versions[2] = new.versions[2].model_copy(update={"stage": target})
+            elif change == "set_tags":
+                new.versions[2] = new.versions[2].model_copy(update={"tags": {"k": str(k)}})
+            elif change == "log_metrics":
+                new.versions[1] = new.versions[1].model_copy(update={"logged_metrics": {"auc": k / 1000}})
+            else:
+                new = new.model_copy(update={"description": f"d{k}"})
+            return new, [ev(change, version=2)]
+
+        cost = {}
+        for name in sizes:
+            metadata_store.update(name, fn)  # warm: caches, first reads
+            with metadata_io_meter(metadata_store) as box:
+                metadata_store.update(name, fn)
+            cost[name] = box[0]
+        assert cost["big"] <= 2 * cost["small"] + 20, (
+            f"{change} cost {cost['small']} units on 3 versions but {cost['big']} on 150: "
+            "the update reads or writes every version")
+        assert metadata_store.audit_head("big")[0] == 1 + sizes["big"] + 2
 
     # -- atomic first registration, guarded purge, event times ------------------------------------
     def test_add_version_creates_the_model_in_the_same_step(self, metadata_store: MetadataStore) -> None:
