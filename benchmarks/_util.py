@@ -283,6 +283,16 @@ class Report:
                 out.append("  ".join("-" * w for w in widths))
         return "\n".join(out)
 
+    def finish(self, *, markdown: bool = False, check: bool = False) -> int:
+        """Print the table (and Markdown), say which targets failed; the exit code for ``--check``."""
+        print("\n" + self.table())
+        if markdown:
+            print("\n" + self.markdown())
+        failed = self.failed
+        print(f"\n{len(failed)} of {sum(r.target is not None for r in self.rows)} targets failed"
+              + (": " + "; ".join(r.what for r in failed) if failed else ""))
+        return 1 if (check and failed) else 0
+
     def markdown(self) -> str:
         out = ["| measurement | median | target | baseline | ratio | result |", "|---|---|---|---|---|---|"]
         for r in self.rows:

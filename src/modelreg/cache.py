@@ -85,10 +85,14 @@ class BlobCache:
         return None
 
     def fetch(self, digest: str, size: int, store: Any, progress: ProgressFn | None = None, *,
-              where: str = "") -> Path:
+              where: str = "", copy_to: str | os.PathLike[str] | None = None) -> Path:
         """Download ``digest`` from ``store`` into the cache, verifying sha256 and size; return its path.
 
-        Raises IntegrityError (nothing is cached) if the store returns other content.
+        With ``copy_to``, the pass that hashes the downloaded file also copies it there (the copy
+        and the hash at once, on two threads: :func:`~modelreg.hashing.sha256_copy`).
+
+        Raises IntegrityError (nothing is cached, nothing is left at ``copy_to``) if the store
+        returns other content.
         """
         final = self.path_for(digest)
         tmpdir = self.root / "tmp"
@@ -98,9 +102,21 @@ class BlobCache:
         try:
             # the store streams to disk its own best way (ranged, concurrent, resumable); then hash it
             store.get_file(digest, tmp, progress=progress)
-            with open(tmp, "rb") as f:
-                got, n = sha256_stream(f)
+            with open(tmp, "rb", buffering=0) as f:
+                if copy_to is None:
+                    got, n = sha256_stream(f, total=size)
+                else:
+                    try:
+                        with open(copy_to, "w+b", buffering=0) as out:
+                            got, n = sha256_copy(f, out, total=size)
+                    except BaseException:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(copy_to)
+                        raise
             if got != digest or n != size:
+                if copy_to is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(copy_to)
                 mark = getattr(store, "mark_suspect", None)
                 if mark is not None:  # the next registration of this content replaces the stored blob
                     mark(digest)
@@ -117,17 +133,21 @@ class BlobCache:
         return final
 
     def copy_out(self, digest: str, size: int, dest: str | os.PathLike[str], progress: ProgressFn | None = None) -> bool:
-        """Copy the cached blob to ``dest`` while re-hashing it; False (and the entry evicted) if it is damaged."""
+        """Copy the cached blob to ``dest`` while re-hashing it (at once, on two threads:
+        :func:`~modelreg.hashing.sha256_copy`); False (the entry evicted, ``dest`` removed) if it is
+        damaged."""
         path = self.lookup(digest, size)
         if path is None:
             return False
         try:
-            with open(path, "rb") as src, open(dest, "w+b", buffering=0) as out:
+            with open(path, "rb", buffering=0) as src, open(dest, "w+b", buffering=0) as out:
                 got, n = sha256_copy(src, out, total=size, progress=progress, phase="download")
         except FileNotFoundError:  # cleared meanwhile
             return False
         if got != digest or n != size:
             self.evict(digest)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
             return False
         with contextlib.suppress(OSError):
             os.utime(path)  # records last use

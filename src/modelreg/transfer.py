@@ -14,11 +14,22 @@ Inputs are checked strictly; nothing is skipped silently:
   symlink loop, a FIFO, a socket or a device is always refused (a FIFO is never opened: opening it
   for reading would block).
 
+How a file is read:
+
+- a file of at least :data:`SINGLE_PASS_MIN` bytes, on a store that hashes what it writes
+  (``ArtifactStore.hashes_on_put``: local disk), is stored in one pass with
+  ``ArtifactStore.put_file_hashed``: read once, hashed while it is written, published under the
+  digest of the bytes written (progress phase ``upload`` only);
+- any other file is hashed first (phase ``hash``; all files of a folder before any upload), then
+  uploaded with ``put_file`` (phase ``upload``); on a store on this machine the uploaded blob is
+  read back and hashed.
+
 A file that changes while it is registered is detected: each file is stat-ed (size, mtime, ctime,
-inode) before hashing, after hashing, before and after uploading; on a store on this machine the
-uploaded blob is read back and hashed. A change raises
+inode) before it is read, after it was read (also through the descriptor: a file deleted or renamed
+over meanwhile is caught), before and after uploading. A change raises
 :class:`~modelreg.errors.ArtifactChangedError` before anything is committed, and a blob this call
-uploaded under a digest its content may not match is deleted.
+uploaded under a digest its content may not match (or, in one pass, any blob this call created) is
+deleted.
 """
 
 from __future__ import annotations
@@ -47,6 +58,12 @@ _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLO
 """How a source file is opened for hashing: never through a symlink swapped in after collection
 (the path opened is always a resolved one), and without blocking if a FIFO appeared there since
 (it is then refused by its fstat)."""
+
+SINGLE_PASS_MIN = 32 * 1024 * 1024
+"""Files of at least this many bytes are stored in one pass where the store offers it
+(``ArtifactStore.hashes_on_put``). Smaller ones are hashed, then uploaded, then read back: for
+them the extra reads cost little, and comparing two reads also catches a rewrite that leaves the
+file's size and times unchanged (which one pass cannot see)."""
 
 
 def manifest_digest(files: list[FileEntry]) -> str:
@@ -228,33 +245,78 @@ def _check_unchanged(f: SourceFile, before: Key, when: str) -> None:
         raise _changed(f, f"its size, time or inode differ {when}")
 
 
-def _hash(f: SourceFile, progress: ProgressFn | None) -> tuple[FileEntry, Key]:
-    """Hash one file; return its entry and the stat key it must keep until it is uploaded."""
+def _open(f: SourceFile) -> tuple[int, os.stat_result]:
+    """Open a source file for reading; return its descriptor and its stat, checked to be that of
+    the regular file the path named just before."""
     st = _stat(f.path, f.shown)
     if not stat.S_ISREG(st.st_mode):  # replaced since it was collected: never open a FIFO
         raise _changed(f, f"it is now {_what(st.st_mode)}")
-    before = _key(st)
     try:
         fd = os.open(f.path, _OPEN_FLAGS)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ELOOP):
             raise _changed(f, "it was removed or replaced") from None
         raise InvalidInputError(f"cannot read {f.shown!r}: {exc.strerror}") from None
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode) or _key(opened) != _key(st):
+        os.close(fd)
+        raise _changed(f, "it was replaced before it could be read")
+    return fd, st
+
+
+def _read_whole(f: SourceFile, fd: int, st: os.stat_result, size: int, what: str) -> ArtifactChangedError | None:
+    """The change, if any, seen through the descriptor ``fd`` once the file was read (``size``
+    bytes where ``st`` promised ``st.st_size``)."""
+    after = os.fstat(fd)
+    if after.st_nlink == 0:  # unlinked: deleted, or a new file was renamed over it
+        return _changed(f, "it was replaced by a new file while it was read" if os.path.lexists(f.path)
+                        else "it was deleted while it was read")
+    if size != st.st_size:
+        return _changed(f, f"{size} bytes were read where {st.st_size} were expected")
+    if _key(after) != _key(st):
+        return _changed(f, f"its size, time or inode differ after {what}")
+    return None
+
+
+def _hash(f: SourceFile, progress: ProgressFn | None) -> tuple[FileEntry, Key]:
+    """Hash one file; return its entry and the stat key it must keep until it is uploaded."""
+    fd, st = _open(f)
     with open(fd, "rb", buffering=0) as stream:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode) or _key(opened) != before:
-            raise _changed(f, "it was replaced before it could be read")
         digest, size = sha256_stream(stream, total=st.st_size, progress=progress)
-        after = os.fstat(fd)
-        if after.st_nlink == 0:  # unlinked: deleted, or a new file was renamed over it
-            raise _changed(f, "it was replaced by a new file while it was read" if os.path.lexists(f.path)
-                           else "it was deleted while it was read")
-        if size != st.st_size:
-            raise _changed(f, f"{size} bytes were read where {st.st_size} were expected")
-        if _key(after) != before:
-            raise _changed(f, "its size, time or inode differ after hashing")
+        failure = _read_whole(f, fd, st, size, "hashing")
+        if failure is not None:
+            raise failure
+    before = _key(st)
     _check_unchanged(f, before, "after hashing")
     return FileEntry(path=f.rel, digest=digest, size=size), before
+
+
+def _store_in_one_pass(artifacts: ArtifactStore, f: SourceFile, progress: ProgressFn | None) -> FileEntry:
+    """Store one file with ``put_file_hashed`` (a store that hashes what it writes: the digest is
+    that of the stored bytes), with the change detection around it: the stat before, the open
+    descriptor after (the store reads the file by its path), the stat after. On a change the blob
+    this call created is deleted (it matches its digest, but holds content that may never have been
+    the whole file)."""
+    fd, st = _open(f)
+    before = _key(st)
+    with open(fd, "rb", buffering=0):  # held open: it tells whether the file was deleted or renamed over
+        try:
+            stored = artifacts.put_file_hashed(f.path, progress=progress)
+        except Exception:
+            _check_unchanged(f, before, "while uploading")  # a change explains the failure: say so
+            raise
+        failure = _read_whole(f, fd, st, stored.size, "uploading")
+    if failure is None:
+        try:
+            _check_unchanged(f, before, "after uploading")
+        except ArtifactChangedError as exc:
+            failure = exc
+    if failure is None:
+        return FileEntry(path=f.rel, digest=stored.digest, size=stored.size)
+    if stored.created:  # a blob stored before may be shared: only this call's is deleted
+        with contextlib.suppress(ModelregError):  # left behind, it still matches its digest: gc removes it
+            artifacts.delete(stored.digest)
+    raise failure
 
 
 def _blob_matches(artifacts: ArtifactStore, entry: FileEntry) -> bool:
@@ -322,10 +384,18 @@ def store_artifact(artifacts: ArtifactStore, src: Path, *, format: str | None = 
     ArtifactChangedError when a file changed while it was read or uploaded.
     """
     kind, files, target = collect_files(src, follow_symlinks=follow_symlinks)
-    hashed = [_hash(f, progress) for f in files]
-    for f, (entry, before) in zip(files, hashed):
+    one_pass = getattr(artifacts, "hashes_on_put", False)
+    entries: list[FileEntry] = []
+    hashed: list[tuple[SourceFile, FileEntry, Key]] = []
+    for f in files:
+        if one_pass and _stat(f.path, f.shown).st_size >= SINGLE_PASS_MIN:
+            entries.append(_store_in_one_pass(artifacts, f, progress))
+        else:
+            entry, before = _hash(f, progress)
+            entries.append(entry)
+            hashed.append((f, entry, before))
+    for f, entry, before in hashed:
         _upload(artifacts, f, entry, before, progress)
-    entries = [entry for entry, _ in hashed]
     digest = entries[0].digest if kind == "file" else manifest_digest(entries)
     return Artifact(
         kind=kind, name=src.name or "artifact", digest=digest, size=sum(e.size for e in entries),

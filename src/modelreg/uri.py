@@ -55,7 +55,6 @@ Grammar (``parse_location``):
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import re
 import sys
@@ -273,6 +272,8 @@ def _installed(module: str) -> bool:
     """Whether ``module`` can be imported, without importing it (gcsfs reads its settings then)."""
     if sys.modules.get(module) is not None:
         return True
+    import importlib.util  # only storage URLs get here
+
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):

@@ -14,12 +14,12 @@
   that names the backend, the object and what to check, with any credential
   from ``storage_options`` masked.
 
-Nothing here imports a cloud SDK at module import time.
+Nothing here imports a cloud SDK, or asyncio, at module import time: the async upload paths
+import asyncio when they run (fsspec's async filesystems have loaded it by then).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import io
@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -326,7 +327,7 @@ def is_transient(exc: BaseException) -> bool:
         status = _status(e)
         if status is not None:
             return status in _TRANSIENT_STATUS
-        if isinstance(e, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        if isinstance(e, (ConnectionError, TimeoutError)) or _is_asyncio_timeout(e):
             return True
         if isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS:
             return True
@@ -336,6 +337,12 @@ def is_transient(exc: BaseException) -> bool:
         if any(s in text for s in ("SlowDown", "reduce your request rate", "Connection reset", "Server disconnected")):
             return True
     return False
+
+
+def _is_asyncio_timeout(e: BaseException) -> bool:
+    # asyncio.TimeoutError (a distinct class before Python 3.11); without asyncio loaded, nothing raised one
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(e, asyncio.TimeoutError)
 
 
 def with_retries(fn: Callable[[], T], config: TransferConfig, what: str) -> T:
@@ -355,6 +362,8 @@ def with_retries(fn: Callable[[], T], config: TransferConfig, what: str) -> T:
 
 
 async def with_retries_async(fn: Callable[[], Any], config: TransferConfig, what: str) -> Any:
+    import asyncio
+
     attempt = 1
     while True:
         try:
@@ -699,6 +708,8 @@ async def _bounded(jobs: list[Callable[[], Any]], concurrency: int) -> list[Any]
 
     The first failure cancels the rest and is raised.
     """
+    import asyncio
+
     results: list[Any] = [None] * len(jobs)
     queue = iter(enumerate(jobs))
 
@@ -839,6 +850,7 @@ async def _gcs_upload(fs: Any, local: str, remote: str, size: int, config: Trans
     a 308 reply's ``Range`` says where to continue). The object exists only once
     the last chunk lands, and its size is checked then.
     """
+    import asyncio
     import json
 
     from gcsfs.core import initiate_upload

@@ -14,7 +14,9 @@ Deduplication and repair: ``put_file`` of content that is stored already uploads
 nothing, unless the stored blob fails verification, in which case it is replaced:
 
 - local disk (and ``memory://``): the stored blob is always re-hashed (about 1 GB/s)
-  and atomically replaced (``tmp/`` + ``os.replace``) if it differs;
+  and atomically replaced (``tmp/`` + ``os.replace``) if it differs; ``put_file_hashed``
+  on local disk, which has just written and hashed a copy in ``tmp/``, compares the
+  stored blob with that copy instead (at memory speed);
 - object stores: re-hashing would mean downloading it, so the blob is replaced when
   its size differs, when its digest was flagged with :meth:`FsspecArtifactStore.mark_suspect`
   (by ``Registry.verify()`` or a failed download, persisted per store in the local
@@ -39,13 +41,38 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from ..errors import BlobNotFound, ModelregError
 from ..hashing import CHUNK, ProgressFn, check_digest, sha256_file, sha256_stream
-from . import _cloud
-from ._cloud import TransferConfig
-from .base import ArtifactStore, BlobInfo, PartialUpload
+from .base import ArtifactStore, BlobInfo, PartialUpload, StoredBlob
+
+if TYPE_CHECKING:
+    from . import _cloud
+    from ._cloud import TransferConfig
+else:
+
+    class _Deferred:
+        """``modelreg.stores._cloud``, imported on first use. A store on local disk works with plain
+        ``os`` calls and needs none of it (nor fsspec) unless something fails or is tuned."""
+
+        __slots__ = ()
+
+        def __getattr__(self, name: str) -> Any:
+            from . import _cloud
+
+            return getattr(_cloud, name)
+
+    _cloud = _Deferred()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TransferConfig":  # re-exported from _cloud, which is imported on first use
+        from ._cloud import TransferConfig
+
+        return TransferConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["FsspecArtifactStore", "TransferConfig"]
 
@@ -78,6 +105,27 @@ def _modified(info: dict[str, Any]) -> datetime | None:
             if got is not None:
                 return got
     return None
+
+
+def _local_root(url: Any) -> str | None:
+    """The root that fsspec's ``LocalFileSystem`` gives a plain path (made absolute, as
+    :func:`modelreg.uri.filesystem_for` does) or a ``file:///`` URL, computed without importing
+    fsspec; None where fsspec must decide (other schemes, chained ``::`` URLs, Windows), or where
+    the URL would be masked (a ``Key=value`` connection-string look-alike)."""
+    if not isinstance(url, str) or os.sep != "/" or "=" in url:
+        return None
+    from ..uri import scheme_of
+
+    scheme = scheme_of(url)
+    if scheme is None:
+        path = os.path.abspath(os.path.expanduser(url))
+    elif url.startswith("file:///"):
+        path = url[len("file://"):]
+    else:
+        return None
+    if "::" in path or "://" in path:
+        return None
+    return path.rstrip("/") or "/"
 
 
 def _copy_fd(src: Any, dst: Any, total: int, progress: ProgressFn | None) -> int:
@@ -119,6 +167,51 @@ def _write_all(f: Any, data: memoryview) -> None:
         data = data[n:]
 
 
+def _fill(f: Any, view: memoryview) -> int:
+    """Read into ``view`` until it is full or the file ends; return the bytes read."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _same_content(a: str, b: str, size: int) -> bool:
+    """Whether two local files hold the same bytes (compared chunk by chunk at memory speed,
+    several times faster than hashing one of them)."""
+    with open(a, "rb", buffering=0) as fa, open(b, "rb", buffering=0) as fb:
+        length = min(CHUNK, max(size + 1, 64 * 1024))
+        buf_a, buf_b = bytearray(length), bytearray(length)
+        view_a, view_b = memoryview(buf_a), memoryview(buf_b)
+        while True:
+            na, nb = _fill(fa, view_a), _fill(fb, view_b)
+            if na != nb:
+                return False
+            if na == length:
+                if buf_a != buf_b:  # bytearrays compare with memcmp
+                    return False
+                continue
+            return buf_a[:na] == buf_b[:nb]
+
+
+def _link_blob(tmp: str, final: str) -> bool:
+    """Publish the finished ``tmp`` as ``final`` with a hard link (never a half-written blob under
+    its name); False if another writer published the same content first."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:  # the blob's prefix folder is new
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+    return True
+
+
 class FsspecArtifactStore(ArtifactStore):
     """Blobs on any fsspec URL: ``file://``, plain paths, ``memory://``, ``s3://``, ``gs://``, ``az://``.
 
@@ -148,26 +241,33 @@ class FsspecArtifactStore(ArtifactStore):
         backoff_max: float | None = None,
         **storage_options: Any,
     ) -> None:
-        from ..uri import filesystem_for
+        local_root = _local_root(url) if fs is None and not storage_options else None
+        if local_root is not None:
+            # a folder on local disk: os calls only; fsspec's LocalFileSystem is made if .fs is used
+            self._secrets: list[str] = []
+            self.url = url
+            root, protocol = local_root, "file"
+        else:
+            from ..uri import filesystem_for
 
-        self._secrets = _cloud.secrets_in(storage_options)
-        self.url = _cloud.mask(url, self._secrets)
-        try:
-            if fs is None:
-                fs, root = filesystem_for(url, storage_options)
-            else:
-                root = fs._strip_protocol(url)
-        except ModelregError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - e.g. bad storage options
-            scheme = url.split("://", 1)[0] if "://" in url else "file"
-            raise _cloud.translate(exc, backend=_cloud.backend_name(scheme), location=self.url, action="open",
-                                   obj="the store", secrets=self._secrets) from None
-        self.fs = fs
+            self._secrets = _cloud.secrets_in(storage_options)
+            self.url = _cloud.mask(url, self._secrets)
+            try:
+                if fs is None:
+                    fs, root = filesystem_for(url, storage_options)
+                else:
+                    root = fs._strip_protocol(url)
+            except ModelregError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. bad storage options
+                scheme = url.split("://", 1)[0] if "://" in url else "file"
+                raise _cloud.translate(exc, backend=_cloud.backend_name(scheme), location=self.url, action="open",
+                                       obj="the store", secrets=self._secrets) from None
+            protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        self._fs = fs
         self.root = root.rstrip("/")
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self.protocol = protocol
-        self.backend = _cloud.backend_name(protocol)
+        self.backend = "local" if local_root is not None else _cloud.backend_name(protocol)
         self._local = self.backend == "local"
         self.remote = not self._local and protocol != "memory"
         """True for stores over a network (downloads then go through the local cache)."""
@@ -179,11 +279,42 @@ class FsspecArtifactStore(ArtifactStore):
         """Digests flagged by mark_suspect, persisted for other processes (stores that re-hash need none)."""
         overrides = {"chunk_size": chunk_size, "concurrency": concurrency, "retries": retries,
                      "backoff": backoff, "backoff_max": backoff_max}
-        base = transfer if transfer is not None else _cloud.config_for(self.backend)
         given = {k: v for k, v in overrides.items() if v is not None}
-        self.transfer = TransferConfig(**{**{k: getattr(base, k) for k in _TRANSFER_KEYS}, **given})
+        if transfer is None and not given and self._local:
+            self._transfer = None  # the backend's defaults, made on first use (see the property)
+        else:
+            base = transfer if transfer is not None else _cloud.config_for(self.backend)
+            self.transfer = _cloud.TransferConfig(**{**{k: getattr(base, k) for k in _TRANSFER_KEYS}, **given})
         if self.backend == "azure":
             _cloud.tune_azure_retries(fs, self.transfer)
+
+    _fs: Any = None
+    _transfer: TransferConfig | None = None
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem. A local store works with ``os`` calls; its ``LocalFileSystem``
+        is only made (importing fsspec) when this is read."""
+        if self._fs is None:
+            import fsspec
+
+            self._fs = fsspec.filesystem("file")
+        return self._fs
+
+    @fs.setter
+    def fs(self, value: Any) -> None:
+        self._fs = value
+
+    @property
+    def transfer(self) -> TransferConfig:
+        """Part size, parts in flight and retries (``modelreg.stores._cloud.TransferConfig``)."""
+        if self._transfer is None:
+            self._transfer = _cloud.config_for(self.backend)
+        return self._transfer
+
+    @transfer.setter
+    def transfer(self, value: TransferConfig) -> None:
+        self._transfer = value
 
     def __repr__(self) -> str:
         return f"FsspecArtifactStore({self.url!r})"
@@ -365,16 +496,82 @@ class FsspecArtifactStore(ArtifactStore):
                 os.replace(tmp, final)
                 _cloud.logger.info("replaced the damaged blob %s in %s", digest, self.url)
                 return
+            _link_blob(tmp, final)  # False: another writer published the same content first
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    @property
+    def hashes_on_put(self) -> bool:
+        """True on local disk, where :meth:`put_file_hashed` reads a file once, hashing what it writes."""
+        return self._local
+
+    def put_file_hashed(self, path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> StoredBlob:
+        """Store a local file under the digest of its content; return that digest, its size and
+        whether this call created the blob (see :meth:`ArtifactStore.put_file_hashed`).
+
+        On local disk, in one pass: each chunk of the file is read once, hashed in a second thread
+        while it is written to ``tmp/`` (:func:`modelreg.hashing.sha256_copy`), and the copy is
+        published under the digest of the bytes written. If that digest is stored already, the
+        stored blob is compared with the copy: identical, it is kept (its time refreshed) and the
+        copy discarded; different (damaged), it is replaced by the copy, atomically. Progress is
+        reported as ``upload``. Other stores hash the file, then :meth:`put_file` it.
+        """
+        if not self._local:
+            return super().put_file_hashed(path, progress=progress)
+        import stat
+
+        from ..errors import InvalidInputError
+
+        source = os.fspath(path)
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(source, flags)  # O_NONBLOCK: a FIFO is refused below, not waited on
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {source!r}: {exc.strerror}") from None
+        with open(fd, "rb", buffering=0) as src:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidInputError(f"{source!r} is not a regular file; only regular files can be stored")
             try:
-                os.link(tmp, final)
-            except FileExistsError:
-                pass  # another writer published the same content first
-            except FileNotFoundError:  # the blob's prefix folder is new
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                try:
-                    os.link(tmp, final)
-                except FileExistsError:
-                    pass
+                stored = self._put_local_hashed(src, st.st_size, progress)
+            except OSError as exc:
+                self._raise("upload", f"the content of {source!r} as a blob", exc)
+                raise  # unreachable
+        self.mark_suspect(stored.digest, False)
+        return stored
+
+    def _put_local_hashed(self, src: Any, total: int, progress: ProgressFn | None) -> StoredBlob:
+        from ..hashing import sha256_copy
+        from .base import StoredBlob
+
+        tmpdir = os.path.join(self.root, "tmp")
+        tmp = os.path.join(tmpdir, f"{uuid.uuid4().hex}.part")
+        try:
+            try:
+                dst = open(tmp, "w+b", buffering=0)  # noqa: SIM115
+            except FileNotFoundError:  # first upload: create the folders once
+                os.makedirs(tmpdir, exist_ok=True)
+                dst = open(tmp, "w+b", buffering=0)  # noqa: SIM115
+            with dst:  # readable: big files are copied by the kernel and read back for the hash
+                digest, size = sha256_copy(src, dst, total=total, progress=progress, phase="upload")
+            if progress is not None and size == 0:
+                progress("upload", 0, 0)
+            final = self._path(digest)
+            try:
+                stored_size: int | None = os.stat(final).st_size
+                intact = stored_size == size and _same_content(final, tmp, size)
+            except FileNotFoundError:  # not stored (or deleted meanwhile)
+                stored_size, intact = None, False
+            if intact:  # dedup: identical content is stored once
+                os.utime(final)  # gc's grace period protects it from now on
+                return StoredBlob(digest, size, created=False)
+            os.chmod(tmp, 0o444)
+            if stored_size is not None:  # a damaged blob: registering the content again repairs it, atomically
+                os.replace(tmp, final)
+                _cloud.logger.info("replaced the damaged blob %s in %s", digest, self.url)
+                return StoredBlob(digest, size, created=False)
+            return StoredBlob(digest, size, created=_link_blob(tmp, final))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -82,6 +82,42 @@ class ArtifactStoreConformance:
         artifact_store.put_file(digest, path, progress=lambda phase, done, total: seen.append((phase, done, total)))
         assert seen and seen[-1] == ("upload", len(data), len(data))
 
+    # -- put_file_hashed: store a file and tell its digest ------------------------------------------
+    def test_put_file_hashed_returns_the_digest_of_what_it_stored(self, artifact_store: ArtifactStore,
+                                                                  tmp_path) -> None:
+        data = os.urandom(3 * 1024 * 1024 + 17)  # not a multiple of any power-of-two chunk
+        path = tmp_path / "h.bin"
+        path.write_bytes(data)
+        seen: list[tuple[str, int, int]] = []
+        stored = artifact_store.put_file_hashed(path, progress=lambda *call: seen.append(call))
+        assert (stored.digest, stored.size, stored.created) == (_digest(data), len(data), True)
+        assert seen and seen[-1] == ("upload", len(data), len(data))
+        with artifact_store.open(stored.digest) as f:
+            assert f.read() == data
+        again = artifact_store.put_file_hashed(path)  # deduplicated: the same blob, not created
+        assert (again.digest, again.size, again.created) == (stored.digest, len(data), False)
+        assert [b.digest for b in artifact_store.iter_blobs()].count(stored.digest) == 1
+        assert not list(artifact_store.cleanup_partial(datetime.now(timezone.utc) + timedelta(minutes=1)))
+
+    def test_put_file_hashed_of_an_empty_file(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        path = tmp_path / "empty.bin"
+        path.write_bytes(b"")
+        stored = artifact_store.put_file_hashed(path)
+        assert (stored.digest, stored.size) == (_digest(b""), 0)
+        assert artifact_store.size(stored.digest) == 0
+
+    def test_put_file_hashed_repairs_a_flagged_damaged_blob(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = os.urandom(70_000)
+        digest, _ = self._damage(artifact_store, data)
+        artifact_store.mark_suspect(digest)
+        path = tmp_path / "good.bin"
+        path.write_bytes(data)
+        stored = artifact_store.put_file_hashed(path)
+        assert (stored.digest, stored.created) == (digest, False)  # it existed: replaced, not created
+        with artifact_store.open(digest) as f:
+            assert f.read() == data
+        assert [b.digest for b in artifact_store.iter_blobs()].count(digest) == 1
+
     def test_iter_blobs_lists_sizes_and_times(self, artifact_store: ArtifactStore, tmp_path) -> None:
         before = datetime.now(timezone.utc) - timedelta(minutes=5)
         a = self._put(artifact_store, b"a" * 10, tmp_path)
