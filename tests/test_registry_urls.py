@@ -310,3 +310,16 @@ def test_the_grammar(text: str, kind: str) -> None:
 def test_sqlite_paths_read_as_sqlalchemy_does(text: str, target: str) -> None:
     assert parse_location(text).target == target
     assert parse_location(text + ".db", "metadata").target == target + ".db"
+
+
+def test_a_folder_that_cannot_be_created_is_a_backend_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelreg import StorageNotFoundError
+
+    (tmp_path / "afile").write_text("not a folder")
+    target = tmp_path / "afile" / "reg"
+    with pytest.raises(StorageNotFoundError, match=r"could not create the folder .*afile/reg.*Not a directory"):
+        Registry(target)
+    with pytest.raises(StorageNotFoundError, match="could not create the folder"):
+        Registry(metadata=f"sqlite:///{target}/reg.db", artifacts=str(tmp_path / "blobs"))
+    assert cli.main(["--registry", str(target), "list"]) == 4  # StorageNotFoundError's exit code
+    assert "error: could not create the folder" in capsys.readouterr().err

@@ -364,7 +364,7 @@ def open_stores(
                 f"{loc.text!r} looks like a database file; pass a folder, or metadata='sqlite:///{folder}' "
                 "together with artifacts=..."
             )
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder, loc.text)
         from .stores.sqlite import SQLiteMetadataStore
 
         return (
@@ -388,8 +388,19 @@ def _open_metadata(loc: Location, options: dict[str, Any], store_kwargs: dict[st
 
     path = Path(loc.target).expanduser()
     if loc.kind == "sqlite":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path.parent, loc.text)
     return SQLiteMetadataStore(path, **store_kwargs)
+
+
+def _make_folder(folder: Path, given: str) -> None:
+    """Create a registry's folder; a failure is a BackendError of its kind (access denied, no
+    space, a file in the way...) naming the folder, never a raw OSError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from .stores._cloud import translate
+
+        raise translate(exc, backend="local", location=given, action="create", obj=f"the folder {str(folder)!r}") from exc
 
 
 def _json_store(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:
