@@ -591,8 +591,20 @@ class SQLiteMetadataStore(MetadataStore):
         'logged_metrics', json(v.logged_metrics), 'updated_at', v.updated_at)
         FROM versions v WHERE v.name = ? AND v.version IN ({marks})"""
 
-    def get_state_view(self, name: str) -> ModelState:
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads on the connection itself (outside ``_query``), with storage errors translated."""
         with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                err = _translate(exc, self.path, "read", self._timeout)
+                if err is exc:
+                    raise
+                raise err from exc
+
+    def get_state_view(self, name: str) -> ModelState:
+        with self._reading():
             return self._load_head(self._conn, name, locked=False)
 
     def _load_head(self, conn: sqlite3.Connection, name: str, *, locked: bool = True) -> ModelState:
@@ -642,7 +654,7 @@ class SQLiteMetadataStore(MetadataStore):
         return found
 
     def get_state(self, name: str) -> ModelState:
-        with self._lock:
+        with self._reading():
             return self._load_state(self._conn, name)
 
     def update(self, name: str, fn: UpdateFn) -> ModelState:
