@@ -10,9 +10,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import types
+import typing
+from collections.abc import Callable
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +39,7 @@ __all__ = [
     "VerifyReport",
     "VersionDraft",
     "VersionState",
+    "from_store",
     "utcnow",
 ]
 
@@ -43,6 +47,101 @@ __all__ = [
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC, truncated to microseconds."""
     return datetime.now(timezone.utc)
+
+
+def _parse_time(value: Any) -> Any:
+    if type(value) is str:
+        if value.endswith("Z"):  # Python 3.10's fromisoformat does not read "Z"
+            value = value[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(f"a stored time has no time zone: {value!r}")
+        return parsed
+    return value
+
+
+def _converter(annotation: Any) -> Callable[[Any], Any] | None:
+    """How :func:`from_store` turns a stored JSON value into a field of this type (None: as it is)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        inner = _converter(args[0]) if len(args) == 1 else None
+        if inner is None:
+            return None
+        return lambda v: None if v is None else inner(v)
+    if origin is list:
+        inner = _converter(typing.get_args(annotation)[0])
+        if inner is None:
+            return None
+        return lambda v: [inner(x) for x in v]
+    if origin is dict:
+        key, value = typing.get_args(annotation)
+        if key is not str or _converter(value) is not None:
+            raise TypeError(f"from_store cannot build {annotation}")
+        if value is float:  # JSON writes 1.0 as 1.0, but an integer read back is made a float as pydantic does
+            return lambda v: v if all(type(x) is float for x in v.values()) else {k: float(x) for k, x in v.items()}
+        return None
+    if annotation is datetime:
+        return _parse_time
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        members = annotation._value2member_map_
+        return lambda v: members[v] if v in members else annotation(v)
+    if isinstance(annotation, type) and issubclass(annotation, _Record):
+        return lambda v: from_store(annotation, v)
+    return None
+
+
+_MISSING: Any = object()
+_PLANS: dict[type, tuple[list[tuple[str, Any, Any, Any]], frozenset[str]]] = {}
+
+
+def _plan(cls: type[_Record]) -> tuple[list[tuple[str, Any, Any, Any]], frozenset[str]]:
+    fields = []
+    for name, info in cls.model_fields.items():
+        if info.default_factory is not None:
+            fields.append((name, _converter(info.annotation), _MISSING, info.default_factory))
+        elif info.is_required():
+            fields.append((name, _converter(info.annotation), _MISSING, None))
+        else:
+            if not isinstance(info.default, (str, int, float, bool, Enum, type(None))):
+                raise TypeError(f"{cls.__name__}.{name}: a mutable default needs a default_factory")
+            fields.append((name, _converter(info.annotation), info.default, None))
+    plan = (fields, frozenset(cls.model_fields))
+    _PLANS[cls] = plan
+    return plan
+
+
+_R = TypeVar("_R", bound="_Record")
+
+
+def from_store(cls: type[_R], data: dict[str, Any]) -> _R:
+    """A record built from what a store wrote (JSON-decoded data that was validated when it was
+    written), without validating it again. Equal to ``cls.model_validate(data)`` for such data, and
+    it does not build the pydantic validator: a process that only reads a few records does not pay
+    for building validators (and for pydantic's plugin discovery, which scans the entry points of
+    every installed distribution). Raises ValueError or KeyError for data that lacks a required
+    field; callers fall back to ``model_validate`` for its precise error."""
+    fields, names = _PLANS.get(cls) or _plan(cls)
+    values: dict[str, Any] = {}
+    for name, convert, default, factory in fields:
+        value = data.get(name, _MISSING)
+        if value is _MISSING:
+            if factory is not None:
+                values[name] = factory()
+            elif default is _MISSING:
+                raise ValueError(f"{cls.__name__}: the stored data has no {name!r}")
+            else:
+                values[name] = default
+        else:
+            values[name] = value if convert is None else convert(value)
+    record = cls.__new__(cls)
+    set_ = object.__setattr__
+    set_(record, "__dict__", values)
+    extra = {k: v for k, v in data.items() if k not in names} if not names.issuperset(data) else {}
+    set_(record, "__pydantic_extra__", extra)
+    set_(record, "__pydantic_fields_set__", set(data))  # as pydantic: extra keys count as set
+    set_(record, "__pydantic_private__", None)
+    return record
 
 
 class Stage(str, Enum):

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -37,6 +38,7 @@ from ..models import (
     Stage,
     VersionDraft,
     VersionState,
+    from_store,
     utcnow,
 )
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
@@ -52,6 +54,11 @@ SCHEMA_VERSION = 2
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+_FEW = 16
+"""Up to this many versions are built without validation while the validator is not built yet
+(see ``SQLiteMetadataStore._version_from_row``)."""
 
 
 def _version_json(record: str, name: str, version: int, stage: str, tags: str, description: str, logged: str,
@@ -407,13 +414,17 @@ class SQLiteMetadataStore(MetadataStore):
             stages.setdefault(stage, []).append(version)
         aliases = dict(self._query("SELECT alias, version FROM aliases WHERE name=? ORDER BY alias", (name,)))
         stored_extra = {k: v for k, v in json.loads(extra or "{}").items() if k != "extensions"}
-        return RegisteredModel.model_validate({
+        data = {
             **stored_extra,
             "name": name, "description": description or "", "tags": json.loads(tags or "{}"), "owner": owner,
             "created_at": created_at, "updated_at": updated_at,
             "latest_version": versions[-1][0] if versions else None, "version_count": len(versions),
             "stages": stages, "aliases": aliases,
-        })
+        }
+        if not RegisteredModel.__pydantic_complete__:  # as _version_from_row
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                return from_store(RegisteredModel, data)
+        return RegisteredModel.model_validate(data)
 
     _MODEL_COLS = "name, description, tags, owner, created_at, updated_at, extra"
 
@@ -458,10 +469,21 @@ class SQLiteMetadataStore(MetadataStore):
 
     @staticmethod
     def _version_from_row(row: tuple) -> ModelVersion:
-        return ModelVersion.model_validate_json(_version_json(*row))
+        doc = _version_json(*row)
+        if not ModelVersion.__pydantic_complete__:
+            # what this store wrote was validated before it was committed (see add_version): until
+            # this process has built the validator anyway, a record is built without it, which spares
+            # a process that only reads a version (a server loading its model, `modelreg list`) the
+            # building of validators and pydantic's plugin discovery (20-30 ms); once built,
+            # validating is the faster way
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # else: the validator's precise error
+                return from_store(ModelVersion, json.loads(doc))
+        return ModelVersion.model_validate_json(doc)
 
-    @staticmethod
-    def _versions_from_rows(rows: list[tuple]) -> list[ModelVersion]:
+    @classmethod
+    def _versions_from_rows(cls, rows: list[tuple]) -> list[ModelVersion]:
+        if len(rows) <= _FEW:
+            return [cls._version_from_row(r) for r in rows]
         return [ModelVersion.model_validate_json(_version_json(*r)) for r in rows]
 
     def _require_model(self, name: str) -> None:
