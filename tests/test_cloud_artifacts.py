@@ -299,3 +299,24 @@ def test_touch_refreshes_the_modification_time(cloud: Bucket, tmp_path: Path) ->
     assert before is not None and after is not None and after > before
     with store.open(digest) as f:
         assert f.read() == data
+
+
+def test_a_registration_on_s3_costs_six_requests_or_fewer(s3_bucket: Bucket, tmp_path: Path) -> None:
+    """Counted at the HTTP layer (botocore's before-send): a new blob is looked up once (a HEAD,
+    no listing) and uploaded once; the metadata is swapped once and its event written once."""
+    reg = Registry(s3_bucket.url, storage_options=s3_bucket.storage_options)
+    first, _, _ = _file(tmp_path, 4096, "first.bin")
+    reg.register("churn", first, capture=None)
+    sent: list[tuple[str, str]] = []
+    for fs in {id(reg.metadata.fs): reg.metadata.fs, id(reg.artifacts.fs): reg.artifacts.fs}.values():
+        fs.s3.meta.events.register("before-send.s3", lambda request, **_: sent.append((request.method, request.url)))
+    path, data, digest = _file(tmp_path, 4096)
+    mv = reg.register("churn", path, capture=None)
+    blobs = [(m, u) for m, u in sent if "/blobs/" in u]
+    metadata = [(m, u) for m, u in sent if "/blobs/" not in u]
+    assert [m for m, _ in blobs] == ["HEAD", "PUT"], blobs
+    assert [m for m, _ in metadata] == ["PUT", "PUT"], metadata  # the state's compare-and-swap, the event
+    assert len(sent) <= 6
+    assert mv.version == 2 and reg.get_version("churn/2").digest == digest
+    with reg.artifacts.open(digest) as f:
+        assert f.read() == data

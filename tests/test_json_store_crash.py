@@ -7,11 +7,10 @@ write. Afterwards, in a "new process" (all caches dropped):
 - the registry reads consistently: ``verify()`` is clean and what is visible is
   exactly the state before the operation or exactly the state after it (the
   state document's compare-and-swap is the single commit point);
-- the next writer repairs: a registration whose version document was created
-  but never committed is completed by the next registration (numbers stay
-  consecutive), events left pending in the state are written out as documents,
-  tombstones of an interrupted purge are written. After it, every event 1..head
-  exists as its own document and ``verify()`` is clean.
+- the next writer repairs: numbers stay consecutive, tombstones of an interrupted
+  purge are written, and ``verify()`` is clean; events left pending in the state
+  read back from it and are written out as documents once ``PENDING_EVENTS``
+  newer ones exist (``test_events_a_dead_writer_left_pending_are_written_out``).
 
 The in-process kill raises a BaseException subclass (nothing in the store
 catches it) and runs on every backend; ``test_killed_process_*`` kill real
@@ -32,6 +31,7 @@ from typing import Any
 import pytest
 
 from modelreg import Registry
+from modelreg.stores.json import PENDING_EVENTS
 from tests.test_json_store import Location, forget, make_location, view
 
 
@@ -114,9 +114,17 @@ def _fresh(loc: Location) -> Registry:
 
 
 def _event_documents_complete(reg: Registry, name: str) -> None:
+    """The whole chain 1..head reads back; every event is its own document, except the newest
+    ones the state document still carries as pending (format 2 leaves a writer's events to that
+    writer for ``PENDING_EVENTS`` events: readers take them from the state)."""
     store = reg.metadata
     head, _ = store.audit_head(name)
+    assert [e.seq for e in store.list_events(name)] == list(range(1, head + 1))
+    pending = {int(e["seq"]) for e in store._fetch(name).doc["pending"]["events"]}
+    assert all(head - seq < PENDING_EVENTS for seq in pending), (head, sorted(pending))
     for seq in range(1, head + 1):
+        if seq in pending:
+            continue
         doc = json.loads(store.io.read(store._event_path(name, seq)).data)
         assert doc["seq"] == seq
 
@@ -191,9 +199,10 @@ def test_writer_killed_between_any_two_writes(
         else:
             assert numbers == list(range(1, len(numbers) + 1)), "version numbers must stay consecutive"
         if scenario.startswith("register"):
-            # a registration that created its version document is completed by the next writer
-            created_doc = seen_now == after or k > 1
-            assert len(numbers) == (len(before["m"]["versions"]) + (2 if created_doc else 1))
+            # format 2: the state's compare-and-swap numbers and commits the version at once, so a
+            # registration killed before it leaves nothing and one killed after it is complete
+            committed = seen_now == after
+            assert len(numbers) == (len(before["m"]["versions"]) + (2 if committed else 1))
 
 
 # -- real processes killed with os._exit, local disk ----------------------------------------------------------
@@ -261,3 +270,32 @@ def test_killed_process_leaves_a_readable_registry_on_local_disk(tmp_path: Path,
         assert sum(v.stage.value == "production" for v in versions) == 1
         if op == "transition" and state_now != before:
             assert repaired.get_version("m@production").version == 2
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_events_a_dead_writer_left_pending_are_written_out(request: pytest.FixtureRequest, tmp_path: Path,
+                                                           backend: str) -> None:
+    """A writer killed after its commit, before writing its event: the event is read from the state
+    document meanwhile, and other writers write it out once it is PENDING_EVENTS events old."""
+    loc = make_location(request, tmp_path, backend)
+    reg = _fresh(loc)
+    _setup_versions(1)(reg, tmp_path)
+    reg = _fresh(loc)
+    crash_before_write(reg, 2)  # write 1 is the commit, write 2 the event document
+    with pytest.raises(SimulatedCrash):
+        reg.register("m", artifact(tmp_path, "dead"), capture=None)
+    other = _fresh(loc)
+    head, _ = other.metadata.audit_head("m")
+    dead = next(e for e in other.history("m") if e.version == 2)
+    assert dead.action == "register" and dead.seq == head
+    with pytest.raises(FileNotFoundError):
+        other.metadata.io.read(other.metadata._event_path("m", dead.seq))
+    for i in range(PENDING_EVENTS + 1):  # the commit after the one that makes it PENDING_EVENTS old
+        other.register("m", artifact(tmp_path, f"later-{i}"), capture=None)
+    state = other.metadata._fetch("m").doc
+    assert dead.seq not in {int(e["seq"]) for e in state["pending"]["events"]}
+    written = json.loads(other.metadata.io.read(other.metadata._event_path("m", dead.seq)).data)
+    assert written["hash"] == dead.hash
+    repaired = _fresh(loc)
+    assert repaired.verify().ok
+    _event_documents_complete(repaired, "m")

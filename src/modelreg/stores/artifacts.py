@@ -38,6 +38,7 @@ import errno
 import hashlib
 import io
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -64,6 +65,10 @@ else:
             return getattr(_cloud, name)
 
     _cloud = _Deferred()
+
+
+_LOOKUP_REUSE = 5.0
+"""Seconds during which put_file trusts what exists() found instead of looking again."""
 
 
 def __getattr__(name: str) -> Any:
@@ -277,6 +282,8 @@ class FsspecArtifactStore(ArtifactStore):
 
         self._flagged = SuspectDigests(f"{protocol}://{self.root}")
         """Digests flagged by mark_suspect, persisted for other processes (stores that re-hash need none)."""
+        self._looked_up: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        """What exists() found, by digest, for the put_file that follows it (see _stored_info)."""
         overrides = {"chunk_size": chunk_size, "concurrency": concurrency, "retries": retries,
                      "backoff": backoff, "backoff_max": backoff_max}
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -363,13 +370,36 @@ class FsspecArtifactStore(ArtifactStore):
         path = self._path(digest)
         if self._local:
             return os.path.isfile(path)
-        return bool(self._call("check", f"blob {digest}", lambda: self.fs.exists(path)))
+        if self.backend == "other":
+            return bool(self._call("check", f"blob {digest}", lambda: self.fs.exists(path)))
+        info = self._lookup(digest)
+        # a registration asks whether the blob exists, then put_file looks at it: one request for both
+        if len(self._looked_up) > 256:  # asked without a put_file after it: forget
+            self._looked_up.clear()
+        self._looked_up[digest] = (time.monotonic(), info)
+        return info is not None
 
     def _stored_info(self, digest: str) -> dict[str, Any] | None:
-        """The object's metadata (size, checksums the service keeps), None if absent."""
+        """The object's metadata (size, checksums the service keeps), None if absent; what
+        :meth:`exists` found a moment ago, if it just looked (for put_file only: it is used once)."""
+        seen = self._looked_up.pop(digest, None)
+        if seen is not None and time.monotonic() - seen[0] < _LOOKUP_REUSE:
+            return seen[1]
+        return self._lookup(digest)
+
+    def _lookup(self, digest: str) -> dict[str, Any] | None:
         path = self._path(digest)
 
         def info() -> dict[str, Any] | None:
+            if self.backend == "s3":
+                # a HEAD alone: fs.info follows a missing key with a listing (to find a "directory")
+                bucket, key, _ = self.fs.split_path(path)
+                try:
+                    out = self.fs.call_s3("head_object", Bucket=bucket, Key=key)
+                except FileNotFoundError:
+                    return None
+                return {"name": path, "type": "file", "size": out["ContentLength"], "ETag": out.get("ETag", ""),
+                        "LastModified": out.get("LastModified"), "ContentType": out.get("ContentType")}
             try:
                 return dict(self.fs.info(path))
             except FileNotFoundError:
@@ -597,7 +627,9 @@ class FsspecArtifactStore(ArtifactStore):
             except OSError as exc:
                 self._raise("upload", f"blob {digest}", exc)
             return
-        if self.exists(digest):
+        exists = self.exists(digest)
+        self._looked_up.pop(digest, None)
+        if exists:
             return
 
         def pipe() -> None:
@@ -681,6 +713,7 @@ class FsspecArtifactStore(ArtifactStore):
                 self._raise("delete", f"blob {digest}", exc)
             self.mark_suspect(digest, False)
             return
+        self._looked_up.pop(digest, None)
 
         def rm() -> None:
             with contextlib.suppress(FileNotFoundError):

@@ -132,6 +132,15 @@ Registries created with version 1 keep dense documents, which version 1 clients 
 version 1 client refuses a version 2 registry with SchemaVersionError."""
 DEFAULT_PACK_SIZE = 64
 RECENT_WRITERS = 32
+PENDING_EVENTS = 16
+"""In a format 2 registry, how many events (counted back from the head) the state document may
+keep pending for their own committer to write out (see ``JSONMetadataStore._flush_pending``)."""
+CONTENTION_MEMORY = 2.0
+"""Seconds after a refused state write during which a commit starts from a fresh read."""
+BACKOFF_MAX = 0.25
+"""Longest pause (seconds) between two attempts of a compare-and-swap that keeps losing; short, so
+that a writer that lost several times in a row is not the one that waits longest."""
+"""Seconds after a refused state write during which a commit starts from a fresh read."""
 
 _log = logging.getLogger(__name__)
 
@@ -322,6 +331,7 @@ class JSONMetadataStore(MetadataStore):
         self._local_id = f"unformatted-{uuid.uuid4().hex}"
         self.conflicts: Counter[str] = Counter()
         """Lost compare-and-swaps ("state") and version numbers taken by another writer ("version")."""
+        self._contention: dict[str, float] = {}  # model -> monotonic time of the last refused state write
         self._write_lock = _SINGLE_WRITER_LOCKS.setdefault(f"{self.io.protocol}:{self.root}", threading.RLock())
         self._load_format()
 
@@ -779,6 +789,11 @@ class JSONMetadataStore(MetadataStore):
         recs = self._records(name)
         if n in recs:
             return recs[n]
+        if n <= int(doc.get("packed", 0)):
+            self._load_packs([(name, (n - 1) // self.pack_size)])
+            if n in recs:
+                return recs[n]
+        # not in its pack: a registry of format 1, whose version documents hold the records too
         rel = f"versions/{self._enc(name)}/{n}.json"
         data = self._cache_get(rel)
         if data is None:
@@ -819,13 +834,30 @@ class JSONMetadataStore(MetadataStore):
 
     # -- committing -------------------------------------------------------------------------------
     def _flush_pending(self, name: str, doc: dict[str, Any]) -> None:
-        """Write out the pending items of earlier commits (idempotent), then clear ``pending``."""
+        """Write out the pending items of earlier commits (idempotent) and take them out of ``pending``.
+
+        Each committer writes its own events right after its commit (see :meth:`_after_commit`).
+        In a registry of format 2, another writer leaves a pending event it does not know to be
+        written in the state document (readers take it from there) until it is
+        ``PENDING_EVENTS`` events old: writers that share a model do not write each other's events
+        again, and a writer that died before writing its own gets them written by the next ones.
+        A format 1 registry writes out every pending event at the next commit, as older clients do.
+        """
         pending = doc.get("pending") or {}
+        head = int((doc.get("head") or {}).get("seq", 0))
+        lazy = self._sparse_docs
+        keep = []
         for ev in pending.get("events", []):
+            seq = int(ev["seq"])
+            if (self.registry_id, name, "event", seq) in _SHARED.durable:
+                continue
+            if lazy and head - seq < PENDING_EVENTS:
+                keep.append(ev)
+                continue
             self._write_event(name, ev)
         for n in pending.get("tombstones", []):
             self._write_tombstone(name, int(n), doc)
-        doc["pending"] = {"events": [], "tombstones": []}
+        doc["pending"] = {"events": keep, "tombstones": []}
 
     def _write_event(self, name: str, ev: dict[str, Any]) -> None:
         key = (self.registry_id, name, "event", int(ev["seq"]))
@@ -843,8 +875,11 @@ class JSONMetadataStore(MetadataStore):
         self.io.put(self._version_path(name, n), _dumps({
             "kind": "modelreg-version", "name": name, "version": n, "purged": True,
         }))
-        if n <= int(doc.get("packed", 0)):
-            self._prune_pack(name, (n - 1) // self.pack_size, {str(v) for v in self._live(doc)})
+        size = self.pack_size
+        if n <= int(doc.get("packed", 0)) or (
+                self._sparse_docs and ((n - 1) // size + 1) * size <= int(doc.get("last_version", 0))):
+            # the pack of n exists, or may (format 2 writes a full pack before the state drops its records)
+            self._prune_pack(name, (n - 1) // size, {str(v) for v in self._live(doc)})
         self._cache_drop(f"versions/{self._enc(name)}/{n}.json")
         with _SHARED.lock:
             _SHARED.durable.add(key)
@@ -895,7 +930,7 @@ class JSONMetadataStore(MetadataStore):
             doc["updated_at"] = _iso(previous)
 
     def _backoff(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, min(1.0, 0.005 * 2 ** min(attempt, 10))))
+        time.sleep(random.uniform(0, min(BACKOFF_MAX, 0.005 * 2 ** min(attempt, 10))))
 
     def _commit(
         self,
@@ -903,23 +938,27 @@ class JSONMetadataStore(MetadataStore):
         mutate: Callable[[dict[str, Any]], tuple[Any, bool]],
         *,
         start: _Snap | None = None,
+        fresh: bool = False,
     ) -> tuple[_Snap, Any]:
         """Read-modify-write of a model's state document with compare-and-swap.
 
         ``mutate(doc)`` edits a private copy of the document and returns
-        ``(result, changed)``. The first attempt may use a cached snapshot; if
-        ``mutate`` raises on it, or decides nothing needs to change, the
-        decision is re-checked on a fresh read before it counts.
+        ``(result, changed)``. The first attempt may use a cached snapshot (``start``, or the
+        cache; ``fresh``: ``start`` was just read); if ``mutate`` raises on it, or decides
+        nothing needs to change, the decision is re-checked on a fresh read before it counts.
         """
         token = uuid.uuid4().hex
         deadline = time.monotonic() + self.max_wait
         snap = start if start is not None else self._cached(name)
-        fresh = False
-        if snap is None:
+        fresh = fresh and start is not None
+        if snap is None or (not fresh and self._contended(name)):
+            # another writer committed to this model a moment ago: a swap against the cached
+            # snapshot would most likely be refused (a wasted write and then the read anyway)
             snap, fresh = self._fetch(name), True
         attempt = 0
         while True:
             doc = json.loads(snap.data)
+            since = int((doc.get("head") or {}).get("seq", 0))
             try:
                 self._flush_pending(name, doc)
                 result, changed = mutate(doc)
@@ -948,31 +987,42 @@ class JSONMetadataStore(MetadataStore):
                     break
                 attempt += 1
                 self.conflicts["state"] += 1
+                self._contention[name] = time.monotonic()
                 if time.monotonic() > deadline:
                     raise ConflictError(
                         f"model {name!r} kept changing under {attempt} attempts in {self.max_wait:.0f} s; "
                         "retry the operation (or raise max_wait)"
                     ) from None
-                self._backoff(attempt)
+                if attempt > 1:
+                    # lost again: step back (randomly, growing), then read again, so that the next
+                    # swap follows its read at once (sleeping between the two would leave the state
+                    # the most time to change, and repeated losers would wait longest)
+                    self._backoff(attempt)
+                    current = self._fetch(name)
                 snap, fresh = current, True
                 continue
             except Exception as exc:  # noqa: BLE001
                 raise self._fail("write", f"the state of model {name!r}", exc) from exc
             snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
             break
-        self._after_commit(name, snap.doc)
+        self._after_commit(name, snap.doc, since)
         return snap, result
 
-    def _after_commit(self, name: str, doc: dict[str, Any]) -> None:
-        """Write the committed pending items; on failure the next writer does it."""
+    def _contended(self, name: str) -> bool:
+        """Whether a write to this model's state was refused in the last ``CONTENTION_MEMORY`` seconds."""
+        at = self._contention.get(name)
+        return at is not None and time.monotonic() - at < CONTENTION_MEMORY
+
+    def _after_commit(self, name: str, doc: dict[str, Any], since: int | None = None) -> None:
+        """Write the committed pending items (the events after sequence number ``since`` only, when
+        given: the ones this commit added); on failure the next writers do it."""
         pending = doc.get("pending") or {}
-        view = {  # _flush_pending resets "pending" in what it is given: not in the cached document
-            "pending": {"events": list(pending.get("events", [])), "tombstones": list(pending.get("tombstones", []))},
-            "versions": doc.get("versions", {}), "packed": doc.get("packed", 0),
-            "sparse": doc.get("sparse", False), "purged": doc.get("purged", []), "last_version": doc.get("last_version", 0),
-        }
+        events = [e for e in pending.get("events", []) if since is None or int(e["seq"]) > since]
         try:
-            self._flush_pending(name, view)
+            for ev in events:
+                self._write_event(name, ev)
+            for n in pending.get("tombstones", []):
+                self._write_tombstone(name, int(n), doc)
         except Exception as exc:  # noqa: BLE001 - committed already; the items stay pending in the state
             _log.debug("writing the committed events of %r failed (the next writer will): %s", name, exc)
 
@@ -1052,8 +1102,11 @@ class JSONMetadataStore(MetadataStore):
         self._enc(name)
         with self._writing():
             snap: _Snap | None
+            fresh = False
             try:
-                snap = self._cached(name) or self._fetch(name)
+                snap = self._cached(name)
+                if snap is None or self._contended(name):
+                    snap, fresh = self._fetch(name), True
             except ModelNotFound:
                 if create is None:
                     raise
@@ -1063,71 +1116,101 @@ class JSONMetadataStore(MetadataStore):
             # what get_version will read back, checked before anything is written
             self._build(name, 1, record, self._initial_vs(record), [])
             token = uuid.uuid4().hex
-            n = (int(snap.doc.get("last_version", 0)) if snap is not None else 0) + 1
-            # 1. allocate: create-if-absent of versions/<n>.json; the loser of a race takes n + 1
-            while True:
-                path = self._version_path(name, n)
-                try:
-                    self.io.create(path, self._version_doc(name, n, record, event, token))
-                    break
-                except FileExistsError:
-                    try:
-                        other = json.loads(self.io.read(path).data)
-                    except FileNotFoundError:
-                        continue
-                    if other.get("writer") == token:
-                        break  # our create landed; the response was lost and the request retried
-                    self.conflicts["version"] += 1
-                    try:
-                        snap = self._fetch(name)
-                    except ModelNotFound:
-                        if create is None:
-                            raise
-                        snap, n = None, n + 1  # taken by a first registration not committed (yet)
-                        continue
-                    n = max(n + 1, int(snap.doc.get("last_version", 0)) + 1)
-                except Exception as exc:  # noqa: BLE001
-                    raise self._fail("write", f"version {name}/{n}", exc) from exc
-
-            # 2. commit into the state (consecutively: versions between are committed first)
-            def mutate(doc: dict[str, Any]) -> tuple[None, bool]:
-                last = int(doc.get("last_version", 0))
-                if n <= last:
-                    return None, False  # committed already, by a writer that reached a later number first
-                drafts = []
-                for k in range(last + 1, n + 1):
-                    if k == n:
-                        rec, ev = record, event.model_copy(update={"version": n})
-                    else:
-                        rec, ev = self._orphan(name, k)
-                    doc.setdefault("tail", {})[str(k)] = rec
-                    if not doc.get("sparse"):  # a sparse document keeps only changed entries
-                        doc.setdefault("versions", {})[str(k)] = self._initial_vs(rec)
-                    drafts.append(ev)
-                doc["last_version"] = n
-                self._seal(name, doc, drafts)
-                self._maybe_pack(name, doc)
-                return None, True
-
-            if snap is None and create is not None:
-                self._create_with_version(name, create, token, mutate)
+            if self._sparse_docs:
+                mutate = self._direct_commit(name, record, event)
             else:
-                self._commit(name, mutate, start=snap)
+                mutate = self._allocate_then_commit(name, record, event, token, snap, create is not None)
+            if snap is None and create is not None:
+                committed, n = self._create_with_version(name, create, token, mutate)
+            else:
+                committed, n = self._commit(name, mutate, start=snap, fresh=fresh)
+            if self._sparse_docs:
+                self._write_full_packs(name, committed.doc)
         return self._build(name, n, record, self._initial_vs(record), [])
+
+    def _direct_commit(
+        self, name: str, record: dict[str, Any], event: EventDraft,
+    ) -> Callable[[dict[str, Any]], tuple[int, bool]]:
+        """Format 2: the version takes the next number in the state's compare-and-swap itself,
+        which is the one commit point (its record rides in the state's ``tail`` until a pack
+        holds it): one write per registration, and the loser of a race just tries again on
+        the new state."""
+        def mutate(doc: dict[str, Any]) -> tuple[int, bool]:
+            n = int(doc.get("last_version", 0)) + 1
+            doc.setdefault("tail", {})[str(n)] = record
+            doc["last_version"] = n
+            self._seal(name, doc, [event.model_copy(update={"version": n})])
+            self._drop_packed(name, doc)
+            return n, True
+
+        return mutate
+
+    def _allocate_then_commit(
+        self, name: str, record: dict[str, Any], event: EventDraft, token: str, snap: _Snap | None, creating: bool,
+    ) -> Callable[[dict[str, Any]], tuple[int, bool]]:
+        """Format 1 (shared with older clients): allocate number n with a create-if-absent of
+        ``versions/<n>.json`` (the loser of a race takes n + 1), then commit every allocated
+        number up to n into the state, in order."""
+        n = (int(snap.doc.get("last_version", 0)) if snap is not None else 0) + 1
+        while True:
+            path = self._version_path(name, n)
+            try:
+                self.io.create(path, self._version_doc(name, n, record, event, token))
+                break
+            except FileExistsError:
+                try:
+                    other = json.loads(self.io.read(path).data)
+                except FileNotFoundError:
+                    continue
+                if other.get("writer") == token:
+                    break  # our create landed; the response was lost and the request retried
+                self.conflicts["version"] += 1
+                try:
+                    snap = self._fetch(name)
+                except ModelNotFound:
+                    if not creating:
+                        raise
+                    snap, n = None, n + 1  # taken by a first registration not committed (yet)
+                    continue
+                n = max(n + 1, int(snap.doc.get("last_version", 0)) + 1)
+            except Exception as exc:  # noqa: BLE001
+                raise self._fail("write", f"version {name}/{n}", exc) from exc
+
+        def mutate(doc: dict[str, Any]) -> tuple[int, bool]:
+            last = int(doc.get("last_version", 0))
+            if n <= last:
+                return n, False  # committed already, by a writer that reached a later number first
+            drafts = []
+            for k in range(last + 1, n + 1):
+                if k == n:
+                    rec, ev = record, event.model_copy(update={"version": n})
+                else:
+                    rec, ev = self._orphan(name, k)
+                doc.setdefault("tail", {})[str(k)] = rec
+                if not doc.get("sparse"):  # a sparse document keeps only changed entries
+                    doc.setdefault("versions", {})[str(k)] = self._initial_vs(rec)
+                drafts.append(ev)
+            doc["last_version"] = n
+            self._seal(name, doc, drafts)
+            self._maybe_pack(name, doc)
+            return n, True
+
+        return mutate
 
     def _create_with_version(
         self,
         name: str,
         create: tuple[RegisteredModel, EventDraft],
         token: str,
-        mutate: Callable[[dict[str, Any]], tuple[None, bool]],
-    ) -> None:
+        mutate: Callable[[dict[str, Any]], tuple[int, bool]],
+    ) -> tuple[_Snap, int]:
         """Commit a first registration: one create-if-absent of the state document holding the
         model, its create_model event and the version. If another writer created the model
-        first, commit the version into its document like any later version."""
+        first, commit the version into its document like any later version. Returns the
+        committed state and the version's number."""
         doc = self._new_doc(create[0], token, self._sparse_docs)
         self._seal(name, doc, [create[1]])
-        mutate(doc)
+        n, _ = mutate(doc)
         data = _dumps(doc)
         try:
             etag = self.io.create(self._state_path(name), data)
@@ -1135,13 +1218,13 @@ class JSONMetadataStore(MetadataStore):
             current = self._fetch(name)
             if token in current.doc.get("writers", []):
                 self._after_commit(name, current.doc)  # ours landed; the response was lost
-                return
-            self._commit(name, mutate, start=current)
-            return
+                return current, n
+            return self._commit(name, mutate, start=current, fresh=True)
         except Exception as exc:  # noqa: BLE001
             raise self._fail("write", f"the state of model {name!r}", exc) from exc
         snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
         self._after_commit(name, snap.doc)
+        return snap, n
 
     def _orphan(self, name: str, k: int) -> tuple[dict[str, Any], EventDraft]:
         """The record and register event of version ``k``, created but not yet committed by its writer."""
@@ -1155,6 +1238,51 @@ class JSONMetadataStore(MetadataStore):
         if vdoc.get("purged") or "record" not in vdoc:
             raise BackendError(f"version document {k} of {name!r} in {self.url!r} is a tombstone but was never committed")
         return vdoc["record"], EventDraft.model_validate(vdoc["event"])
+
+    def _drop_packed(self, name: str, doc: dict[str, Any]) -> None:
+        """Format 2: take out of the state's ``tail`` the records of full packs that are known to
+        be written (by :meth:`_write_full_packs`, in this process or, seen, in another)."""
+        size = self.pack_size
+        tail = doc.setdefault("tail", {})
+        while int(doc["last_version"]) - int(doc.get("packed", 0)) >= size:
+            packed = int(doc.get("packed", 0))
+            if (self.registry_id, name, "pack", packed // size) not in _SHARED.durable:
+                break
+            for i in range(packed + 1, packed + size + 1):
+                tail.pop(str(i), None)
+            doc["packed"] = packed + size
+
+    def _write_full_packs(self, name: str, doc: dict[str, Any]) -> None:
+        """Format 2, after a commit: write each full pack of committed records that the state
+        still carries in its ``tail`` (create-if-absent: a pack another writer wrote holds the
+        same committed records, less the ones purged since, which are pruned); the next commit
+        drops them from the tail. A failure leaves them in the tail for the next writer."""
+        size = self.pack_size
+        packed, last = int(doc.get("packed", 0)), int(doc.get("last_version", 0))
+        tail = doc.get("tail") or {}
+        while last - packed >= size:
+            k = packed // size
+            key = (self.registry_id, name, "pack", k)
+            if key not in _SHARED.durable:
+                records = {str(i): tail[str(i)] for i in range(packed + 1, packed + size + 1) if str(i) in tail}
+                data = _dumps({"kind": "modelreg-pack", "name": name, "first": packed + 1, "last": packed + size,
+                               "records": records})
+                try:
+                    self.io.create(self._pack_path(name, k), data)
+                except FileExistsError:
+                    try:
+                        self._prune_pack(name, k, {str(v) for v in self._live(doc)})
+                    except Exception as exc:  # noqa: BLE001
+                        _log.debug("checking pack %d of %r failed (the next writer will): %s", k, name, exc)
+                        return
+                except Exception as exc:  # noqa: BLE001 - the records stay in the state's tail
+                    _log.debug("writing pack %d of %r failed (the next writer will): %s", k, name, exc)
+                    return
+                else:
+                    self._absorb_pack(name, k, data)
+                with _SHARED.lock:
+                    _SHARED.durable.add(key)
+            packed += size
 
     def _maybe_pack(self, name: str, doc: dict[str, Any]) -> None:
         size = self.pack_size
