@@ -466,3 +466,27 @@ def test_a_store_that_ignores_conditions_is_refused_at_creation(tmp_path: Path) 
     store.io = IgnoresIfMatch(fs)
     with pytest.raises(BackendError, match="ignores If-Match"):
         store.create_model(make_model("churn"), ev("create_model"))
+
+
+def test_search_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """A search pauses the cyclic garbage collector while it decodes documents, and restores it."""
+    import gc
+
+    from modelreg.query import parse_query
+
+    store = JSONMetadataStore(f"file://{tmp_path}/metadata")
+    store.create_model(make_model("churn"), ev("create_model"))
+    store.add_version(make_draft(n=1), ev("register"))
+    query = parse_query("tags.team = 'fraud'")
+    assert gc.isenabled()
+    store.search(query, [], None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        store.search(query, [], None)
+        assert not gc.isenabled()  # the caller's choice is kept
+    finally:
+        gc.enable()
+    with pytest.raises(AttributeError):  # a failure inside restores it too
+        store.search(object(), [], None)
+    assert gc.isenabled()
