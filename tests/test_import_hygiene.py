@@ -121,3 +121,26 @@ def test_python_m_modelreg_list_loads_no_async_cloud_or_web_modules(tmp_path: Pa
                 if line.startswith("import time:") and "|" in line]
     assert "modelreg.registry" in imported or "modelreg.stores.sqlite" in imported  # the listing is real
     assert loaded(imported) == []
+
+
+def test_reading_a_version_loads_no_cli_or_logging_machinery(tmp_path: Path) -> None:
+    """A service that opens the registry to load its model imports neither argparse (the command
+    line's) nor logging (imported when something is logged), nor builds a pydantic validator."""
+    folder = tmp_path / "registry"
+    _make_registry(folder, tmp_path)
+    out = run_python("""
+        import json, sys
+        from modelreg import Registry
+        from modelreg.models import ModelVersion
+
+        reg = Registry(sys.argv[1])
+        mv = reg.get_version("churn@staging")
+        latest = reg.get_version("churn")
+        print(json.dumps({"ref": mv.ref, "latest": latest.ref, "modules": sorted(sys.modules),
+                          "validator_built": ModelVersion.__pydantic_complete__}))
+    """, str(folder), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert (got["ref"], got["latest"]) == ("churn/1", "churn/1")
+    assert loaded(got["modules"], ("argparse", "logging", "gettext")) == []
+    assert got["validator_built"] is False

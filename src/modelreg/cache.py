@@ -23,10 +23,8 @@ in another process replaces the damaged blob. ``modelreg cache clear`` keeps the
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
-import logging
 import os
 import shutil
 import stat
@@ -44,7 +42,10 @@ __all__ = ["BlobCache", "CacheInfo", "SuspectDigests", "add_commands", "default_
 
 CACHE_ENV = "MODELREG_CACHE_DIR"
 
-logger = logging.getLogger("modelreg.cache")
+def _warn(message: str, *args: Any) -> None:
+    import logging  # on first use: a registry that never warns does not import logging
+
+    logging.getLogger("modelreg.cache").warning(message, *args)
 
 
 def default_cache_dir() -> Path:
@@ -221,7 +222,7 @@ class SuspectDigests:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
         except OSError as exc:
-            logger.warning("could not record %s as damaged under %s: %s", digest, marker.parent, exc)
+            _warn("could not record %s as damaged under %s: %s", digest, marker.parent, exc)
 
     def discard(self, digest: str) -> None:
         marker = self._marker(digest)
@@ -230,7 +231,7 @@ class SuspectDigests:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            logger.warning("could not clear the damaged flag of %s under %s: %s", digest, marker.parent, exc)
+            _warn("could not clear the damaged flag of %s under %s: %s", digest, marker.parent, exc)
 
     def __contains__(self, digest: object) -> bool:
         return isinstance(digest, str) and self._marker(digest).is_file()
@@ -258,49 +259,3 @@ def resolve_cache(cache: Any, artifacts: Any) -> BlobCache | None:
     from .errors import InvalidInputError
 
     raise InvalidInputError(f"cache must be True, False, a folder or a BlobCache, got {type(cache).__name__}")
-
-
-# -- command line: `modelreg cache info|clear` ---------------------------------------------------------
-
-
-def add_commands(subparsers: Any) -> None:
-    """Add ``modelreg cache info`` and ``modelreg cache clear`` (a modelreg.cli extension)."""
-    p = subparsers.add_parser(
-        "cache", help="show or clear the local download cache",
-        description="The local cache of downloaded blobs ($MODELREG_CACHE_DIR, else ~/.cache/modelreg).",
-    )
-    sub = p.add_subparsers(dest="cache_command", metavar="ACTION")
-    info = sub.add_parser("info", help="show the cache location, number of blobs and total size")
-    info.set_defaults(func=_cmd_info)
-    clear = sub.add_parser("clear", help="delete cached blobs (downloads fetch them again)")
-    clear.add_argument("--older-than", metavar="DURATION",
-                       help="only blobs not used for this long, e.g. 30d or 12h (default: all)")
-    clear.set_defaults(func=_cmd_clear)
-    for q in (info, clear):
-        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
-    p.set_defaults(func=_cmd_info)
-
-
-def _cmd_info(ctx: Any, args: argparse.Namespace) -> None:
-    from .progress import human_size
-
-    got = BlobCache().info()
-    if getattr(args, "json", False):
-        ctx.emit({"path": got.path, "blobs": got.blobs, "bytes": got.bytes})
-    else:
-        ctx.out(f"cache: {got.path}\nblobs: {got.blobs}\nsize:  {human_size(got.bytes)} ({got.bytes} bytes)")
-
-
-def _cmd_clear(ctx: Any, args: argparse.Namespace) -> None:
-    from .progress import human_size
-
-    older = None
-    if getattr(args, "older_than", None):
-        from .cli import parse_duration
-
-        older = parse_duration(args.older_than).total_seconds()
-    got = BlobCache().clear(older_than=older)
-    if getattr(args, "json", False):
-        ctx.emit({"path": got.path, "removed": got.blobs, "bytes_freed": got.bytes})
-    else:
-        ctx.out(f"removed {got.blobs} blob(s), freed {human_size(got.bytes)} from {got.path}")

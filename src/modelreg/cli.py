@@ -50,7 +50,6 @@ __all__ = ["EXTENSIONS", "Context", "build_parser", "format_table", "main", "par
 
 EXTENSIONS: list[tuple[str, str, str]] = [
     ("ui", "serve the web UI on 127.0.0.1", "modelreg.ui.cli:add_commands"),
-    ("cache", "show or clear the local download cache", "modelreg.cache:add_commands"),
     ("copy", "copy models, versions, blobs and history into another registry", "modelreg.copy:add_commands"),
     ("request", "ask for a stage transition that the policy gates", "modelreg.governance.cli:add_commands"),
     ("approve", "approve a pending transition request", "modelreg.governance.cli:add_commands"),
@@ -964,10 +963,48 @@ def _add_archive(sub: Any) -> None:
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
 
+def cmd_cache_info(ctx: Context, args: argparse.Namespace) -> None:
+    from .cache import BlobCache
+
+    got = BlobCache().info()
+    if getattr(args, "json", False):
+        ctx.emit({"path": got.path, "blobs": got.blobs, "bytes": got.bytes})
+    else:
+        ctx.out(f"cache: {got.path}\nblobs: {got.blobs}\nsize:  {human_size(got.bytes)} ({got.bytes} bytes)")
+
+
+def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> None:
+    from .cache import BlobCache
+
+    older = parse_duration(args.older_than).total_seconds() if getattr(args, "older_than", None) else None
+    got = BlobCache().clear(older_than=older)
+    if getattr(args, "json", False):
+        ctx.emit({"path": got.path, "removed": got.blobs, "bytes_freed": got.bytes})
+    else:
+        ctx.out(f"removed {got.blobs} blob(s), freed {human_size(got.bytes)} from {got.path}")
+
+
+def _add_cache(sub: Any) -> None:
+    p = sub.add_parser(
+        "cache", help="show or clear the local download cache",
+        description="The local cache of downloaded blobs ($MODELREG_CACHE_DIR, else ~/.cache/modelreg).",
+    )
+    actions = p.add_subparsers(dest="cache_command", metavar="ACTION")
+    info = actions.add_parser("info", help="show the cache location, number of blobs and total size")
+    info.set_defaults(func=cmd_cache_info)
+    clear = actions.add_parser("clear", help="delete cached blobs (downloads fetch them again)")
+    clear.add_argument("--older-than", metavar="DURATION",
+                       help="only blobs not used for this long, e.g. 30d or 12h (default: all)")
+    clear.set_defaults(func=cmd_cache_clear)
+    for q in (info, clear):
+        q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    p.set_defaults(func=cmd_cache_info)
+
+
 _BUILTINS: list[Callable[[Any], None]] = [
     _add_register, _add_list, _add_versions, _add_show, _add_transition, _add_rollback, _add_alias, _add_tag,
     _add_describe, _add_log_metrics, _add_metrics, _add_download, _add_history, _add_search, _add_compare,
-    _add_verify, _add_gc, _add_purge, _add_archive,
+    _add_verify, _add_gc, _add_purge, _add_archive, _add_cache,
 ]
 
 
