@@ -126,3 +126,27 @@ def test_what_a_read_only_process_reads_equals_what_a_validating_one_reads(tmp_p
     assert got["model"] == model
     # reading alone built no validator
     assert got["validators_built"] == [False, False]
+
+
+def test_a_process_that_keeps_reading_builds_the_validator_after_a_while(tmp_path: Path) -> None:
+    """Built once, the validator is the faster way per record: a long-lived reader switches to it."""
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"weights")
+    with Registry(tmp_path / "reg") as reg:
+        reg.register("churn", f, capture=None)
+    code = textwrap.dedent("""
+        import json, sys
+        from modelreg import Registry
+        from modelreg.models import ModelVersion
+        from modelreg.stores import sqlite
+        reg = Registry(sys.argv[1])
+        first = [reg.get_version("churn/1") for _ in range(sqlite._UNVALIDATED_READS)]
+        before = ModelVersion.__pydantic_complete__
+        later = reg.get_version("churn/1")
+        print(json.dumps({"before": before, "after": ModelVersion.__pydantic_complete__,
+                          "same": all(mv == later for mv in first)}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "reg")], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"before": False, "after": True, "same": True}

@@ -58,7 +58,28 @@ def _dumps(value: Any) -> str:
 
 _FEW = 16
 """Up to this many versions are built without validation while the validator is not built yet
-(see ``SQLiteMetadataStore._version_from_row``)."""
+(see ``_unvalidated``)."""
+
+_UNVALIDATED_BUDGET: dict[type, int] = {}
+
+
+def _unvalidated(cls: type) -> bool:
+    """Whether to build a record of ``cls`` with ``from_store`` rather than its validator.
+
+    What this store wrote was validated before it was committed (see add_version). Until the
+    process has built the validator anyway, a few records are built without it: a process that only
+    reads a version (a server loading its model, ``modelreg list``) is spared the building of
+    validators and pydantic's plugin discovery (20-30 ms). ``from_store`` costs about twice a
+    built validator per record, so after ``_UNVALIDATED_READS`` records the validator is built
+    and used."""
+    if cls.__pydantic_complete__:  # type: ignore[attr-defined]
+        return False
+    left = _UNVALIDATED_BUDGET.get(cls, _UNVALIDATED_READS)
+    _UNVALIDATED_BUDGET[cls] = left - 1
+    return left > 0
+
+
+_UNVALIDATED_READS = 1000
 
 
 def _version_json(record: str, name: str, version: int, stage: str, tags: str, description: str, logged: str,
@@ -421,7 +442,7 @@ class SQLiteMetadataStore(MetadataStore):
             "latest_version": versions[-1][0] if versions else None, "version_count": len(versions),
             "stages": stages, "aliases": aliases,
         }
-        if not RegisteredModel.__pydantic_complete__:  # as _version_from_row
+        if _unvalidated(RegisteredModel):
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 return from_store(RegisteredModel, data)
         return RegisteredModel.model_validate(data)
@@ -470,12 +491,7 @@ class SQLiteMetadataStore(MetadataStore):
     @staticmethod
     def _version_from_row(row: tuple) -> ModelVersion:
         doc = _version_json(*row)
-        if not ModelVersion.__pydantic_complete__:
-            # what this store wrote was validated before it was committed (see add_version): until
-            # this process has built the validator anyway, a record is built without it, which spares
-            # a process that only reads a version (a server loading its model, `modelreg list`) the
-            # building of validators and pydantic's plugin discovery (20-30 ms); once built,
-            # validating is the faster way
+        if _unvalidated(ModelVersion):
             with contextlib.suppress(ValueError, KeyError, TypeError):  # else: the validator's precise error
                 return from_store(ModelVersion, json.loads(doc))
         return ModelVersion.model_validate_json(doc)
