@@ -124,3 +124,12 @@ def test_writers_benchmark_checks_what_the_concurrency_tests_check() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 processes x 10 mixed operations: throughput" in proc.stdout
     assert "verify() clean: PASS" in proc.stdout
+
+
+def test_bucket_writers_benchmark_runs_modelreg_with_its_checks() -> None:
+    """modelreg's half of the modelstore comparison on a moto server it starts (modelstore, not a
+    dependency, is installed only when the script itself is run)."""
+    proc = _run_bench("bench_bucket_writers.py", "--only", "modelreg", "--writers", "2", "--ops", "3", "--rounds", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "contention (2 x 3)" in proc.stdout and "alone (1 x 3)" in proc.stdout
+    assert "PASS  modelreg: numbers 1..6 consecutive, none duplicated or lost" in proc.stdout, proc.stdout
