@@ -17,7 +17,7 @@ from modelreg.progress import ProgressBar, human_size
 
 COMMANDS = [
     "register", "list", "versions", "show", "transition", "rollback", "alias", "tag", "describe",
-    "log-metrics", "metrics", "download", "history", "search", "compare", "verify", "gc", "purge", "archive", "cache",
+    "log-metrics", "metrics", "download", "history", "search", "compare", "verify", "gc", "purge", "archive", "cache", "copy",
 ]
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from modelreg import Registry
 from modelreg.copy import copy_registry
-from modelreg.errors import AlreadyExistsError
+from modelreg.errors import AlreadyExistsError, InvalidInputError
 from modelreg.models import EventDraft, ModelState
 from tests.test_json_store import forget
 
@@ -251,3 +251,15 @@ def test_update_function_sees_copied_state(tmp_path: Path) -> None:
     dst.transition("churn", 4, "production", actor="ana")
     state: ModelState = dst.metadata.get_state("churn")
     assert state.holders("production") == [4] and str(state.versions[3].stage) == "archived"
+
+
+def test_copy_registry_takes_open_registries_and_copy_to_opens_a_location(tmp_path: Path) -> None:
+    src = Registry(tmp_path / "src")
+    build_source(src, tmp_path)
+    with pytest.raises(InvalidInputError, match=r"copy_registry takes open registries.*copy_to"):
+        copy_registry(src, str(tmp_path / "dst"))
+    assert not (tmp_path / "dst").exists()  # refused before anything was created
+    report = src.copy_to(str(tmp_path / "dst"))
+    assert report.ok
+    with Registry(tmp_path / "dst") as dst:
+        assert_same(src, dst)

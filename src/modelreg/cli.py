@@ -50,7 +50,6 @@ __all__ = ["EXTENSIONS", "Context", "build_parser", "format_table", "main", "par
 
 EXTENSIONS: list[tuple[str, str, str]] = [
     ("ui", "serve the web UI on 127.0.0.1", "modelreg.ui.cli:add_commands"),
-    ("copy", "copy models, versions, blobs and history into another registry", "modelreg.copy:add_commands"),
     ("request", "ask for a stage transition that the policy gates", "modelreg.governance.cli:add_commands"),
     ("approve", "approve a pending transition request", "modelreg.governance.cli:add_commands"),
     ("reject", "reject a pending transition request", "modelreg.governance.cli:add_commands"),
@@ -315,7 +314,7 @@ def _command(sub: Any, name: str, help: str, func: Handler, *, epilog: str | Non
 
 def build_parser(load: Iterable[str] = ()) -> argparse.ArgumentParser:
     """The full parser; extension commands whose target is in ``load`` are added for real, others as stubs."""
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="modelreg",
@@ -1001,10 +1000,49 @@ def _add_cache(sub: Any) -> None:
     p.set_defaults(func=cmd_cache_info)
 
 
+def cmd_copy(ctx: Context, args: argparse.Namespace) -> int:
+    from .registry import Registry
+
+    with Registry(args.src) as src, Registry(args.dst) as dst:
+        report = src.copy_to(dst, models=args.model, verify=not args.no_verify, note=ctx.note)
+    if ctx.json:
+        ctx.emit({
+            "models": report.models, "versions": report.versions, "events_copied": report.events_copied,
+            "events_already_there": report.events_already_there, "blobs_copied": report.blobs_copied,
+            "bytes_copied": report.bytes_copied, "blobs_already_there": report.blobs_already_there,
+            "verified": report.verified, "problems": report.problems,
+        })
+    else:
+        ctx.out(
+            f"copied {len(report.models)} models, {report.versions} versions: {report.events_copied} events "
+            f"({report.events_already_there} already there), {report.blobs_copied} blobs "
+            f"({report.bytes_copied} bytes; {report.blobs_already_there} already there)"
+        )
+        if report.verified:
+            ctx.out("verified: " + ("ok" if not report.problems else f"{len(report.problems)} problems"))
+        for problem in report.problems:
+            ctx.out(f"  {problem}")
+    return 1 if report.problems else 0
+
+
+def _add_copy(sub: Any) -> None:
+    p = sub.add_parser(
+        "copy", help="copy models, versions, blobs and history into another registry",
+        description="Copy every model, version, blob, stage, alias and the audit history from SRC into DST "
+        "(e.g. a local registry into a bucket). Safe to rerun: continues where it stopped; verified at the end.",
+        epilog="example:\n  modelreg copy ./models s3://team-bucket/registry",
+    )
+    p.add_argument("src", metavar="SRC", help="source registry (folder or URL)")
+    p.add_argument("dst", metavar="DST", help="destination registry (folder or URL)")
+    p.add_argument("--model", action="append", metavar="NAME", help="copy only this model (repeatable)")
+    p.add_argument("--no-verify", action="store_true", help="skip the final comparison and blob re-hash")
+    p.set_defaults(func=cmd_copy)
+
+
 _BUILTINS: list[Callable[[Any], None]] = [
     _add_register, _add_list, _add_versions, _add_show, _add_transition, _add_rollback, _add_alias, _add_tag,
     _add_describe, _add_log_metrics, _add_metrics, _add_download, _add_history, _add_search, _add_compare,
-    _add_verify, _add_gc, _add_purge, _add_archive, _add_cache,
+    _add_verify, _add_gc, _add_purge, _add_archive, _add_cache, _add_copy,
 ]
 
 

@@ -32,7 +32,6 @@ the destination's ``verify`` (audit chains and blob hashes) is clean.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AlreadyExistsError, IntegrityError, ModelNotFound
+from .errors import AlreadyExistsError, IntegrityError, InvalidInputError, ModelNotFound
 from .hashing import sha256_copy
 from .models import (
     Artifact,
@@ -56,7 +55,7 @@ from .models import (
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["CopyReport", "add_commands", "copy_registry"]
+__all__ = ["CopyReport", "copy_registry"]
 
 RESERVED_DOCUMENTS = ("_registry",)
 
@@ -80,12 +79,14 @@ class CopyReport:
         return self.verified and not self.problems
 
 
-def _open(reg: Registry | str | os.PathLike[str], storage_options: dict[str, Any] | None) -> tuple[Registry, bool]:
-    from .registry import Registry
-
-    if isinstance(reg, Registry):
-        return reg, False
-    return Registry(reg, storage_options=storage_options), True
+def _require_registry(reg: Any, role: str) -> None:
+    # copy works on open registries: opening a location is the facade's job (Registry.copy_to, or
+    # `modelreg copy`), so this module never imports it
+    if isinstance(reg, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"copy_registry takes open registries, got the location {os.fspath(reg)!r} as {role}: "
+            "use Registry(src).copy_to(dst), or copy_registry(Registry(src), Registry(dst))"
+        )
 
 
 def _draft(ev: AuditEvent) -> EventDraft:
@@ -257,76 +258,28 @@ def _verify(src: Registry, dst: Registry, names: Iterable[str], report: CopyRepo
 
 
 def copy_registry(
-    src: Registry | str | os.PathLike[str],
-    dst: Registry | str | os.PathLike[str],
+    src: Registry,
+    dst: Registry,
     *,
     models: Iterable[str] | None = None,
     verify: bool = True,
     verify_blobs: bool = True,
-    src_storage_options: dict[str, Any] | None = None,
-    dst_storage_options: dict[str, Any] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> CopyReport:
-    """Copy models, versions, blobs, stages, aliases and audit history from ``src`` into ``dst``.
+    """Copy models, versions, blobs, stages, aliases and audit history from ``src`` into ``dst``
+    (two open registries; ``Registry(src).copy_to("s3://bucket/registry")`` opens a location).
 
-    ``src`` and ``dst`` are registries or locations (``./models``, ``s3://bucket/registry``, ...).
     ``models`` limits the copy to those names. Safe to rerun: it continues where it stopped.
     Returns a :class:`CopyReport`; ``report.ok`` is True when the verification found nothing.
     """
-    src_reg, close_src = _open(src, src_storage_options)
-    dst_reg, close_dst = _open(dst, dst_storage_options)
+    _require_registry(src, "src")
+    _require_registry(dst, "dst")
     say = note or (lambda _msg: None)
-    try:
-        names = _model_names(src_reg) if models is None else list(models)
-        report = CopyReport()
-        with tempfile.TemporaryDirectory(prefix="modelreg-copy-") as tmpdir:
-            for name in names:
-                _copy_model(src_reg, dst_reg, name, report, tmpdir, say)
-        if verify:
-            _verify(src_reg, dst_reg, names, report, verify_blobs)
-        return report
-    finally:
-        if close_src:
-            src_reg.close()
-        if close_dst:
-            dst_reg.close()
-
-
-# -- command line (a modelreg.cli extension) -------------------------------------------------------
-
-
-def add_commands(subparsers: Any) -> None:
-    """Add ``modelreg copy SRC DST``."""
-    p = subparsers.add_parser(
-        "copy", help="copy models, versions, blobs and history into another registry",
-        description="Copy every model, version, blob, stage, alias and the audit history from SRC into DST "
-        "(e.g. a local registry into a bucket). Safe to rerun: continues where it stopped; verified at the end.",
-        epilog="example:\n  modelreg copy ./models s3://team-bucket/registry",
-    )
-    p.add_argument("src", metavar="SRC", help="source registry (folder or URL)")
-    p.add_argument("dst", metavar="DST", help="destination registry (folder or URL)")
-    p.add_argument("--model", action="append", metavar="NAME", help="copy only this model (repeatable)")
-    p.add_argument("--no-verify", action="store_true", help="skip the final comparison and blob re-hash")
-    p.set_defaults(func=_cmd_copy)
-
-
-def _cmd_copy(ctx: Any, args: argparse.Namespace) -> int:
-    report = copy_registry(args.src, args.dst, models=args.model, verify=not args.no_verify, note=ctx.note)
-    if ctx.json:
-        ctx.emit({
-            "models": report.models, "versions": report.versions, "events_copied": report.events_copied,
-            "events_already_there": report.events_already_there, "blobs_copied": report.blobs_copied,
-            "bytes_copied": report.bytes_copied, "blobs_already_there": report.blobs_already_there,
-            "verified": report.verified, "problems": report.problems,
-        })
-    else:
-        ctx.out(
-            f"copied {len(report.models)} models, {report.versions} versions: {report.events_copied} events "
-            f"({report.events_already_there} already there), {report.blobs_copied} blobs "
-            f"({report.bytes_copied} bytes; {report.blobs_already_there} already there)"
-        )
-        if report.verified:
-            ctx.out("verified: " + ("ok" if not report.problems else f"{len(report.problems)} problems"))
-        for problem in report.problems:
-            ctx.out(f"  {problem}")
-    return 1 if report.problems else 0
+    names = _model_names(src) if models is None else list(models)
+    report = CopyReport()
+    with tempfile.TemporaryDirectory(prefix="modelreg-copy-") as tmpdir:
+        for name in names:
+            _copy_model(src, dst, name, report, tmpdir, say)
+    if verify:
+        _verify(src, dst, names, report, verify_blobs)
+    return report

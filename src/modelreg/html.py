@@ -392,14 +392,15 @@ def table(items: Iterable[Any]) -> VersionList | EventList | ModelList:
 
     The kind is taken from the first item; an empty input gives an empty ``VersionList``.
     """
-    from .models import AuditEvent, ModelVersion, RegisteredModel
-
+    # the kind of record, by the fields only it has: views know records by their shape and do not
+    # import them (the records import their views when they render in a notebook)
     data = list(items)
-    if not data or isinstance(data[0], ModelVersion):
+    first = data[0] if data else None
+    if first is None or hasattr(first, "artifact") and hasattr(first, "version"):
         kind: type = VersionList
-    elif isinstance(data[0], AuditEvent):
+    elif hasattr(first, "seq") and hasattr(first, "prev_hash"):
         kind = EventList
-    elif isinstance(data[0], RegisteredModel):
+    elif hasattr(first, "version_count") and hasattr(first, "stages"):
         kind = ModelList
     else:
         raise TypeError(f"table() shows ModelVersion, AuditEvent or RegisteredModel items, not {type(data[0]).__name__}")

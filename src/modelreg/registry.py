@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AlreadyExistsError,
@@ -71,6 +71,9 @@ from .validation import (
     check_version_number,
     parse_stage,
 )
+
+if TYPE_CHECKING:
+    from .copy import CopyReport
 
 __all__ = ["Registry"]
 
@@ -777,12 +780,22 @@ class Registry(GovernanceMixin):
         )
 
     # -- copy ---------------------------------------------------------------------------------------
-    def copy_to(self, dst: Registry | str | os.PathLike[str], **kwargs: Any) -> Any:
+    def copy_to(
+        self,
+        dst: Registry | str | os.PathLike[str],
+        *,
+        dst_storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> CopyReport:
         """Copy every model, version, blob, stage, alias and the audit history into ``dst`` (a Registry
-        or a location); resumable, verified at the end. See :func:`modelreg.copy.copy_registry`."""
+        or a location, opened with ``dst_storage_options``); resumable, verified at the end. Other
+        keyword arguments as :func:`modelreg.copy.copy_registry` (``models``, ``verify``, ...)."""
         from .copy import copy_registry
 
-        return copy_registry(self, dst, **kwargs)
+        if isinstance(dst, Registry):
+            return copy_registry(self, dst, **kwargs)
+        with Registry(dst, storage_options=dst_storage_options) as target:
+            return copy_registry(self, target, **kwargs)
 
     # -- verify and gc -----------------------------------------------------------------------------
     def verify_audit(self, name: str) -> tuple[list[Problem], int]:

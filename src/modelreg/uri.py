@@ -63,6 +63,17 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError, MissingDependencyError
+from .stores._fs import (
+    LOCAL_SCHEMES,
+    SCHEME_PATTERN,
+    SCHEMES,
+    STORAGE_SCHEMES,
+    filesystem_for,
+    is_installed,
+    missing_dependency,
+    require_backend,
+    scheme_of,
+)
 
 __all__ = [
     "SCHEMES",
@@ -74,19 +85,6 @@ __all__ = [
     "scheme_of",
 ]
 
-# cloud scheme -> (module to import, extra to install)
-SCHEMES: dict[str, tuple[str, str]] = {
-    "abfs": ("adlfs", "azure"),
-    "abfss": ("adlfs", "azure"),
-    "az": ("adlfs", "azure"),
-    "gcs": ("gcsfs", "gcs"),
-    "gs": ("gcsfs", "gcs"),
-    "s3": ("s3fs", "s3"),
-    "s3a": ("s3fs", "s3"),
-}
-LOCAL_SCHEMES = ("file", "memory")
-STORAGE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", *LOCAL_SCHEMES)
-"""Schemes of storage URLs: a bucket registry, artifacts=, and what follows ``json+``."""
 RESERVED_SCHEMES: dict[str, str] = {
     "postgresql": "metadata on PostgreSQL (postgresql://, postgres://)",
     "postgres": "metadata on PostgreSQL (postgresql://, postgres://)",
@@ -102,7 +100,6 @@ OTHER_SCHEMES = frozenset({
 SQLITE_FILENAME = "modelreg.db"
 BLOBS_DIRNAME = "blobs"
 
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 _CONTAINER_SCHEMES = ("az", "abfs", "abfss")
 _ROLES = {"registry": "registry location", "metadata": "metadata location", "artifacts": "artifact location"}
 
@@ -110,12 +107,6 @@ _ROLES = {"registry": "registry location", "metadata": "metadata location", "art
 def default_registry_path() -> Path:
     home = os.environ.get("MODELREG_HOME")
     return Path(home).expanduser() if home else Path.home() / ".modelreg" / "registry"
-
-
-def scheme_of(url: str) -> str | None:
-    """The lower-cased scheme of a ``scheme://...`` URL (grammar rules 2 and 3), else None."""
-    m = _SCHEME.match(url)
-    return m.group(1).lower() if m and url[m.end():].startswith("//") else None
 
 
 @dataclass(frozen=True)
@@ -186,7 +177,7 @@ def parse_location(
 
     if not text.strip():
         raise fail(f"is empty; use {_works_today(role)}")
-    m = None if not isinstance(value, str) else _SCHEME.match(text)  # a PathLike is always a path
+    m = None if not isinstance(value, str) else SCHEME_PATTERN.match(text)  # a PathLike is always a path
     if m is None:
         return _for_role(Location(text, "path", text), role, fail)
     scheme, rest = m.group(1).lower(), text[m.end():]
@@ -234,8 +225,8 @@ def _check_storage_url(url: str, scheme: str, fail: Any) -> None:
             noun = "container" if scheme in _CONTAINER_SCHEMES else "bucket"
             raise fail(f"names no {noun}; use {scheme}://<{noun}>/<prefix>, e.g. {scheme}://my-{noun}/registry")
         module, extra = SCHEMES[scheme]
-        if not _installed(module):
-            raise _missing(scheme, url, module, extra)
+        if not is_installed(module):
+            raise missing_dependency(scheme, url, module, extra)
     elif scheme == "file" and body.strip("/") == "":
         raise fail("names no folder; use file:///absolute/path/to/folder")
 
@@ -254,72 +245,6 @@ def _for_role(loc: Location, role: str, fail: Any) -> Location:
         if loc.kind == "path" and not loc.text.endswith(".db"):
             raise fail(f"unsupported metadata location (a plain path must end in .db); use {_works_today('metadata')}")
     return loc
-
-
-def require_backend(scheme: str, url: str | None = None) -> None:
-    """Import the fsspec implementation for ``scheme`` or raise a pip hint."""
-    entry = SCHEMES.get(scheme)
-    if entry is None:
-        return
-    module, extra = entry
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        raise _missing(scheme, url, module, extra) from exc
-
-
-def _installed(module: str) -> bool:
-    """Whether ``module`` can be imported, without importing it (gcsfs reads its settings then)."""
-    if sys.modules.get(module) is not None:
-        return True
-    import importlib.util  # only storage URLs get here
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _missing(scheme: str, url: str | None, module: str, extra: str) -> MissingDependencyError:
-    where = f"{url!r} uses the {scheme}:// scheme, which" if url else f"the {scheme}:// scheme"
-    return MissingDependencyError(
-        f"{where} needs the {module} package, which is not installed; "
-        f'install it with: pip install "modelreg[{extra}]"'
-    )
-
-
-def _quiet_gcsfs() -> None:
-    # gcsfs reads this when first imported; its experimental zonal/HNS support
-    # stalls ~60 s per bucket against an emulator (a custom endpoint)
-    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-
-
-def filesystem_for(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
-    """Return ``(fsspec filesystem, root path)`` for a URL or local path."""
-    import fsspec
-
-    scheme = scheme_of(url)
-    options = dict(storage_options or {})
-    if scheme in ("gs", "gcs") and (options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")):
-        _quiet_gcsfs()
-    if scheme is None:
-        url = os.path.abspath(os.path.expanduser(url))
-    elif scheme == "file":
-        pass
-    else:
-        require_backend(scheme, url)
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **options)
-    except ValueError as exc:
-        if "Protocol not known" in str(exc):
-            raise InvalidInputError(
-                f"unknown storage scheme {scheme!r} in {url!r}; supported schemes: "
-                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
-            ) from None
-        raise
-    except ImportError as exc:
-        raise MissingDependencyError(f"opening {url!r} needs a package that is not installed: {exc}") from exc
-    return fs, root
 
 
 def _child(url: str, name: str) -> str:

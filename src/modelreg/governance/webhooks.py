@@ -228,7 +228,7 @@ def deliver(
                  "nothing was sent")
     else:
         body = payload(ev, hook, delivery, registry)
-        from .. import __version__
+        from .._version import __version__
 
         while attempts < hook.max_attempts:
             if attempts:

@@ -114,12 +114,12 @@ def _modified(info: dict[str, Any]) -> datetime | None:
 
 def _local_root(url: Any) -> str | None:
     """The root that fsspec's ``LocalFileSystem`` gives a plain path (made absolute, as
-    :func:`modelreg.uri.filesystem_for` does) or a ``file:///`` URL, computed without importing
+    :func:`modelreg.stores._fs.filesystem_for` does) or a ``file:///`` URL, computed without importing
     fsspec; None where fsspec must decide (other schemes, chained ``::`` URLs, Windows), or where
     the URL would be masked (a ``Key=value`` connection-string look-alike)."""
     if not isinstance(url, str) or os.sep != "/" or "=" in url:
         return None
-    from ..uri import scheme_of
+    from ._fs import scheme_of
 
     scheme = scheme_of(url)
     if scheme is None:
@@ -253,7 +253,7 @@ class FsspecArtifactStore(ArtifactStore):
             self.url = url
             root, protocol = local_root, "file"
         else:
-            from ..uri import filesystem_for
+            from ._fs import filesystem_for
 
             self._secrets = _cloud.secrets_in(storage_options)
             self.url = _cloud.mask(url, self._secrets)

@@ -332,7 +332,7 @@ class JSONMetadataStore(MetadataStore):
         max_wait: float = 120.0,
         pack_size: int | None = None,
     ) -> None:
-        from ..uri import filesystem_for
+        from ._fs import filesystem_for
 
         if fs is None:
             fs, root = filesystem_for(url, storage_options)
