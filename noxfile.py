@@ -1,8 +1,9 @@
 """Developer and CI sessions. `nox -s tests` is the README's test command.
 
 It installs modelreg with every extra, the npm emulators (Azurite) from
-package.json, Debian's Chromium for the browser tests when it is missing, and
-runs the whole suite with CI-strict emulator checks when CI=true.
+package.json, Debian's Chromium for the browser tests when it is missing,
+checks formatting and lint with ruff, and runs the whole suite with CI-strict
+emulator checks when CI=true.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ def _ensure_chromium(session: nox.Session) -> None:
         session.error("Chromium is needed for the browser tests: install Debian's 'chromium' package")
     session.run("apt-get", "update", "-qq", external=True)
     session.run(
-        "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "chromium",
+        external=True,
         env={"DEBIAN_FRONTEND": "noninteractive"},
     )
 
@@ -39,10 +46,16 @@ def _install(session: nox.Session) -> None:
     _ensure_chromium(session)
 
 
+LINTED = ("src", "tests", "benchmarks", "examples", "noxfile.py")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install everything and run the whole test suite, emulators included."""
+    """Install everything, check formatting and lint (ruff), then run the whole test suite,
+    emulators included."""
     _install(session)
+    session.run("python", "-m", "ruff", "format", "--check", *LINTED)
+    session.run("python", "-m", "ruff", "check", *LINTED)
     session.run("python", "-m", "pytest", *session.posargs)
 
 

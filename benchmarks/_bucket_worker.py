@@ -84,13 +84,18 @@ class Counter:
 
 # -- the two systems ---------------------------------------------------------------------------------------
 
+
 class Modelreg:
     def __init__(self, cfg: dict[str, Any], counter: Counter) -> None:
         from modelreg import Registry
 
         self.model = cfg["model"]
-        opts = {"key": "bench", "secret": "bench", "endpoint_url": cfg["endpoint"],
-                "client_kwargs": {"region_name": "us-east-1"}}
+        opts = {
+            "key": "bench",
+            "secret": "bench",
+            "endpoint_url": cfg["endpoint"],
+            "client_kwargs": {"region_name": "us-east-1"},
+        }
         cache = cfg.get("cache") or os.path.join(cfg["work"], "cache")
         self.reg = Registry(f"s3://{cfg['bucket']}/{cfg['prefix']}", storage_options=opts, cache_dir=cache)
         for fs in (self.reg.metadata.fs, self.reg.artifacts.fs):
@@ -120,9 +125,14 @@ class Modelreg:
         versions = [int(v.version) for v in self.reg.list_versions(self.model)]
         registers = sum(1 for e in self.reg.history(self.model) if e.action == "register")
         report = self.reg.verify()
-        return {"versions": versions, "register_events": registers, "verify_ok": bool(report.ok),
-                "problems": [f"{p.kind}: {p.detail}" for p in report.problems][:10],
-                "events_checked": report.events_checked, "blobs_checked": report.blobs_checked}
+        return {
+            "versions": versions,
+            "register_events": registers,
+            "verify_ok": bool(report.ok),
+            "problems": [f"{p.kind}: {p.detail}" for p in report.problems][:10],
+            "events_checked": report.events_checked,
+            "blobs_checked": report.blobs_checked,
+        }
 
 
 class Modelstore:
@@ -168,6 +178,7 @@ SYSTEMS = {"modelreg": Modelreg, "modelstore": Modelstore}
 
 
 # -- the modes ---------------------------------------------------------------------------------------------
+
 
 def wait_for(path: Path, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
@@ -222,8 +233,19 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     end = time.time()
     after = side.conflicts()
     conflicts = {k: after.get(k, 0) - conflicts_before.get(k, 0) for k in after}
-    return {"lat": lat, "req": req, "s412": s412, "s409": s409, "got": got, "start": start, "end": end,
-            "conflicts": conflicts, "seed": seed, "version": side.version(), "python": sys.version.split()[0]}
+    return {
+        "lat": lat,
+        "req": req,
+        "s412": s412,
+        "s409": s409,
+        "got": got,
+        "start": start,
+        "end": end,
+        "conflicts": conflicts,
+        "seed": seed,
+        "version": side.version(),
+        "python": sys.version.split()[0],
+    }
 
 
 def check(cfg: dict[str, Any]) -> dict[str, Any]:

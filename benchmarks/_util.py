@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # -- statistics -----------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Stats:
     """Samples in seconds (or any unit) with their median, minimum and maximum."""
@@ -101,6 +102,7 @@ def time_call(fn: Callable[[], Any], n: int, *, warmup: int = 1) -> Stats:
 
 # -- child processes ------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class ChildResult:
     wall: float
@@ -123,24 +125,33 @@ def src_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
-              check: bool = True, timeout: float = 600.0) -> ChildResult:
+def run_child(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    check: bool = True,
+    timeout: float = 600.0,
+) -> ChildResult:
     """Run ``argv`` and wait for it with ``os.wait4``, which gives that child's own resource usage.
 
     (``resource.getrusage(RUSAGE_CHILDREN)`` reports the maximum over all children ever
     waited for, so one big child would mask the others; ``wait4`` does not.)
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, stdin=subprocess.DEVNULL
+    )
     # Drain both pipes in threads, then reap with wait4 (communicate() would reap with waitpid).
     chunks: dict[str, bytes] = {}
 
     def drain(key: str, stream: Any) -> None:
         chunks[key] = stream.read()
 
-    readers = [threading.Thread(target=drain, args=(k, s), daemon=True)
-               for k, s in (("out", proc.stdout), ("err", proc.stderr))]
+    readers = [
+        threading.Thread(target=drain, args=(k, s), daemon=True)
+        for k, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     for r in readers:
         r.start()
     deadline = t0 + timeout
@@ -196,6 +207,7 @@ def sha256_pass(path: Path) -> str:
 
 
 # -- formatting and reporting ---------------------------------------------------------------------------
+
 
 def fmt_time(seconds: float) -> str:
     if seconds < 1e-3:
@@ -254,8 +266,17 @@ class Report:
     title: str
     rows: list[Row] = dataclasses.field(default_factory=list)
 
-    def add(self, what: str, measured: float, *, target: float | None = None, fmt: Callable[[float], str] = fmt_time,
-            baseline: str = "", ratio: float | None = None, note: str = "") -> Row:
+    def add(
+        self,
+        what: str,
+        measured: float,
+        *,
+        target: float | None = None,
+        fmt: Callable[[float], str] = fmt_time,
+        baseline: str = "",
+        ratio: float | None = None,
+        note: str = "",
+    ) -> Row:
         row = Row(what, measured, fmt, target, baseline, ratio, note)
         self.rows.append(row)
         mark = f"  [{row.verdict}]" if row.verdict else ""
@@ -271,14 +292,20 @@ class Report:
         head = ("measurement", "median", "target", "baseline", "ratio", "result")
         lines = [head]
         for r in self.rows:
-            lines.append((
-                r.what, r.fmt(r.measured), "" if r.target is None else f"<= {r.fmt(r.target)}", r.baseline,
-                "" if r.ratio is None else f"{r.ratio:.2f}x", r.verdict,
-            ))
+            lines.append(
+                (
+                    r.what,
+                    r.fmt(r.measured),
+                    "" if r.target is None else f"<= {r.fmt(r.target)}",
+                    r.baseline,
+                    "" if r.ratio is None else f"{r.ratio:.2f}x",
+                    r.verdict,
+                )
+            )
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
         out = []
         for i, line in enumerate(lines):
-            out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+            out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip())
             if i == 0:
                 out.append("  ".join("-" * w for w in widths))
         return "\n".join(out)
@@ -289,15 +316,27 @@ class Report:
         if markdown:
             print("\n" + self.markdown())
         failed = self.failed
-        print(f"\n{len(failed)} of {sum(r.target is not None for r in self.rows)} targets failed"
-              + (": " + "; ".join(r.what for r in failed) if failed else ""))
+        print(
+            f"\n{len(failed)} of {sum(r.target is not None for r in self.rows)} targets failed"
+            + (": " + "; ".join(r.what for r in failed) if failed else "")
+        )
         return 1 if (check and failed) else 0
 
     def markdown(self) -> str:
         out = ["| measurement | median | target | baseline | ratio | result |", "|---|---|---|---|---|---|"]
         for r in self.rows:
-            out.append("| " + " | ".join((
-                r.what, r.fmt(r.measured), "" if r.target is None else f"<= {r.fmt(r.target)}", r.baseline,
-                "" if r.ratio is None else f"{r.ratio:.2f}x", r.verdict,
-            )) + " |")
+            out.append(
+                "| "
+                + " | ".join(
+                    (
+                        r.what,
+                        r.fmt(r.measured),
+                        "" if r.target is None else f"<= {r.fmt(r.target)}",
+                        r.baseline,
+                        "" if r.ratio is None else f"{r.ratio:.2f}x",
+                        r.verdict,
+                    )
+                )
+                + " |"
+            )
         return "\n".join(out)

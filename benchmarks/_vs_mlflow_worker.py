@@ -86,6 +86,7 @@ def _timed(calls: list[Callable[[], Any]], skip: int = 0) -> list[float]:
 
 # -- the two systems ------------------------------------------------------------------------------
 
+
 class Side:
     """One system's client. Subclasses implement the calls; :meth:`run` times them."""
 
@@ -283,8 +284,9 @@ class MlflowSide(Side):
 
     def transition(self, v: int, stage: str) -> None:
         # to production, the previous production versions go to Archived, as modelreg does
-        self.client.transition_model_version_stage(MODEL, str(v), self.STAGES[stage],
-                                                   archive_existing_versions=stage == "production")
+        self.client.transition_model_version_stage(
+            MODEL, str(v), self.STAGES[stage], archive_existing_versions=stage == "production"
+        )
 
     def search(self, query: str) -> int:
         return len(self.client.search_model_versions(query))
@@ -305,6 +307,7 @@ OPS: dict[str, Callable[..., tuple[list[float], dict[str, Any]]]] = {
 
 # -- the command loop -------------------------------------------------------------------------------
 
+
 def serve(side: Side, fresh: bool, inp: Any, out: Any) -> None:
     def reply(obj: dict[str, Any]) -> None:
         out.write(json.dumps(obj) + "\n")
@@ -315,8 +318,9 @@ def serve(side: Side, fresh: bool, inp: Any, out: Any) -> None:
     except Exception as exc:  # reported to the parent, which shows the worker's log
         reply({"ok": False, "error": f"open failed: {type(exc).__name__}: {exc}"})
         raise
-    reply({"ok": True, "open": opened, "version": side.version(), "python": sys.version.split()[0],
-           "where": side.where()})
+    reply(
+        {"ok": True, "open": opened, "version": side.version(), "python": sys.version.split()[0], "where": side.where()}
+    )
     for line in inp:
         if not line.strip():
             continue
@@ -334,8 +338,10 @@ def serve(side: Side, fresh: bool, inp: Any, out: Any) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in SIDES:
-        print(f"usage: {Path(__file__).name} {{{'|'.join(SIDES)}}} LOCATION [--fresh] [--durability full]",
-              file=sys.stderr)
+        print(
+            f"usage: {Path(__file__).name} {{{'|'.join(SIDES)}}} LOCATION [--fresh] [--durability full]",
+            file=sys.stderr,
+        )
         return 2
     # replies go to a private copy of stdout; whatever a library prints goes to stderr instead
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")

@@ -102,6 +102,7 @@ class WorkerError(RuntimeError):
 
 # -- the modelstore environment (the same approach as bench_vs_mlflow.py's MLflow environment) ---------------
 
+
 def default_venv() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "modelreg-bench" / "bench-modelstore-venv"
@@ -112,10 +113,16 @@ def modelstore_env(endpoint: str | None = None) -> dict[str, str]:
     the benchmark's credentials and nothing from the user's AWS configuration."""
     drop = ("PYTHONPATH", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION")
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update({
-        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true",
-    })
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     if endpoint:
         env["AWS_ENDPOINT_URL_S3"] = endpoint  # boto3 >= 1.28 reads it
     return env
@@ -126,8 +133,9 @@ def probe_modelstore(python: Path) -> str | None:
     if not python.exists():
         return None
     code = "import boto3, modelstore; from importlib.metadata import version; print(version('modelstore'))"
-    proc = subprocess.run([str(python), "-c", code], check=False, capture_output=True, text=True,
-                          env=modelstore_env(), timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", code], check=False, capture_output=True, text=True, env=modelstore_env(), timeout=300
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -158,24 +166,40 @@ def _make_venv(venv: Path, python: Path) -> str:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False, capture_output=True, text=True)
     if proc.returncode != 0 or not python.exists():
-        raise SetupError(f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
-                         f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}")
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *MODELSTORE_SPEC],
-                          check=False, capture_output=True, text=True)
+        raise SetupError(
+            f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
+            f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}"
+        )
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *MODELSTORE_SPEC],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        raise SetupError(f"`pip install {' '.join(MODELSTORE_SPEC)}` into {venv} failed (exit {proc.returncode}):\n"
-                         f"{(proc.stderr or proc.stdout)[-3000:]}")
+        raise SetupError(
+            f"`pip install {' '.join(MODELSTORE_SPEC)}` into {venv} failed (exit {proc.returncode}):\n"
+            f"{(proc.stderr or proc.stdout)[-3000:]}"
+        )
     found = probe_modelstore(python)
     if found != MODELSTORE_VERSION:
-        proc = subprocess.run([str(python), "-c", "import boto3, modelstore"], check=False, capture_output=True,
-                              text=True, env=modelstore_env())
-        raise SetupError(f"modelstore {MODELSTORE_VERSION} was installed into {venv} but "
-                         f"{'is ' + found if found else 'does not import'}:\n{proc.stderr[-3000:]}")
+        proc = subprocess.run(
+            [str(python), "-c", "import boto3, modelstore"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=modelstore_env(),
+        )
+        raise SetupError(
+            f"modelstore {MODELSTORE_VERSION} was installed into {venv} but "
+            f"{'is ' + found if found else 'does not import'}:\n{proc.stderr[-3000:]}"
+        )
     print(f"  modelstore {found} installed in {time.perf_counter() - t0:.0f} s", flush=True)
     return found
 
 
 # -- workers ------------------------------------------------------------------------------------------------
+
 
 def child_env(system: str, endpoint: str) -> dict[str, str]:
     return modelstore_env(endpoint) if system == "modelstore" else src_env()
@@ -189,12 +213,22 @@ def tail(path: Path, n: int = 3000) -> str:
 
 
 def config(system: str, mode: str, endpoint: str, bucket: str, prefix: str, model: str, **extra: Any) -> str:
-    return json.dumps({"system": system, "mode": mode, "endpoint": endpoint, "bucket": bucket, "prefix": prefix,
-                       "model": model, **extra})
+    return json.dumps(
+        {
+            "system": system,
+            "mode": mode,
+            "endpoint": endpoint,
+            "bucket": bucket,
+            "prefix": prefix,
+            "model": model,
+            **extra,
+        }
+    )
 
 
-def run_writers(system: str, python: str, endpoint: str, bucket: str, prefix: str, model: str, writers: int,
-                ops: int, folder: Path) -> dict[str, Any]:
+def run_writers(
+    system: str, python: str, endpoint: str, bucket: str, prefix: str, model: str, writers: int, ops: int, folder: Path
+) -> dict[str, Any]:
     """``writers`` processes register ``ops`` files each to ``model``, started together; returns their reports."""
     sync = folder / "sync"
     sync.mkdir(parents=True)
@@ -202,18 +236,43 @@ def run_writers(system: str, python: str, endpoint: str, bucket: str, prefix: st
     procs: list[tuple[subprocess.Popen[str], Path, Any]] = []
     try:
         for w in range(writers):
-            cfg = config(system, "run", endpoint, bucket, prefix, model, ops=ops, wid=w, sync=str(sync),
-                         work=str(folder / f"w{w}"), setup=w == 0)
+            cfg = config(
+                system,
+                "run",
+                endpoint,
+                bucket,
+                prefix,
+                model,
+                ops=ops,
+                wid=w,
+                sync=str(sync),
+                work=str(folder / f"w{w}"),
+                setup=w == 0,
+            )
             log_path = folder / f"w{w}.log"
             log = open(log_path, "wb")  # noqa: SIM115 (closed below)
-            procs.append((subprocess.Popen([python, str(WORKER), cfg], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=log, env=env, cwd=folder, text=True), log_path, log))
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [python, str(WORKER), cfg],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        env=env,
+                        cwd=folder,
+                        text=True,
+                    ),
+                    log_path,
+                    log,
+                )
+            )
         deadline = time.monotonic() + TIMEOUT
         while not all((sync / f"ready-{w}").exists() for w in range(writers)):
             for w, (p, log_path, _) in enumerate(procs):
                 if p.poll() is not None:
-                    raise WorkerError(f"{system} writer {w} exited ({p.returncode}) before the start:\n"
-                                      f"{tail(log_path)}")
+                    raise WorkerError(
+                        f"{system} writer {w} exited ({p.returncode}) before the start:\n{tail(log_path)}"
+                    )
             if time.monotonic() > deadline:
                 raise WorkerError(f"the {system} writers were not ready after {TIMEOUT:.0f} s")
             time.sleep(0.01)
@@ -238,12 +297,21 @@ def run_writers(system: str, python: str, endpoint: str, bucket: str, prefix: st
     return {"go": go, "reports": reports}
 
 
-def check_model(system: str, python: str, endpoint: str, bucket: str, prefix: str, model: str,
-                folder: Path) -> dict[str, Any]:
+def check_model(
+    system: str, python: str, endpoint: str, bucket: str, prefix: str, model: str, folder: Path
+) -> dict[str, Any]:
     """A new process lists the model back (and, for modelreg, runs verify())."""
     cfg = config(system, "check", endpoint, bucket, prefix, model, work=str(folder / "check"))
-    proc = subprocess.run([python, str(WORKER), cfg], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          env=child_env(system, endpoint), cwd=folder, timeout=TIMEOUT, check=False)
+    proc = subprocess.run(
+        [python, str(WORKER), cfg],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=child_env(system, endpoint),
+        cwd=folder,
+        timeout=TIMEOUT,
+        check=False,
+    )
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise WorkerError(f"the {system} check failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -251,6 +319,7 @@ def check_model(system: str, python: str, endpoint: str, bucket: str, prefix: st
 
 
 # -- one scenario, its figures and its checks ------------------------------------------------------------------
+
 
 def nearest_rank(samples: Sequence[float], q: float) -> float:
     s = sorted(samples)
@@ -267,11 +336,19 @@ def figures(run: dict[str, Any]) -> dict[str, Any]:
             conflicts[k] = conflicts.get(k, 0) + int(v)
     wall = max(r["end"] for r in reps) - run["go"]
     return {
-        "n": n, "median": statistics.median(lat), "mean": statistics.fmean(lat), "p90": nearest_rank(lat, 0.9),
+        "n": n,
+        "median": statistics.median(lat),
+        "mean": statistics.fmean(lat),
+        "p90": nearest_rank(lat, 0.9),
         "max": max(lat),
-        "req": sum(sum(r["req"]) for r in reps) / n, "refused": sum(sum(r["s412"]) for r in reps) / n,
-        "s409": sum(sum(r["s409"]) for r in reps), "conflicts": conflicts, "wall": wall, "throughput": n / wall,
-        "version": reps[0]["version"], "python": reps[0]["python"],
+        "req": sum(sum(r["req"]) for r in reps) / n,
+        "refused": sum(sum(r["s412"]) for r in reps) / n,
+        "s409": sum(sum(r["s409"]) for r in reps),
+        "conflicts": conflicts,
+        "wall": wall,
+        "throughput": n / wall,
+        "version": reps[0]["version"],
+        "python": reps[0]["python"],
     }
 
 
@@ -289,8 +366,10 @@ def check_modelreg(run: dict[str, Any], listed: dict[str, Any], expected: int) -
         extra = sorted(set(got) - set(range(1, expected + 1)))
         problems.append(f"the numbers given are not 1..{expected}: missing {missing[:10]}, outside {extra[:10]}")
     if listed["versions"] != list(range(1, expected + 1)):
-        problems.append(f"the registry lists {len(listed['versions'])} versions, not 1..{expected} "
-                        f"(first {listed['versions'][:5]}, last {listed['versions'][-5:]})")
+        problems.append(
+            f"the registry lists {len(listed['versions'])} versions, not 1..{expected} "
+            f"(first {listed['versions'][:5]}, last {listed['versions'][-5:]})"
+        )
     if listed["register_events"] != expected:
         problems.append(f"the audit log has {listed['register_events']} register events, expected {expected}")
     if not listed["verify_ok"]:
@@ -318,6 +397,7 @@ def check_modelstore(run: dict[str, Any], listed: dict[str, Any], expected: int)
 
 # -- the report -------------------------------------------------------------------------------------------------
 
+
 def ms(seconds: float) -> str:
     v = seconds * 1e3
     return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
@@ -337,7 +417,7 @@ def table(rows: list[list[str]], head: list[str], markdown: bool) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for i, line in enumerate(lines):
-        cells = (c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths)))
+        cells = (c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths, strict=False)))
         out.append("  ".join(cells).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -346,19 +426,28 @@ def table(rows: list[list[str]], head: list[str], markdown: bool) -> str:
 
 # -- main -------------------------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--writers", type=int, default=4, help="processes of the contention run (default 4)")
     ap.add_argument("--ops", type=int, default=None, help="registrations per process (default 25, 10 with --quick)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds, systems alternating (default 3, 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="10 registrations per process, 1 round")
-    ap.add_argument("--only", choices=SYSTEMS, default=None,
-                    help="run one system alone (no ratios; --only modelreg needs no modelstore environment)")
-    ap.add_argument("--keep", action="store_true",
-                    help="reuse the modelstore virtual environment if it works, and keep it afterwards "
-                         "(without it, the environment is made anew and removed at the end)")
-    ap.add_argument("--venv", type=Path, default=None,
-                    help=f"where the modelstore environment goes (default {default_venv()})")
+    ap.add_argument(
+        "--only",
+        choices=SYSTEMS,
+        default=None,
+        help="run one system alone (no ratios; --only modelreg needs no modelstore environment)",
+    )
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse the modelstore virtual environment if it works, and keep it afterwards "
+        "(without it, the environment is made anew and removed at the end)",
+    )
+    ap.add_argument(
+        "--venv", type=Path, default=None, help=f"where the modelstore environment goes (default {default_venv()})"
+    )
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--tmpdir", default=None, help="where the workers' files go")
     ap.add_argument("--check", action="store_true", help="exit 1 if a goal or a check fails")
@@ -369,8 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--writers, --ops and --rounds must be at least 1")
     systems = (args.only,) if args.only else SYSTEMS
 
-    print(f"modelreg's bucket registry vs modelstore {MODELSTORE_VERSION} (S3), {_dt.date.today().isoformat()}, "
-          f"commit {git_commit()}: {machine_summary()}", flush=True)
+    print(
+        f"modelreg's bucket registry vs modelstore {MODELSTORE_VERSION} (S3), {_dt.date.today().isoformat()}, "
+        f"commit {git_commit()}: {machine_summary()}",
+        flush=True,
+    )
     venv = args.venv or default_venv()
     made_venv = False
     pythons = {"modelreg": sys.executable}
@@ -393,8 +485,11 @@ def main(argv: list[str] | None = None) -> int:
         with moto(None) as (endpoint, _):
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")).close()
-            print(f"moto {_moto.__version__} at {endpoint}, bucket {bucket}; alone: 1 x {args.ops}, contention: "
-                  f"{args.writers} x {args.ops} registrations of a 4 KiB file; {args.rounds} round(s)", flush=True)
+            print(
+                f"moto {_moto.__version__} at {endpoint}, bucket {bucket}; alone: 1 x {args.ops}, contention: "
+                f"{args.writers} x {args.ops} registrations of a 4 KiB file; {args.rounds} round(s)",
+                flush=True,
+            )
             for r in range(args.rounds):
                 order = list(systems) if r % 2 == 0 else list(reversed(systems))
                 tag = f"r{r}-{uuid.uuid4().hex[:6]}"
@@ -413,9 +508,13 @@ def main(argv: list[str] | None = None) -> int:
                             note = "; checks " + ("PASS" if not found else "FAIL: " + "; ".join(found))
                         results[scenario][s].append(fig)
                         extra = f", conflicts {fig['conflicts']}" if fig["conflicts"] else ""
-                        print(f"  round {r + 1}/{args.rounds} {scenario:10} {s:10} median {ms(fig['median'])} ms, "
-                              f"mean {ms(fig['mean'])} ms, p90 {ms(fig['p90'])} ms, max {ms(fig['max'])} ms, {fig['req']:.2f} requests/op, {fig['refused']:.2f} refused/op"
-                              f"{extra}, {fig['throughput']:.1f} ops/s{note}", flush=True)
+                        print(
+                            f"  round {r + 1}/{args.rounds} {scenario:10} {s:10} median {ms(fig['median'])} ms, "
+                            f"mean {ms(fig['mean'])} ms, p90 {ms(fig['p90'])} ms, max {ms(fig['max'])} ms, "
+                            f"{fig['req']:.2f} requests/op, {fig['refused']:.2f} refused/op"
+                            f"{extra}, {fig['throughput']:.1f} ops/s{note}",
+                            flush=True,
+                        )
     except WorkerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -425,8 +524,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(venv, ignore_errors=True)
 
     # the table: medians over the rounds
-    head = ["scenario", "system", "per-op median ms", "mean ms", "p90 ms", "requests/op", "refused writes/op",
-            "modelreg/modelstore (median / mean)"]
+    head = [
+        "scenario",
+        "system",
+        "per-op median ms",
+        "mean ms",
+        "p90 ms",
+        "requests/op",
+        "refused writes/op",
+        "modelreg/modelstore (median / mean)",
+    ]
     rows = []
     for scenario in SCENARIOS:
         label = f"alone (1 x {args.ops})" if scenario == "alone" else f"contention ({args.writers} x {args.ops})"
@@ -435,14 +542,26 @@ def main(argv: list[str] | None = None) -> int:
             ratio = "-"
             if s == "modelreg" and "modelstore" in systems:
                 other = results[scenario]["modelstore"]
-                ratio = (f"{med(rs, 'median') / med(other, 'median'):.2f}x / "
-                         f"{med(rs, 'mean') / med(other, 'mean'):.2f}x")
-            rows.append([label, s, ms(med(rs, "median")), ms(med(rs, "mean")), ms(med(rs, "p90")), f"{med(rs, 'req'):.2f}",
-                         f"{med(rs, 'refused'):.2f}", ratio])
-    versions = ", ".join(f"{s} {results['alone'][s][0]['version']} (Python {results['alone'][s][0]['python']})"
-                         for s in systems)
-    print(f"\n{versions}; medians over {args.rounds} round(s); requests = HTTP requests sent (retries included), "
-          "refused writes = HTTP 412 responses")
+                ratio = f"{med(rs, 'median') / med(other, 'median'):.2f}x / {med(rs, 'mean') / med(other, 'mean'):.2f}x"
+            rows.append(
+                [
+                    label,
+                    s,
+                    ms(med(rs, "median")),
+                    ms(med(rs, "mean")),
+                    ms(med(rs, "p90")),
+                    f"{med(rs, 'req'):.2f}",
+                    f"{med(rs, 'refused'):.2f}",
+                    ratio,
+                ]
+            )
+    versions = ", ".join(
+        f"{s} {results['alone'][s][0]['version']} (Python {results['alone'][s][0]['python']})" for s in systems
+    )
+    print(
+        f"\n{versions}; medians over {args.rounds} round(s); requests = HTTP requests sent (retries included), "
+        "refused writes = HTTP 412 responses"
+    )
     print(table(rows, head, markdown=False))
     if args.markdown:
         print()
@@ -451,9 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         cont = results["contention"]["modelreg"]
         state = sum(f["conflicts"].get("state", 0) for f in cont) / sum(f["n"] for f in cont)
         taken = sum(f["conflicts"].get("version", 0) for f in cont) / sum(f["n"] for f in cont)
-        print(f"modelreg under contention, per registration (all rounds): {state:.2f} lost compare-and-swaps of the "
-              f"state, {taken:.2f} version numbers taken by another writer (reg.metadata.conflicts); "
-              f"{sum(f['s409'] for f in cont)} HTTP 409 in all")
+        print(
+            f"modelreg under contention, per registration (all rounds): {state:.2f} lost compare-and-swaps of the "
+            f"state, {taken:.2f} version numbers taken by another writer (reg.metadata.conflicts); "
+            f"{sum(f['s409'] for f in cont)} HTTP 409 in all"
+        )
     for s in systems:
         per_round = ", ".join(f"{f['throughput']:.1f}" for f in results["contention"][s])
         print(f"{s} throughput under contention: {per_round} registrations/s (per round)")
@@ -463,27 +584,52 @@ def main(argv: list[str] | None = None) -> int:
     if "modelreg" in systems:
         alone_req = med(results["alone"]["modelreg"], "req")
         cont = results["contention"]["modelreg"]
-        verdicts.append((f"modelreg alone: {alone_req:.2f} requests per registration (goal <= {GOAL_ALONE_REQUESTS:g})",
-                         alone_req <= GOAL_ALONE_REQUESTS))
+        verdicts.append(
+            (
+                f"modelreg alone: {alone_req:.2f} requests per registration (goal <= {GOAL_ALONE_REQUESTS:g})",
+                alone_req <= GOAL_ALONE_REQUESTS,
+            )
+        )
         if "modelstore" in systems:
             other = results["contention"]["modelstore"]
             ratio = med(cont, "median") / med(other, "median")
-            verdicts.append((f"modelreg with {args.writers} writers: per-op median {ratio:.2f}x modelstore's "
-                             f"(goal <= {GOAL_RATIO:g}x)", ratio <= GOAL_RATIO))
+            verdicts.append(
+                (
+                    f"modelreg with {args.writers} writers: per-op median {ratio:.2f}x modelstore's "
+                    f"(goal <= {GOAL_RATIO:g}x)",
+                    ratio <= GOAL_RATIO,
+                )
+            )
             # the mean is each writer's wall time per registration: a tail of long retries shows there
             ratio = med(cont, "mean") / med(other, "mean")
-            verdicts.append((f"modelreg with {args.writers} writers: per-op mean {ratio:.2f}x modelstore's "
-                             f"(goal <= {GOAL_RATIO:g}x)", ratio <= GOAL_RATIO))
+            verdicts.append(
+                (
+                    f"modelreg with {args.writers} writers: per-op mean {ratio:.2f}x modelstore's "
+                    f"(goal <= {GOAL_RATIO:g}x)",
+                    ratio <= GOAL_RATIO,
+                )
+            )
         else:
             verdicts.append((f"modelreg with {args.writers} writers vs modelstore: not measured (--only)", None))
         creq = med(cont, "req")
-        verdicts.append((f"modelreg with {args.writers} writers: {creq:.2f} requests per registration, retries "
-                         f"included (goal <= {GOAL_CONTENTION_REQUESTS:g})", creq <= GOAL_CONTENTION_REQUESTS))
-        verdicts.append((f"modelreg: numbers 1..{expected} consecutive, none duplicated or lost, audit log complete, "
-                         "verify() clean, in every round", not problems["modelreg"]))
+        verdicts.append(
+            (
+                f"modelreg with {args.writers} writers: {creq:.2f} requests per registration, retries "
+                f"included (goal <= {GOAL_CONTENTION_REQUESTS:g})",
+                creq <= GOAL_CONTENTION_REQUESTS,
+            )
+        )
+        verdicts.append(
+            (
+                f"modelreg: numbers 1..{expected} consecutive, none duplicated or lost, audit log complete, "
+                "verify() clean, in every round",
+                not problems["modelreg"],
+            )
+        )
     if "modelstore" in systems:
-        verdicts.append((f"modelstore: all {expected} uploaded ids listed back, in every round",
-                         not problems["modelstore"]))
+        verdicts.append(
+            (f"modelstore: all {expected} uploaded ids listed back, in every round", not problems["modelstore"])
+        )
     print()
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'FAIL' if ok is False else '----'}  {text}")
@@ -492,8 +638,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {s}: {p}")
     failed = [text for text, ok in verdicts if ok is False]
     if any(problems.values()):
-        print("(moto checks S3 preconditions but not atomically under truly simultaneous requests: re-run a "
-              "failed check before blaming it on the registry)")
+        print(
+            "(moto checks S3 preconditions but not atomically under truly simultaneous requests: re-run a "
+            "failed check before blaming it on the registry)"
+        )
     print(f"goals: {'PASS' if not failed else 'FAIL'}" + (" (only those one system can show)" if args.only else ""))
     return 1 if (args.check and failed) else 0
 

@@ -71,7 +71,8 @@ report(time.perf_counter() - t0, c0)
 
 MODELREG_REGISTER = r"""
 from modelreg import Registry
-reg = Registry(metadata="sqlite:///" + args["db"], artifacts=args["url"], storage_options={**args["knobs"], **args["options"]})
+reg = Registry(metadata="sqlite:///" + args["db"], artifacts=args["url"],
+               storage_options={**args["knobs"], **args["options"]})
 c0, t0 = cpu(), time.perf_counter()
 mv = reg.register("bench", args["src"], capture=None)
 report(time.perf_counter() - t0, c0, version=mv.version)
@@ -79,7 +80,8 @@ report(time.perf_counter() - t0, c0, version=mv.version)
 
 MODELREG_DOWNLOAD = r"""
 from modelreg import Registry
-reg = Registry(metadata="sqlite:///" + args["db"], artifacts=args["url"], storage_options={**args["knobs"], **args["options"]})
+reg = Registry(metadata="sqlite:///" + args["db"], artifacts=args["url"],
+               storage_options={**args["knobs"], **args["options"]})
 c0, t0 = cpu(), time.perf_counter()
 path = reg.download("bench/" + str(args["version"]), args["dest"], overwrite=True)
 report(time.perf_counter() - t0, c0)
@@ -119,8 +121,11 @@ report(time.perf_counter() - t0, c0)
 SERVERS = {"s3": E.MotoServer, "gcs": E.FakeGcsServer, "azure": E.AzuriteServer}
 OPTIONS = {"s3": E.s3_storage_options, "gcs": E.gcs_storage_options, "azure": E.azure_storage_options}
 SCHEMES = {"s3": ("s3", "s3"), "gcs": ("gcs", "gs"), "azure": ("az", "az")}
-SDK = {"s3": ("boto3 upload_file", SDK_S3), "gcs": ("google-cloud-storage upload_from_filename", SDK_GCS),
-       "azure": ("azure-storage-blob upload_blob", SDK_AZURE)}
+SDK = {
+    "s3": ("boto3 upload_file", SDK_S3),
+    "gcs": ("google-cloud-storage upload_from_filename", SDK_GCS),
+    "azure": ("azure-storage-blob upload_blob", SDK_AZURE),
+}
 
 
 def parse_size(text: str) -> int:
@@ -131,8 +136,9 @@ def parse_size(text: str) -> int:
 
 def child(code: str, args: dict) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    out = subprocess.run([sys.executable, "-c", CHILD_PRELUDE + code, json.dumps(args)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD_PRELUDE + code, json.dumps(args)], capture_output=True, text=True, env=env
+    )
     if out.returncode:
         raise RuntimeError(f"benchmark child failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -157,15 +163,29 @@ def bench_backend(name: str, src: Path, size: int, work: Path, knobs: dict, repe
         options = OPTIONS[name](server)
         results: dict[str, list[dict]] = {"put": [], "register": [], "download": [], "sdk": []}
         for i in range(repeat):
-            bucket = E.Bucket(f"bench-{i}-{os.getpid()}", f"{scheme}://bench-{i}-{os.getpid()}", options,
-                              server.endpoint, server, protocol)
+            bucket = E.Bucket(
+                f"bench-{i}-{os.getpid()}",
+                f"{scheme}://bench-{i}-{os.getpid()}",
+                options,
+                server.endpoint,
+                server,
+                protocol,
+            )
             bucket.create()
-            common = {"src": str(src), "options": options, "knobs": knobs, "endpoint": server.endpoint,
-                      "bucket": bucket.name, "connection_string": getattr(server, "connection_string", "")}
+            common = {
+                "src": str(src),
+                "options": options,
+                "knobs": knobs,
+                "endpoint": server.endpoint,
+                "bucket": bucket.name,
+                "connection_string": getattr(server, "connection_string", ""),
+            }
             fs = bucket.fs()
-            runs = [("sdk", SDK[name][1], {}, f"{bucket.name}/sdk"),
-                    ("put", MODELREG_PUT, {"url": f"{bucket.url}/put"}, f"{bucket.name}/put")]
-            for key, code, extra, leftover in (runs if i % 2 == 0 else runs[::-1]):  # alternate who goes first
+            runs = [
+                ("sdk", SDK[name][1], {}, f"{bucket.name}/sdk"),
+                ("put", MODELREG_PUT, {"url": f"{bucket.url}/put"}, f"{bucket.name}/put"),
+            ]
+            for key, code, extra, leftover in runs if i % 2 == 0 else runs[::-1]:  # alternate who goes first
                 results[key].append(child(code, {**common, **extra}))
                 fs.rm(leftover, recursive=True)  # keep the emulator's memory the same for every run
             db = work / f"{name}-{i}.db"
@@ -174,8 +194,12 @@ def bench_backend(name: str, src: Path, size: int, work: Path, knobs: dict, repe
             dest = work / f"dl-{name}-{i}"
             cache = work / f"cache-{name}-{i}"
             os.environ["MODELREG_CACHE_DIR"] = str(cache)
-            results["download"].append(child(MODELREG_DOWNLOAD, {**common, "url": f"{bucket.url}/reg", "db": str(db),
-                                                                 "version": reg["version"], "dest": str(dest)}))
+            results["download"].append(
+                child(
+                    MODELREG_DOWNLOAD,
+                    {**common, "url": f"{bucket.url}/reg", "db": str(db), "version": reg["version"], "dest": str(dest)},
+                )
+            )
             import shutil
 
             shutil.rmtree(cache, ignore_errors=True)
@@ -205,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         src = work / "model.bin"
         t0 = time.perf_counter()
         make_source(src, size)
-        print(f"artifact: {size / MiB:.0f} MiB of random bytes (written in {time.perf_counter() - t0:.1f} s); "
-              f"knobs: {knobs or 'per-backend defaults'}")
+        print(
+            f"artifact: {size / MiB:.0f} MiB of random bytes (written in {time.perf_counter() - t0:.1f} s); "
+            f"knobs: {knobs or 'per-backend defaults'}"
+        )
         all_results = {}
         header = f"{'backend':8} {'step':42} {'MiB/s':>7} {'seconds':>8} {'CPU s':>6} {'peak RSS':>9}"
         print(header)
@@ -221,15 +247,23 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             all_results[name] = res
             best = {k: min(v, key=lambda r: r["seconds"]) for k, v in res.items()}
-            rows = [("modelreg upload (put_file)", best["put"]), (SDK[name][0], best["sdk"]),
-                    ("modelreg register (hash+upload)", best["register"]), ("modelreg download (verified)", best["download"])]
+            rows = [
+                ("modelreg upload (put_file)", best["put"]),
+                (SDK[name][0], best["sdk"]),
+                ("modelreg register (hash+upload)", best["register"]),
+                ("modelreg download (verified)", best["download"]),
+            ]
             for label, r in rows:
-                print(f"{name:8} {label:42} {size / MiB / r['seconds']:7.1f} {r['seconds']:8.2f} {r['cpu']:6.2f} "
-                      f"{r['rss'] / 1e6:6.0f} MB")
+                print(
+                    f"{name:8} {label:42} {size / MiB / r['seconds']:7.1f} {r['seconds']:8.2f} {r['cpu']:6.2f} "
+                    f"{r['rss'] / 1e6:6.0f} MB"
+                )
             ratio = best["sdk"]["seconds"] / best["put"]["seconds"]
             worst_rss = max(r["rss"] for k in ("put", "register", "download") for r in res[k])
-            print(f"{name:8} upload throughput modelreg/SDK = {ratio:.2f}x (target >= 0.8x); "
-                  f"modelreg peak RSS {worst_rss / 1e6:.0f} MB (target <= 200 MB)")
+            print(
+                f"{name:8} upload throughput modelreg/SDK = {ratio:.2f}x (target >= 0.8x); "
+                f"modelreg peak RSS {worst_rss / 1e6:.0f} MB (target <= 200 MB)"
+            )
             print()
         if ns.json:
             print(json.dumps(all_results, indent=2))

@@ -71,8 +71,20 @@ TARGETS = {
     "big_rss": 100 * 1000 * 1000,  # 100 MB
 }
 
-HEAVY = ("s3fs", "gcsfs", "adlfs", "boto3", "botocore", "aiobotocore", "azure", "google", "pandas", "numpy",
-         "starlette", "jinja2")
+HEAVY = (
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "boto3",
+    "botocore",
+    "aiobotocore",
+    "azure",
+    "google",
+    "pandas",
+    "numpy",
+    "starlette",
+    "jinja2",
+)
 
 TEAMS = ("fraud", "growth", "risk", "search", "ads", "vision", "speech", "ranking", "pricing", "ops")
 
@@ -117,8 +129,11 @@ reg.close()
 
 
 def bench_import(report: Report, runs: int, workdir: Path) -> None:
-    print(f"\n[import] {runs} child processes each, interleaved; bytecode cached as after `pip install` "
-          "(PYTHONPYCACHEPREFIX in a temporary folder)", flush=True)
+    print(
+        f"\n[import] {runs} child processes each, interleaved; bytecode cached as after `pip install` "
+        "(PYTHONPYCACHEPREFIX in a temporary folder)",
+        flush=True,
+    )
     env = src_env({"PYTHONPYCACHEPREFIX": str(workdir / "pycache")})
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     py = sys.executable
@@ -147,23 +162,42 @@ def bench_import(report: Report, runs: int, workdir: Path) -> None:
     frm = Stats.of(samples["from"]).median
     cst = Stats.of(samples["cold"]).median
     report.add("python -c pass (baseline)", base)
-    report.add('python -c "import modelreg"', imp, target=TARGETS["import"], baseline=f"pass: {fmt_time(base)}",
-               note=f"(+{fmt_time(imp - base)} over the bare interpreter)")
-    report.add('python -c "from modelreg import Registry, Stage, ModelVersion"', frm, baseline=f"pass: {fmt_time(base)}",
-               note=f"(+{fmt_time(frm - base)}: pydantic and the records are loaded here)")
-    report.add("cold start: a new process imports, creates a registry, registers a file", cst,
-               baseline=f"pass: {fmt_time(base)}")
+    report.add(
+        'python -c "import modelreg"',
+        imp,
+        target=TARGETS["import"],
+        baseline=f"pass: {fmt_time(base)}",
+        note=f"(+{fmt_time(imp - base)} over the bare interpreter)",
+    )
+    report.add(
+        'python -c "from modelreg import Registry, Stage, ModelVersion"',
+        frm,
+        baseline=f"pass: {fmt_time(base)}",
+        note=f"(+{fmt_time(frm - base)}: pydantic and the records are loaded here)",
+    )
+    report.add(
+        "cold start: a new process imports, creates a registry, registers a file",
+        cst,
+        baseline=f"pass: {fmt_time(base)}",
+    )
 
     probe = json.loads(run_child([py, "-c", _heavy_probe()], env=env).stdout)
     print(f"  heavy modules after `import modelreg`: {probe['after_import'] or 'none'}")
-    print(f"  heavy modules after register/transition/get/search/download on a local registry: "
-          f"{probe['after_use'] or 'none'}  ({probe['modules']} modules loaded in all)")
-    report.add("heavy modules imported (s3fs, boto3, pandas, numpy, starlette, ...)",
-               float(len(set(probe["after_import"]) | set(probe["after_use"]))), target=0.0,
-               fmt=lambda n: f"{n:.0f}", note=", ".join(sorted(set(probe["after_import"]) | set(probe["after_use"]))))
+    print(
+        f"  heavy modules after register/transition/get/search/download on a local registry: "
+        f"{probe['after_use'] or 'none'}  ({probe['modules']} modules loaded in all)"
+    )
+    report.add(
+        "heavy modules imported (s3fs, boto3, pandas, numpy, starlette, ...)",
+        float(len(set(probe["after_import"]) | set(probe["after_use"]))),
+        target=0.0,
+        fmt=lambda n: f"{n:.0f}",
+        note=", ".join(sorted(set(probe["after_import"]) | set(probe["after_use"]))),
+    )
 
 
 # -- 2. metadata operations ----------------------------------------------------------------------------
+
 
 def populate(reg, models: int, per_model: int, blob: Path, rng: random.Random) -> None:
     """Fill the registry through the MetadataStore (one artifact shared by every version)."""
@@ -179,24 +213,38 @@ def populate(reg, models: int, per_model: int, blob: Path, rng: random.Random) -
 
     digest, size = sha256_file(blob)
     reg.artifacts.put_file(digest, blob)
-    artifact = Artifact(kind="file", name="model.bin", digest=digest, size=size,
-                        files=[FileEntry(path="model.bin", digest=digest, size=size)], format="onnx")
+    artifact = Artifact(
+        kind="file",
+        name="model.bin",
+        digest=digest,
+        size=size,
+        files=[FileEntry(path="model.bin", digest=digest, size=size)],
+        format="onnx",
+    )
     store = reg.metadata
     for m in range(models):
         name = f"model-{m:03d}"
         now = utcnow()
-        store.create_model(RegisteredModel(name=name, owner="bench", created_at=now, updated_at=now),
-                           EventDraft(action="create_model", actor="bench", time=now, after={"owner": "bench"}))
+        store.create_model(
+            RegisteredModel(name=name, owner="bench", created_at=now, updated_at=now),
+            EventDraft(action="create_model", actor="bench", time=now, after={"owner": "bench"}),
+        )
         for v in range(per_model):
             draft = VersionDraft(
-                name=name, artifact=artifact, created_by="bench",
+                name=name,
+                artifact=artifact,
+                created_by="bench",
                 params={"lr": round(rng.uniform(1e-4, 1e-1), 5), "depth": rng.randint(2, 12), "optimizer": "adam"},
                 metrics={"auc": round(rng.uniform(0.5, 1.0), 4), "f1": round(rng.uniform(0.3, 0.9), 4)},
                 tags={"team": TEAMS[(m + v) % len(TEAMS)], "dataset": f"ds-{v % 7}"},
                 description=f"version {v + 1} of {name}",
             )
-            event = EventDraft(action="register", actor="bench", time=draft.created_at,
-                               after={"digest": digest, "size": size, "files": 1, "stage": "experimental"})
+            event = EventDraft(
+                action="register",
+                actor="bench",
+                time=draft.created_at,
+                after={"digest": digest, "size": size, "files": 1, "stage": "experimental"},
+            )
             store.add_version(draft, event)
 
 
@@ -210,8 +258,11 @@ def bench_metadata(report: Report, args: argparse.Namespace, workdir: Path) -> N
     conn = reg.metadata._conn
     journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
     sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[conn.execute("PRAGMA synchronous").fetchone()[0]]
-    print(f"\n[metadata] SQLite journal_mode={journal}, synchronous={sync}; populating {models} models x "
-          f"{per_model} versions ...", flush=True)
+    print(
+        f"\n[metadata] SQLite journal_mode={journal}, synchronous={sync}; populating {models} models x "
+        f"{per_model} versions ...",
+        flush=True,
+    )
     blob = workdir / "shared.bin"
     blob.write_bytes(os.urandom(4096))
     t0 = time.perf_counter()
@@ -234,13 +285,24 @@ def bench_metadata(report: Report, args: argparse.Namespace, workdir: Path) -> N
     reg_metrics = {"auc": 0.93, "f1": 0.71}  # (tagged apart, so the search figures below keep 1,000 matches)
 
     def do_register(name: str, capture: str | None):
-        return lambda: reg.register(name, next(it), capture=capture, params={"lr": 0.01, "depth": 6},
-                                    metrics=reg_metrics, tags={"team": "registered"})
+        return lambda: reg.register(
+            name,
+            next(it),
+            capture=capture,
+            params={"lr": 0.01, "depth": 6},
+            metrics=reg_metrics,
+            tags={"team": "registered"},
+        )
 
     do_register(names[0], None)()  # warm-up (first-call caches: actor resolution, policy document)
     s = time_calls([do_register(names[i % models], None) for i in range(n_reg)])
-    report.add("register 1 KiB file, capture=None", s.median, target=TARGETS["register"],
-               baseline="MLflow create_model_version 5.5-6.5 ms", note=f"(p90 {fmt_time(s.p(0.9))}, n={s.n})")
+    report.add(
+        "register 1 KiB file, capture=None",
+        s.median,
+        target=TARGETS["register"],
+        baseline="MLflow create_model_version 5.5-6.5 ms",
+        note=f"(p90 {fmt_time(s.p(0.9))}, n={s.n})",
+    )
 
     # capture="auto" from a folder that is not inside a git work tree
     nogit = Path(tempfile.mkdtemp(prefix="modelreg-bench-nogit-"))
@@ -256,13 +318,18 @@ def bench_metadata(report: Report, args: argparse.Namespace, workdir: Path) -> N
         ait = iter(auto_files)
 
         def do_auto(name: str):
-            return lambda: reg.register(name, next(ait), capture="auto", params={"lr": 0.01}, metrics=reg_metrics,
-                                        tags={"team": "registered"})
+            return lambda: reg.register(
+                name, next(ait), capture="auto", params={"lr": 0.01}, metrics=reg_metrics, tags={"team": "registered"}
+            )
 
         do_auto(names[1])()
         s = time_calls([do_auto(names[(i * 7) % models]) for i in range(n_reg)])
-        report.add('register 1 KiB file, capture="auto" (no git work tree)', s.median, target=TARGETS["register"],
-                   note=f"(p90 {fmt_time(s.p(0.9))}, n={s.n})")
+        report.add(
+            'register 1 KiB file, capture="auto" (no git work tree)',
+            s.median,
+            target=TARGETS["register"],
+            note=f"(p90 {fmt_time(s.p(0.9))}, n={s.n})",
+        )
     finally:
         os.chdir(old_cwd)
         shutil.rmtree(nogit, ignore_errors=True)
@@ -270,39 +337,67 @@ def bench_metadata(report: Report, args: argparse.Namespace, workdir: Path) -> N
     n_get = 300 if args.quick else 2000
     pairs = [(rng.choice(names), rng.randint(1, per_model)) for _ in range(n_get)]
     s = time_calls([lambda n=n, v=v: reg.get_version(n, v) for n, v in pairs])
-    report.add("get_version(name, number)", s.median, target=TARGETS["get_version"],
-               baseline="MLflow get_model_version 3.3-4 ms", note=f"(p90 {fmt_time(s.p(0.9))})")
+    report.add(
+        "get_version(name, number)",
+        s.median,
+        target=TARGETS["get_version"],
+        baseline="MLflow get_model_version 3.3-4 ms",
+        note=f"(p90 {fmt_time(s.p(0.9))})",
+    )
     s = time_calls([lambda n=n, v=v: reg.get_version(f"{n}/{v}") for n, v in pairs])
-    report.add('get_version("name/number")', s.median, target=TARGETS["get_version"], note=f"(p90 {fmt_time(s.p(0.9))})")
+    report.add(
+        'get_version("name/number")', s.median, target=TARGETS["get_version"], note=f"(p90 {fmt_time(s.p(0.9))})"
+    )
     s = time_calls([lambda n=n: reg.get_version(n) for n, _ in pairs])
-    report.add("get_version(name) (latest)", s.median, target=TARGETS["get_version"], note=f"(p90 {fmt_time(s.p(0.9))})")
+    report.add(
+        "get_version(name) (latest)", s.median, target=TARGETS["get_version"], note=f"(p90 {fmt_time(s.p(0.9))})"
+    )
     s = time_calls([lambda n=n: reg.get_version(f"{n}@production") for n, _ in pairs])
-    report.add('get_version("name@production")', s.median, target=TARGETS["get_version"],
-               note=f"(p90 {fmt_time(s.p(0.9))})")
+    report.add(
+        'get_version("name@production")', s.median, target=TARGETS["get_version"], note=f"(p90 {fmt_time(s.p(0.9))})"
+    )
 
     n_tr = 40 if args.quick else 200
     # distinct experimental versions, spread over the models
     todo = [(names[i % models], 2 + i // models) for i in range(2 * n_tr)]
     staging, production = todo[:n_tr], todo[n_tr:]
     s = time_calls([lambda n=n, v=v: reg.transition(n, v, "staging", comment="bench") for n, v in staging])
-    report.add("transition to staging", s.median, target=TARGETS["transition"],
-               baseline="MLflow transition 10-29 ms", note=f"(p90 {fmt_time(s.p(0.9))})")
+    report.add(
+        "transition to staging",
+        s.median,
+        target=TARGETS["transition"],
+        baseline="MLflow transition 10-29 ms",
+        note=f"(p90 {fmt_time(s.p(0.9))})",
+    )
     s = time_calls([lambda n=n, v=v: reg.transition(n, v, "production", comment="bench") for n, v in production])
-    report.add("transition to production (archives the previous holder)", s.median, target=TARGETS["transition"],
-               note=f"(p90 {fmt_time(s.p(0.9))})")
+    report.add(
+        "transition to production (archives the previous holder)",
+        s.median,
+        target=TARGETS["transition"],
+        note=f"(p90 {fmt_time(s.p(0.9))})",
+    )
 
     n_search = 7 if args.quick else 25
     total = len(reg.search(None))
     for label, query, kw, base in (
         ("search tags.team = 'fraud' (all matches)", "tags.team = 'fraud'", {}, "MLflow tag search 518 ms"),
         ("search metrics.auc > 0.95 (all matches)", "metrics.auc > 0.95", {}, ""),
-        ("search metric + tag filter, order_by, limit=10", "metrics.auc > 0.9 and tags.team = 'fraud'",
-         {"order_by": "metrics.auc desc", "limit": 10}, ""),
+        (
+            "search metric + tag filter, order_by, limit=10",
+            "metrics.auc > 0.9 and tags.team = 'fraud'",
+            {"order_by": "metrics.auc desc", "limit": 10},
+            "",
+        ),
     ):
         hits = len(reg.search(query, **kw))
         s = time_call(lambda q=query, k=kw: reg.search(q, **k), n_search)
-        report.add(label, s.median, target=TARGETS["search"], baseline=base,
-                   note=f"({hits} of {total} versions match; p90 {fmt_time(s.p(0.9))})")
+        report.add(
+            label,
+            s.median,
+            target=TARGETS["search"],
+            baseline=base,
+            note=f"({hits} of {total} versions match; p90 {fmt_time(s.p(0.9))})",
+        )
     reg.close()
 
 
@@ -332,31 +427,41 @@ if sys.stdin.readline().strip() != "go":
     sys.exit(1)
 """
 
-_REGISTER_CHILD = _PEAK_RSS + """
+_REGISTER_CHILD = (
+    _PEAK_RSS
+    + """
 import json, sys, time
 from modelreg import Registry
 reg = Registry(sys.argv[1])
 rss0 = peak_rss()
-""" + _WAIT_FOR_GO + """
+"""
+    + _WAIT_FOR_GO
+    + """
 t0 = time.perf_counter()
 mv = reg.register("big", sys.argv[2], capture=None, actor="bench")
 t = time.perf_counter() - t0
 reg.close()
 print(json.dumps({"seconds": t, "digest": mv.digest, "size": mv.size, "rss_before": rss0, "rss_peak": peak_rss()}))
 """
+)
 
-_DOWNLOAD_CHILD = _PEAK_RSS + """
+_DOWNLOAD_CHILD = (
+    _PEAK_RSS
+    + """
 import json, sys, time
 from modelreg import Registry
 reg = Registry(sys.argv[1])
 rss0 = peak_rss()
-""" + _WAIT_FOR_GO + """
+"""
+    + _WAIT_FOR_GO
+    + """
 t0 = time.perf_counter()
 out = reg.download("big/1", sys.argv[2])
 t = time.perf_counter() - t0
 reg.close()
 print(json.dumps({"seconds": t, "path": str(out), "rss_before": rss0, "rss_peak": peak_rss()}))
 """
+)
 
 
 def settle(workdir: Path | None = None, size: int = 0) -> None:
@@ -393,8 +498,9 @@ def run_when_ready(argv: list[str], env: dict[str, str], prepare: Callable[[], N
     import subprocess
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            text=True)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
     try:
         line = proc.stdout.readline() if proc.stdout is not None else ""
         if line.strip() != "ready":
@@ -418,11 +524,13 @@ def run_when_ready(argv: list[str], env: dict[str, str], prepare: Callable[[], N
 def bench_big(report: Report, args: argparse.Namespace, workdir: Path) -> None:
     size = args.big_size
     rounds = args.big_rounds
-    print(f"\n[big file] {fmt_bytes(size)}, {rounds} interleaved rounds of cp, sha256, register, download "
-          "(the source stays page-cached: dropping caches needs privileges this benchmark does not assume;\n"
-          "  before each timed write a scratch file of the same size is written and deleted, then sync; the register\n"
-          "  and download child processes are started and set up first, so that they start right after it, as cp does)",
-          flush=True)
+    print(
+        f"\n[big file] {fmt_bytes(size)}, {rounds} interleaved rounds of cp, sha256, register, download "
+        "(the source stays page-cached: dropping caches needs privileges this benchmark does not assume;\n"
+        "  before each timed write a scratch file of the same size is written and deleted, then sync; the register\n"
+        "  and download child processes are started and set up first, so that they start right after it, as cp does)",
+        flush=True,
+    )
     src = workdir / "big.bin"
     t0 = time.perf_counter()
     make_random_file(src, size)
@@ -447,8 +555,9 @@ def bench_big(report: Report, args: argparse.Namespace, workdir: Path) -> None:
         sha_t.append(time.perf_counter() - t0)
 
         regdir = workdir / f"reg-{i}"
-        got, wall = run_when_ready([py, "-c", _REGISTER_CHILD, str(regdir), str(src)], env,
-                                   lambda: settle(workdir, size))
+        got, wall = run_when_ready(
+            [py, "-c", _REGISTER_CHILD, str(regdir), str(src)], env, lambda: settle(workdir, size)
+        )
         if got["digest"] != expected or got["size"] != size:
             raise SystemExit(f"register recorded {got['digest']} ({got['size']} bytes), expected {expected}")
         reg_t.append(got["seconds"])
@@ -461,8 +570,9 @@ def bench_big(report: Report, args: argparse.Namespace, workdir: Path) -> None:
         # first read of pages another process has just written costs the copy up to 3x in system
         # time (download 0.9 to 2 s instead of 0.65 s), whatever reads them
         sha256_pass(regdir / "blobs" / "sha256" / expected[7:9] / expected[9:])
-        got, wall = run_when_ready([py, "-c", _DOWNLOAD_CHILD, str(regdir), str(out)], env,
-                                   lambda: settle(workdir, size))
+        got, wall = run_when_ready(
+            [py, "-c", _DOWNLOAD_CHILD, str(regdir), str(out)], env, lambda: settle(workdir, size)
+        )
         dl_t.append(got["seconds"])
         dl_wall.append(wall)
         dl_rss.append(got["rss_peak"])
@@ -472,8 +582,11 @@ def bench_big(report: Report, args: argparse.Namespace, workdir: Path) -> None:
                 raise SystemExit(f"downloaded file hashes to {check}, expected {expected}")
         shutil.rmtree(out)
         shutil.rmtree(regdir)
-        print(f"  round {i + 1}: cp {fmt_time(cp_t[-1])}, sha256 {fmt_time(sha_t[-1])}, register {fmt_time(reg_t[-1])}, "
-              f"download {fmt_time(dl_t[-1])}", flush=True)
+        print(
+            f"  round {i + 1}: cp {fmt_time(cp_t[-1])}, sha256 {fmt_time(sha_t[-1])}, register {fmt_time(reg_t[-1])}, "
+            f"download {fmt_time(dl_t[-1])}",
+            flush=True,
+        )
     src.unlink()
 
     cp, sha = Stats.of(cp_t).median, Stats.of(sha_t).median
@@ -487,19 +600,32 @@ def bench_big(report: Report, args: argparse.Namespace, workdir: Path) -> None:
         ratio = med / slower
         # the same ratio round by round (each against that round's cp and sha256): less sensitive
         # to a load that changes during the run
-        per_round = Stats.of([t / max(c, h) for t, c, h in zip(samples, cp_t, sha_t)]).median
-        report.add(f"{what} {label} / max(cp, sha256)", ratio, target=TARGETS["big_ratio"], fmt=lambda x: f"{x:.2f}x",
-                   baseline=base_txt, ratio=ratio,
-                   note=f"({what}: {fmt_time(med)}; {med / both:.2f}x cp + sha256 ({fmt_time(both)}); "
-                        f"median of the per-round ratios {per_round:.2f}x; child process incl. start-up "
-                        f"{fmt_time(Stats.of(walls).median)})")
-    report.add(f"peak RSS of the process registering {label}", float(max(reg_rss)), target=TARGETS["big_rss"],
-               fmt=fmt_mb, note=f"(after import and opening the registry: {fmt_mb(max(base_rss))})")
-    report.add(f"peak RSS of the process downloading {label}", float(max(dl_rss)), target=TARGETS["big_rss"],
-               fmt=fmt_mb)
+        per_round = Stats.of([t / max(c, h) for t, c, h in zip(samples, cp_t, sha_t, strict=True)]).median
+        report.add(
+            f"{what} {label} / max(cp, sha256)",
+            ratio,
+            target=TARGETS["big_ratio"],
+            fmt=lambda x: f"{x:.2f}x",
+            baseline=base_txt,
+            ratio=ratio,
+            note=f"({what}: {fmt_time(med)}; {med / both:.2f}x cp + sha256 ({fmt_time(both)}); "
+            f"median of the per-round ratios {per_round:.2f}x; child process incl. start-up "
+            f"{fmt_time(Stats.of(walls).median)})",
+        )
+    report.add(
+        f"peak RSS of the process registering {label}",
+        float(max(reg_rss)),
+        target=TARGETS["big_rss"],
+        fmt=fmt_mb,
+        note=f"(after import and opening the registry: {fmt_mb(max(base_rss))})",
+    )
+    report.add(
+        f"peak RSS of the process downloading {label}", float(max(dl_rss)), target=TARGETS["big_rss"], fmt=fmt_mb
+    )
 
 
 # -- main -----------------------------------------------------------------------------------------------
+
 
 def parse_size(text: str) -> int:
     units = {"k": 1024, "m": MIB, "g": 1024 * MIB}
@@ -513,13 +639,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and a 256 MiB big file")
     ap.add_argument("--check", action="store_true", help="exit 1 if any target fails")
-    ap.add_argument("--big-size", type=parse_size, default=None,
-                    help="size of the big file, e.g. 1G, 256M (default 1 GiB, 256 MiB with --quick)")
-    ap.add_argument("--big-rounds", type=int, default=None,
-                    help="rounds of the big-file comparison, median taken (default 5, 3 with --quick)")
+    ap.add_argument(
+        "--big-size",
+        type=parse_size,
+        default=None,
+        help="size of the big file, e.g. 1G, 256M (default 1 GiB, 256 MiB with --quick)",
+    )
+    ap.add_argument(
+        "--big-rounds",
+        type=int,
+        default=None,
+        help="rounds of the big-file comparison, median taken (default 5, 3 with --quick)",
+    )
     ap.add_argument("--import-runs", type=int, default=None, help="child processes per import measurement")
-    ap.add_argument("--only", default="import,metadata,big",
-                    help="comma-separated sections to run: import, metadata, big")
+    ap.add_argument(
+        "--only", default="import,metadata,big", help="comma-separated sections to run: import, metadata, big"
+    )
     ap.add_argument("--tmpdir", default=None, help="where to put the temporary registry and files")
     ap.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
     args = ap.parse_args(argv)

@@ -55,8 +55,9 @@ def moto(endpoint: str | None):
         return
     port = free_port()
     log = open(os.devnull, "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -92,7 +93,7 @@ class HttpCounter:
 
     def _on_send(self, request: Any, **_: Any) -> None:
         url = urllib.parse.unquote(str(request.url))
-        kind = "blobs" if "/blobs/" in url or "prefix=" in url and "/blobs" in url else "metadata"
+        kind = "blobs" if "/blobs/" in url or ("prefix=" in url and "/blobs" in url) else "metadata"
         with self.lock:
             self.counts[kind] += 1
 
@@ -194,22 +195,36 @@ def populate(url: str, opts: dict[str, Any], n_models: int, n_versions: int, tmp
     def one_model(i: int) -> None:
         name = f"team{i % 10}/model-{i:03d}"
         now = utcnow()
-        store.create_model(RegisteredModel(name=name, owner="bench", created_at=now, updated_at=now),
-                           EventDraft(action="create_model", actor="bench"))
+        store.create_model(
+            RegisteredModel(name=name, owner="bench", created_at=now, updated_at=now),
+            EventDraft(action="create_model", actor="bench"),
+        )
         for v in range(n_versions):
             digest = "sha256:" + uuid.uuid4().hex * 2
-            art = Artifact(kind="file", name="model.bin", digest=digest, size=1000 + v,
-                           files=[FileEntry(path="model.bin", digest=digest, size=1000 + v)], format="onnx")
+            art = Artifact(
+                kind="file",
+                name="model.bin",
+                digest=digest,
+                size=1000 + v,
+                files=[FileEntry(path="model.bin", digest=digest, size=1000 + v)],
+                format="onnx",
+            )
             draft = VersionDraft(
-                name=name, artifact=art, params={"lr": 0.001 * (v + 1), "layers": [64, 32], "opt": "adam"},
+                name=name,
+                artifact=art,
+                params={"lr": 0.001 * (v + 1), "layers": [64, 32], "opt": "adam"},
                 metrics={"auc": 0.5 + (v * 7 % 50) / 100, "f1": 0.3 + (v % 10) / 20},
                 tags={"team": "fraud" if i % 3 == 0 else "growth", "run": f"r{v}"},
-                lineage=Lineage(run_id=f"run-{i}-{v}", environment=env,
-                                datasets=[{"uri": f"s3://data/train-{v}.parquet", "digest": digest}]),
+                lineage=Lineage(
+                    run_id=f"run-{i}-{v}",
+                    environment=env,
+                    datasets=[{"uri": f"s3://data/train-{v}.parquet", "digest": digest}],
+                ),
                 created_by="bench",
             )
-            store.add_version(draft, EventDraft(action="register", actor="bench",
-                                                after={"digest": digest, "size": art.size}))
+            store.add_version(
+                draft, EventDraft(action="register", actor="bench", after={"digest": digest, "size": art.size})
+            )
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one_model, range(n_models)))
@@ -263,12 +278,16 @@ def search_timings(url: str, opts: dict[str, Any], tmp: Path, expected: int, rou
     )
     newproc = []
     for _ in range(rounds):
-        out = subprocess.run([sys.executable, "-c", script, json.dumps(opts)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(opts)], capture_output=True, text=True, check=True
+        )
         newproc.append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = statistics.median
     print(f"\nOpen + search over {total} versions ({expected} registered), query: {QUERY!r}, limit 10")
-    print(f"median of {rounds} rounds (warm: of {3 * rounds}); load average now {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")
+    print(
+        f"median of {rounds} rounds (warm: of {3 * rounds}); load average now {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
     print(f"{'case':36} {'median s':>9} {'min s':>7} {'max s':>7} {'requests':>9}")
     rows = [
         ("cold (empty caches)", cold, sum(c_cold.values())),
@@ -278,8 +297,10 @@ def search_timings(url: str, opts: dict[str, Any], tmp: Path, expected: int, rou
     ]
     for label, times, n in rows:
         print(f"{label:36} {med(times):9.3f} {min(times):7.3f} {max(times):7.3f} {'-' if n is None else n:>9}")
-    print(f"(a new process first spends {med([r['startup'] for r in newproc]):.2f} s importing modelreg and "
-          "starting the S3 client)")
+    print(
+        f"(a new process first spends {med([r['startup'] for r in newproc]):.2f} s importing modelreg and "
+        "starting the S3 client)"
+    )
     print("targets: cold <= 5 s, warm <= 0.2 s")
 
 
@@ -301,8 +322,10 @@ def main() -> None:
             url = f"s3://{bucket}/registry"
             took = populate(url, opts, args.models, args.versions, tmp)
             n = args.models * args.versions
-            print(f"\nPopulated {args.models} models x {args.versions} versions in {took:.1f} s "
-                  f"(8 threads, {n / took:.0f} registrations/s through the store API)")
+            print(
+                f"\nPopulated {args.models} models x {args.versions} versions in {took:.1f} s "
+                f"(8 threads, {n / took:.0f} registrations/s through the store API)"
+            )
             search_timings(url, opts, tmp, n, args.rounds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import Report, fmt_time, machine_summary  # noqa: E402
+from _util import Report, fmt_time, machine_summary
 
 TARGETS = {"sqlite": 1.3, "json": 2.0}
 
@@ -44,17 +44,35 @@ def populate(reg, name: str, n: int, blob: Path) -> None:
 
     digest, size = sha256_file(blob)
     reg.artifacts.put_file(digest, blob)
-    artifact = Artifact(kind="file", name="model.bin", digest=digest, size=size,
-                        files=[FileEntry(path="model.bin", digest=digest, size=size)])
+    artifact = Artifact(
+        kind="file",
+        name="model.bin",
+        digest=digest,
+        size=size,
+        files=[FileEntry(path="model.bin", digest=digest, size=size)],
+    )
     now = utcnow()
     store = reg.metadata
-    store.create_model(RegisteredModel(name=name, owner="bench", created_at=now, updated_at=now),
-                       EventDraft(action="create_model", actor="bench", after={"owner": "bench"}))
+    store.create_model(
+        RegisteredModel(name=name, owner="bench", created_at=now, updated_at=now),
+        EventDraft(action="create_model", actor="bench", after={"owner": "bench"}),
+    )
     for v in range(n):
-        draft = VersionDraft(name=name, artifact=artifact, created_by="bench", metrics={"auc": 0.5 + v % 50 / 100},
-                             tags={"team": "fraud" if v % 2 else "growth"})
-        store.add_version(draft, EventDraft(action="register", actor="bench",
-                                            after={"digest": digest, "size": size, "files": 1, "stage": "experimental"}))
+        draft = VersionDraft(
+            name=name,
+            artifact=artifact,
+            created_by="bench",
+            metrics={"auc": 0.5 + v % 50 / 100},
+            tags={"team": "fraud" if v % 2 else "growth"},
+        )
+        store.add_version(
+            draft,
+            EventDraft(
+                action="register",
+                actor="bench",
+                after={"digest": digest, "size": size, "files": 1, "stage": "experimental"},
+            ),
+        )
 
 
 def operations(reg, name: str, top: int) -> dict[str, Callable[[], object]]:
@@ -85,7 +103,10 @@ def operations(reg, name: str, top: int) -> dict[str, Callable[[], object]]:
 
     return {
         "set_alias": lambda: reg.set_alias(name, f"a{k() % 5}", top - k() % 3, actor="bench"),
-        "delete_alias": lambda: (reg.set_alias(name, "tmp", top, actor="bench"), reg.delete_alias(name, "tmp", actor="bench")),
+        "delete_alias": lambda: (
+            reg.set_alias(name, "tmp", top, actor="bench"),
+            reg.delete_alias(name, "tmp", actor="bench"),
+        ),
         "transition": transition,
         "rollback": rollback,
         "set_tags": lambda: reg.set_tags(f"{name}/{top}", {"note": str(k())}, actor="bench"),
@@ -127,8 +148,13 @@ def run(kind: str, small: int, big: int, calls: int, report: Report) -> None:
                     if i >= 2:  # two warm-up rounds
                         samples[name].append(time.perf_counter() - t0)
             a, b = statistics.median(samples["small"]), statistics.median(samples["big"])
-            report.add(f"{kind} {op}: {big:,} vs {small} versions", b / a, target=TARGETS[kind],
-                       fmt=lambda x: f"{x:.2f}x", note=f"{fmt_time(b)} vs {fmt_time(a)}")
+            report.add(
+                f"{kind} {op}: {big:,} vs {small} versions",
+                b / a,
+                target=TARGETS[kind],
+                fmt=lambda x: f"{x:.2f}x",
+                note=f"{fmt_time(b)} vs {fmt_time(a)}",
+            )
         assert reg.verify(blobs=False).ok
         reg.close()
 

@@ -45,8 +45,24 @@ MS = 1e-3
 TARGETS = {"open_get": 20 * MS, "list": 150 * MS}
 
 HEAVY = (
-    "asyncio", "fsspec", "fsspec.asyn", "modelreg.stores._cloud", "s3fs", "gcsfs", "adlfs", "boto3", "botocore",
-    "aiobotocore", "azure", "google", "aiohttp", "starlette", "jinja2", "pandas", "numpy", "sqlite_utils",
+    "asyncio",
+    "fsspec",
+    "fsspec.asyn",
+    "modelreg.stores._cloud",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "boto3",
+    "botocore",
+    "aiobotocore",
+    "azure",
+    "google",
+    "aiohttp",
+    "starlette",
+    "jinja2",
+    "pandas",
+    "numpy",
+    "sqlite_utils",
 )
 
 _FIND_HEAVY = f"""
@@ -55,7 +71,9 @@ def heavy(modules):
     return sorted(h for h in {HEAVY!r} if h in names or any(m.startswith(h + ".") for m in names))
 """
 
-_OPEN_GET = _FIND_HEAVY + """
+_OPEN_GET = (
+    _FIND_HEAVY
+    + """
 import json, sys, time
 from modelreg import Registry
 t0 = time.perf_counter()
@@ -66,9 +84,15 @@ t2 = time.perf_counter()
 assert mv.version == 1
 print(json.dumps({"open_get": t2 - t0, "open": t1 - t0, "get": t2 - t1, "heavy": heavy(sys.modules)}))
 """
+)
 
-BREAKDOWN_MODULES = ("modelreg.governance.engine", "modelreg.cache", "modelreg.uri", "modelreg.stores.artifacts",
-                     "modelreg.stores.sqlite")
+BREAKDOWN_MODULES = (
+    "modelreg.governance.engine",
+    "modelreg.cache",
+    "modelreg.uri",
+    "modelreg.stores.artifacts",
+    "modelreg.stores.sqlite",
+)
 
 _BREAKDOWN = f"""
 import importlib, json, sys, time
@@ -95,13 +119,16 @@ parts["Registry() + get_version, those loaded"] = T() - t
 print(json.dumps(parts))
 """
 
-_CLI_MODULES = _FIND_HEAVY + """
+_CLI_MODULES = (
+    _FIND_HEAVY
+    + """
 import contextlib, io, json, sys
 from modelreg.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     rc = main(["--registry", sys.argv[1], "list"])
 print(json.dumps({"rc": rc, "heavy": heavy(sys.modules)}))
 """
+)
 
 _SETUP = """
 import os, sys
@@ -123,8 +150,10 @@ reg.close()
 def import_costs(py: str, env: dict[str, str], folder: Path, top: int) -> list[tuple[str, float]]:
     """The modules imported after ``from modelreg import Registry`` by opening the registry and one
     get_version, with their cumulative ``-X importtime`` (top-level imports of that step only)."""
-    code = ("import sys\nfrom modelreg import Registry\nprint('--mark--', file=sys.stderr, flush=True)\n"
-            "Registry(sys.argv[1]).get_version('model-0', 1)\n")
+    code = (
+        "import sys\nfrom modelreg import Registry\nprint('--mark--', file=sys.stderr, flush=True)\n"
+        "Registry(sys.argv[1]).get_version('model-0', 1)\n"
+    )
     r = run_child([py, "-X", "importtime", "-c", code, str(folder)], env=env)
     after = r.stderr.split("--mark--", 1)[-1]
     out = []
@@ -140,7 +169,9 @@ def import_costs(py: str, env: dict[str, str], folder: Path, top: int) -> list[t
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=None, help="child processes per measurement (default 20, 7 with --quick)")
+    ap.add_argument(
+        "--runs", type=int, default=None, help="child processes per measurement (default 20, 7 with --quick)"
+    )
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--check", action="store_true", help="exit 1 if any target fails")
     ap.add_argument("--markdown", action="store_true", help="also print the results as a Markdown table")
@@ -153,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"modelreg start-up benchmark, {_dt.date.today().isoformat()}: {machine_summary()}")
     workdir = Path(tempfile.mkdtemp(prefix="modelreg-bench-start-", dir=args.tmpdir))
-    env = src_env({"PYTHONPYCACHEPREFIX": str(workdir / "pycache"), "MODELREG_CACHE_DIR": str(workdir / "cache"),
-                   "MODELREG_ACTOR": "bench"})
+    env = src_env(
+        {
+            "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
+            "MODELREG_CACHE_DIR": str(workdir / "cache"),
+            "MODELREG_ACTOR": "bench",
+        }
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("MODELREG_URI", None)
     if args.src:
@@ -171,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             "list": [py, "-m", "modelreg", "--registry", str(folder), "list"],
             "breakdown": [py, "-c", _BREAKDOWN, str(folder)],
         }
-        print(f"\n[start] {runs} interleaved runs of each, a registry of 5 models x 3 versions "
-              f"(src: {args.src or ROOT / 'src'})", flush=True)
+        print(
+            f"\n[start] {runs} interleaved runs of each, a registry of 5 models x 3 versions "
+            f"(src: {args.src or ROOT / 'src'})",
+            flush=True,
+        )
         for cmd in cmds.values():  # warm the bytecode cache and the page cache
             run_child(cmd, env=env)
         walls: dict[str, list[float]] = {k: [] for k in cmds}
@@ -196,17 +235,29 @@ def main(argv: list[str] | None = None) -> int:
         bare = Stats.of(walls["pass"]).median
         report.add("python -c pass", bare)
         imp = Stats.of(walls["import"]).median
-        report.add('python -c "from modelreg import Registry"', imp, baseline=f"+{fmt_time(imp - bare)} over pass",
-                   note=f"(p90 {fmt_time(Stats.of(walls['import']).p(0.9))})")
+        report.add(
+            'python -c "from modelreg import Registry"',
+            imp,
+            baseline=f"+{fmt_time(imp - bare)} over pass",
+            note=f"(p90 {fmt_time(Stats.of(walls['import']).p(0.9))})",
+        )
         og = Stats.of(inner["open_get"])
-        report.add("Registry(folder) + get_version, after the import (in the child)", og.median,
-                   target=TARGETS["open_get"],
-                   note=f"(Registry() {fmt_time(Stats.of(inner['open']).median)}, get_version "
-                        f"{fmt_time(Stats.of(inner['get']).median)}; p90 {fmt_time(og.p(0.9))}; whole child "
-                        f"{fmt_time(Stats.of(walls['open_get']).median)})")
+        report.add(
+            "Registry(folder) + get_version, after the import (in the child)",
+            og.median,
+            target=TARGETS["open_get"],
+            note=f"(Registry() {fmt_time(Stats.of(inner['open']).median)}, get_version "
+            f"{fmt_time(Stats.of(inner['get']).median)}; p90 {fmt_time(og.p(0.9))}; whole child "
+            f"{fmt_time(Stats.of(walls['open_get']).median)})",
+        )
         ls = Stats.of(walls["list"])
-        report.add("python -m modelreg --registry <folder> list (whole process)", ls.median, target=TARGETS["list"],
-                   baseline=f"+{fmt_time(ls.median - bare)} over pass", note=f"(p90 {fmt_time(ls.p(0.9))})")
+        report.add(
+            "python -m modelreg --registry <folder> list (whole process)",
+            ls.median,
+            target=TARGETS["list"],
+            baseline=f"+{fmt_time(ls.median - bare)} over pass",
+            note=f"(p90 {fmt_time(ls.p(0.9))})",
+        )
 
         def names(found: list[str] | set[str]) -> str:
             return ", ".join(sorted(found)) or "none"
@@ -214,16 +265,28 @@ def main(argv: list[str] | None = None) -> int:
         def count(n: float) -> str:
             return "none" if n == 0 else f"{n:.0f} module(s)"
 
-        report.add("heavy modules after Registry() + get_version", float(len(heavy_open)), target=0, fmt=count,
-                   note=f"({names(heavy_open)})" if heavy_open else "")
-        report.add("heavy modules after `modelreg list`", float(len(cli["heavy"])), target=0, fmt=count,
-                   note=f"({names(cli['heavy'])})" if cli["heavy"] else "")
+        report.add(
+            "heavy modules after Registry() + get_version",
+            float(len(heavy_open)),
+            target=0,
+            fmt=count,
+            note=f"({names(heavy_open)})" if heavy_open else "",
+        )
+        report.add(
+            "heavy modules after `modelreg list`",
+            float(len(cli["heavy"])),
+            target=0,
+            fmt=count,
+            note=f"({names(cli['heavy'])})" if cli["heavy"] else "",
+        )
 
         for what, samples in parts.items():
             report.add(f"breakdown: {what}", Stats.of(samples).median)
 
-        print("\n  slowest imports of Registry() + get_version (one -X importtime run, cumulative; "
-              "importtime inflates them):")
+        print(
+            "\n  slowest imports of Registry() + get_version (one -X importtime run, cumulative; "
+            "importtime inflates them):"
+        )
         for name, seconds in import_costs(py, env, folder, top=10):
             print(f"    {fmt_time(seconds):>9}  {name}")
     finally:

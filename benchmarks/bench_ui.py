@@ -40,7 +40,10 @@ def build(reg, workdir: Path, versions: int, transitions: int) -> None:
     for i in range(1, versions + 1):
         f.write_bytes(f"weights {i}".encode())
         reg.register(
-            "bench", f, capture=None, actor=("ana", "ben", "chen")[i % 3],
+            "bench",
+            f,
+            capture=None,
+            actor=("ana", "ben", "chen")[i % 3],
             params={"lr": 0.1 / i, "depth": 3 + i % 5, "features": {"window": 30 + i % 4}},
             metrics={"auc": 0.8 + (i % 97) / 1000, "f1": 0.7 + (i % 53) / 1000, "latency_ms": 10 + i % 7},
             tags={"team": "bench"},
@@ -87,10 +90,12 @@ def bench_backend(name: str, location: str, args: argparse.Namespace, workdir: P
     mid = args.versions // 2
     results: dict[str, list[float]] = {}
     with TestClient(app) as client:
+
         def get(url: str):
             def call() -> None:
                 r = client.get(url)
                 assert r.status_code == 200, (url, r.status_code)
+
             return call
 
         pages = {

@@ -63,8 +63,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import _vs_mlflow_worker as W
-from _util import ROOT, fmt_time, machine_summary, src_env
+import _vs_mlflow_worker as W  # noqa: E402 - found through the path set just above
+from _util import ROOT, fmt_time, machine_summary, src_env  # noqa: E402
 
 WORKER = HERE / "_vs_mlflow_worker.py"
 SYSTEMS = ("mlflow", "modelreg")
@@ -83,6 +83,7 @@ GOAL_MEDIAN = 15.0
 
 
 # -- the MLflow environment -------------------------------------------------------------------------
+
 
 class SetupError(Exception):
     """The MLflow virtual environment could not be made."""
@@ -108,8 +109,14 @@ def probe_mlflow(python: Path) -> str | None:
     """MLflow's version in that interpreter, or None when it does not import (with SQLAlchemy)."""
     if not python.exists():
         return None
-    proc = subprocess.run([str(python), "-c", "import mlflow, sqlalchemy; print(mlflow.__version__)"], check=False,
-                          capture_output=True, text=True, env=mlflow_env(), timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", "import mlflow, sqlalchemy; print(mlflow.__version__)"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=mlflow_env(),
+        timeout=300,
+    )
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -140,24 +147,38 @@ def _make_venv(venv: Path, python: Path, spec: str) -> str:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False, capture_output=True, text=True)
     if proc.returncode != 0 or not python.exists():
-        raise SetupError(f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
-                         f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}")
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", spec], check=False,
-                          capture_output=True, text=True)
+        raise SetupError(
+            f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
+            f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}"
+        )
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", spec],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        raise SetupError(f"`pip install {spec}` into {venv} failed (exit {proc.returncode}); MLflow's SQLite "
-                         f"registry needs the full 'mlflow' package (mlflow-skinny lacks SQLAlchemy):\n"
-                         f"{(proc.stderr or proc.stdout)[-3000:]}")
+        raise SetupError(
+            f"`pip install {spec}` into {venv} failed (exit {proc.returncode}); MLflow's SQLite "
+            f"registry needs the full 'mlflow' package (mlflow-skinny lacks SQLAlchemy):\n"
+            f"{(proc.stderr or proc.stdout)[-3000:]}"
+        )
     found = probe_mlflow(python)
     if not found:
-        proc = subprocess.run([str(python), "-c", "import mlflow, sqlalchemy"], check=False, capture_output=True,
-                              text=True, env=mlflow_env())
+        proc = subprocess.run(
+            [str(python), "-c", "import mlflow, sqlalchemy"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=mlflow_env(),
+        )
         raise SetupError(f"MLflow was installed into {venv} but does not import:\n{proc.stderr[-3000:]}")
     print(f"  MLflow {found} installed in {time.perf_counter() - t0:.0f} s", flush=True)
     return found
 
 
 # -- workers ----------------------------------------------------------------------------------------
+
 
 class WorkerError(RuntimeError):
     pass
@@ -171,8 +192,9 @@ class Worker:
     modelreg_src: Path | None = None
     """Where the modelreg children import modelreg from (first on their PYTHONPATH); None: this checkout's src/."""
 
-    def __init__(self, system: str, python: str | os.PathLike[str], location: Path, log: Path, *,
-                 fresh: bool = False) -> None:
+    def __init__(
+        self, system: str, python: str | os.PathLike[str], location: Path, log: Path, *, fresh: bool = False
+    ) -> None:
         self.system = system
         self.log_path = log
         env = mlflow_env() if system == "mlflow" else self.modelreg_env()
@@ -181,8 +203,9 @@ class Worker:
         if system == "modelreg" and self.modelreg_durability != "normal":
             argv += ["--durability", self.modelreg_durability]
         self.log = open(log, "ab")  # noqa: SIM115 (closed by close())
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                     env=env, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True, bufsize=1
+        )
         hello = self._read()
         self.open_time: float = hello["open"]
         self.version: str = hello["version"]
@@ -238,7 +261,7 @@ class Worker:
             self.proc.stdout.close()
         self.log.close()
 
-    def __enter__(self) -> Worker:  # noqa: PYI034
+    def __enter__(self) -> Worker:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -246,6 +269,7 @@ class Worker:
 
 
 # -- the workload ---------------------------------------------------------------------------------------
+
 
 def counts(args: argparse.Namespace) -> dict[str, int]:
     """Counted calls per operation, per worker and round (each op has one more call, the warm-up)."""
@@ -295,8 +319,9 @@ def plan_round(rng: random.Random, versions: int, n: dict[str, int]) -> dict[str
     }
 
 
-def run_rounds(systems: Sequence[str], pythons: dict[str, str], snapshots: dict[str, Path], workdir: Path,
-               args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+def run_rounds(
+    systems: Sequence[str], pythons: dict[str, str], snapshots: dict[str, Path], workdir: Path, args: argparse.Namespace
+) -> dict[str, dict[str, list[float]]]:
     """The interleaved rounds; returns samples[system][operation] in seconds."""
     n = counts(args)
     rng = random.Random(args.seed)
@@ -308,7 +333,7 @@ def run_rounds(systems: Sequence[str], pythons: dict[str, str], snapshots: dict[
         locs = {s: copy_registry(s, snapshots[s], rdir / s) for s in systems}
         t0 = time.perf_counter()
         for k in range(args.opens):
-            for s in (order if k % 2 == 0 else order[::-1]):
+            for s in order if k % 2 == 0 else order[::-1]:
                 with Worker(s, pythons[s], locs[s], rdir / f"{s}.log") as w:
                     samples[s]["open"].append(w.open_time)
         plan = plan_round(rng, args.versions, n)
@@ -318,7 +343,7 @@ def run_rounds(systems: Sequence[str], pythons: dict[str, str], snapshots: dict[
                 workers[s] = Worker(s, pythons[s], locs[s], rdir / f"{s}.log")
                 samples[s]["open"].append(workers[s].open_time)
             for i, op in enumerate(OPERATIONS[1:]):
-                for s in (order if i % 2 == 0 else order[::-1]):
+                for s in order if i % 2 == 0 else order[::-1]:
                     got, info = workers[s].run(op, **plan[op])
                     samples[s][op].extend(got)
                     if op == "search":
@@ -331,15 +356,20 @@ def run_rounds(systems: Sequence[str], pythons: dict[str, str], snapshots: dict[
         expected = W.expected_hits(args.versions)
         if any(h != expected for h in hits.values()):
             raise SystemExit(f"the tag search returned {hits}, expected {expected} versions")
-        line = ", ".join(f"{s} {fmt_time(statistics.median(samples[s]['get_version'][-n['get_version']:]))}"
-                         for s in systems)
-        print(f"  round {r + 1}/{args.rounds} ({order[0]} first) "
-              f"in {time.perf_counter() - t0:.1f} s; get_version {line}; search hits {hits}", flush=True)
+        line = ", ".join(
+            f"{s} {fmt_time(statistics.median(samples[s]['get_version'][-n['get_version'] :]))}" for s in systems
+        )
+        print(
+            f"  round {r + 1}/{args.rounds} ({order[0]} first) "
+            f"in {time.perf_counter() - t0:.1f} s; get_version {line}; search hits {hits}",
+            flush=True,
+        )
         shutil.rmtree(rdir, ignore_errors=True)
     return samples
 
 
 # -- the report -------------------------------------------------------------------------------------------
+
 
 def ms(seconds: float) -> str:
     v = seconds * 1e3
@@ -378,7 +408,11 @@ def table(rows: list[dict[str, Any]], markdown: bool) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for i, line in enumerate(lines):
-        out.append("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(line, widths))).rstrip())
+        out.append(
+            "  ".join(
+                c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(line, widths, strict=False))
+            ).rstrip()
+        )
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -386,48 +420,79 @@ def table(rows: list[dict[str, Any]], markdown: bool) -> str:
 
 def git_commit() -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
-                              text=True, timeout=30)
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=30
+        )
         if proc.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], check=False,
-                                   cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no", "src"],
+                check=False,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.strip()
             return proc.stdout.strip() + (" (src/ has uncommitted changes)" if dirty else "")
     return "unknown"
 
 
 # -- main -----------------------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--versions", type=int, default=1000, help="versions of the one model (default 1000)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, 3 with --quick)")
-    ap.add_argument("--opens", type=int, default=None,
-                    help="extra open-only processes per system and round (default 2, 1 with --quick)")
+    ap.add_argument(
+        "--opens",
+        type=int,
+        default=None,
+        help="extra open-only processes per system and round (default 2, 1 with --quick)",
+    )
     ap.add_argument("--quick", action="store_true", help="fewer calls per operation and fewer rounds")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
-    ap.add_argument("--keep", action="store_true",
-                    help="reuse the MLflow virtual environment if it works, and keep it afterwards "
-                         "(without it, the environment is made anew and removed at the end)")
-    ap.add_argument("--venv", type=Path, default=None,
-                    help=f"where the MLflow environment goes (default {default_venv()})")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse the MLflow virtual environment if it works, and keep it afterwards "
+        "(without it, the environment is made anew and removed at the end)",
+    )
+    ap.add_argument(
+        "--venv", type=Path, default=None, help=f"where the MLflow environment goes (default {default_venv()})"
+    )
     ap.add_argument("--mlflow", default="mlflow", help="the pip requirement to install (default 'mlflow')")
-    ap.add_argument("--mlflow-python", default=None,
-                    help="an existing Python with MLflow to use instead of making an environment")
-    ap.add_argument("--only", choices=SYSTEMS, default=None,
-                    help="time one system alone (no comparison, no goal); --only modelreg needs no MLflow")
-    ap.add_argument("--modelreg-src", type=Path, default=None,
-                    help="time the modelreg package found in this folder (e.g. an export of another commit's "
-                         "src/) instead of this checkout's src/")
-    ap.add_argument("--durability", choices=("normal", "full"), default="normal",
-                    help="modelreg's SQLite durability: normal (its default: WAL, synchronous=NORMAL) or full "
-                         "(synchronous=FULL, a sync at every commit, as MLflow's SQLite database does)")
+    ap.add_argument(
+        "--mlflow-python", default=None, help="an existing Python with MLflow to use instead of making an environment"
+    )
+    ap.add_argument(
+        "--only",
+        choices=SYSTEMS,
+        default=None,
+        help="time one system alone (no comparison, no goal); --only modelreg needs no MLflow",
+    )
+    ap.add_argument(
+        "--modelreg-src",
+        type=Path,
+        default=None,
+        help="time the modelreg package found in this folder (e.g. an export of another commit's "
+        "src/) instead of this checkout's src/",
+    )
+    ap.add_argument(
+        "--durability",
+        choices=("normal", "full"),
+        default="normal",
+        help="modelreg's SQLite durability: normal (its default: WAL, synchronous=NORMAL) or full "
+        "(synchronous=FULL, a sync at every commit, as MLflow's SQLite database does)",
+    )
     ap.add_argument("--seed", type=int, default=1, help="seed of the version numbers each operation uses")
     ap.add_argument("--tmpdir", default=None, help="where the registries go")
     ap.add_argument("--check", action="store_true", help="exit 1 if the goal is missed")
     args = ap.parse_args(argv)
     if args.versions < counts(args)["transition"] + 2:
-        ap.error("--versions is too small for the transitions of a round (each moves a new version); "
-                 "try --quick or more versions")
+        ap.error(
+            "--versions is too small for the transitions of a round (each moves a new version); "
+            "try --quick or more versions"
+        )
     args.rounds = args.rounds or (3 if args.quick else 5)
     args.opens = args.opens if args.opens is not None else (1 if args.quick else 2)
     systems = (args.only,) if args.only else SYSTEMS
@@ -438,8 +503,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Worker.modelreg_durability = args.durability
     tree = f"modelreg from {Worker.modelreg_src}" if Worker.modelreg_src else f"commit {git_commit()}"
-    print(f"modelreg vs MLflow model registry, {_dt.date.today().isoformat()}, {tree}: {machine_summary()}",
-          flush=True)
+    print(f"modelreg vs MLflow model registry, {_dt.date.today().isoformat()}, {tree}: {machine_summary()}", flush=True)
     venv = args.venv or default_venv()
     made_venv = False
     pythons: dict[str, str] = {"modelreg": sys.executable}
@@ -463,20 +527,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         snapshots: dict[str, Path] = {}
         versions: dict[str, str] = {}
-        print(f"\npopulating one model with {args.versions:,} versions on each system (once; every round "
-              "works on a copy) ...", flush=True)
+        print(
+            f"\npopulating one model with {args.versions:,} versions on each system (once; every round "
+            "works on a copy) ...",
+            flush=True,
+        )
         pop: dict[str, float] = {}
         for s in systems:
             snapshots[s] = workdir / f"populated-{s}"
             pop[s], versions[s], py, where = populate(s, pythons[s], snapshots[s], args.versions)
-            print(f"  {s} {versions[s]} (Python {py}, from {where}): {pop[s]:.1f} s, "
-                  f"{pop[s] / args.versions * 1e3:.2f} ms a version", flush=True)
+            print(
+                f"  {s} {versions[s]} (Python {py}, from {where}): {pop[s]:.1f} s, "
+                f"{pop[s] / args.versions * 1e3:.2f} ms a version",
+                flush=True,
+            )
         for s in systems:  # warm the page cache and the bytecode caches; not counted
             with Worker(s, pythons[s], location(s, snapshots[s]), workdir / f"{s}-warmup.log"):
                 pass
         n = counts(args)
-        print(f"\n{args.rounds} rounds, each on a fresh copy: {args.opens + 1} opens per system, then "
-              + ", ".join(f"{op} x{n[op]}" for op in OPERATIONS[1:]) + " (+1 warm-up call each) ...", flush=True)
+        print(
+            f"\n{args.rounds} rounds, each on a fresh copy: {args.opens + 1} opens per system, then "
+            + ", ".join(f"{op} x{n[op]}" for op in OPERATIONS[1:])
+            + " (+1 warm-up call each) ...",
+            flush=True,
+        )
         samples = run_rounds(systems, pythons, snapshots, workdir, args)
     except WorkerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -488,11 +562,15 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = summarize(samples)
     lib = ", ".join(f"{'MLflow' if s == 'mlflow' else 'modelreg'} {versions[s]}" for s in systems)
-    print(f"\n{lib}, Python {platform.python_version()}; {args.versions:,} versions of one model; "
-          f"{args.rounds} rounds; medians of all counted calls; modelreg's SQLite durability: {args.durability}"
-          + (" (synchronous=FULL)" if args.durability == "full" else " (its default: WAL, synchronous=NORMAL)"))
-    print("populate (once, through the public API): " + ", ".join(
-        f"{s} {pop[s]:.1f} s ({pop[s] / args.versions * 1e3:.2f} ms a version)" for s in systems))
+    print(
+        f"\n{lib}, Python {platform.python_version()}; {args.versions:,} versions of one model; "
+        f"{args.rounds} rounds; medians of all counted calls; modelreg's SQLite durability: {args.durability}"
+        + (" (synchronous=FULL)" if args.durability == "full" else " (its default: WAL, synchronous=NORMAL)")
+    )
+    print(
+        "populate (once, through the public API): "
+        + ", ".join(f"{s} {pop[s]:.1f} s ({pop[s] / args.versions * 1e3:.2f} ms a version)" for s in systems)
+    )
     print()
     print(table(rows, markdown=False))
     if args.markdown:
@@ -503,8 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     med = statistics.median(r["speedup"] for r in rows)
     missed = [r["label"] for r in rows if not r["ok"]]
     ok = not missed and med >= GOAL_MEDIAN
-    print(f"\nmedian speed-up: {med:.1f}x (goal >= {GOAL_MEDIAN:g}x: {'PASS' if med >= GOAL_MEDIAN else 'FAIL'}); "
-          f"every operation >= {GOAL_EACH:g}x: {'PASS' if not missed else 'FAIL (' + '; '.join(missed) + ')'}")
+    print(
+        f"\nmedian speed-up: {med:.1f}x (goal >= {GOAL_MEDIAN:g}x: {'PASS' if med >= GOAL_MEDIAN else 'FAIL'}); "
+        f"every operation >= {GOAL_EACH:g}x: {'PASS' if not missed else 'FAIL (' + '; '.join(missed) + ')'}"
+    )
     print(f"goal: {'PASS' if ok else 'FAIL'}")
     return 1 if (args.check and not ok) else 0
 

@@ -45,7 +45,7 @@ def worker(root: str, sync: str, wid: int, ops: int) -> None:
     # warm up before the start signal: the first call of each kind imports its modules (the
     # governance engine, the transfer code) and builds validators, a one-off start-up cost that
     # bench_start.py measures; here only contention should show in the tail
-    import modelreg.governance.engine  # noqa: F401
+    import modelreg.governance.engine
     import modelreg.transfer  # noqa: F401
 
     reg.get_policy()
@@ -104,9 +104,16 @@ def main(argv: list[str] | None = None) -> int:
             seed = Path(tmp) / "seed.bin"
             seed.write_bytes(b"seed")
             reg.register("churn", seed, capture=None, actor="bench")
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(root), str(sync), str(w), str(args.ops)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=src_env())
-                 for w in range(args.workers)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--worker", str(root), str(sync), str(w), str(args.ops)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=src_env(),
+            )
+            for w in range(args.workers)
+        ]
         while not all((sync / f"ready-{w}").exists() for w in range(args.workers)):
             if any(p.poll() not in (None, 0) for p in procs):
                 raise SystemExit(next(p.communicate()[1] for p in procs if p.poll() not in (None, 0)))
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = max(r["end"] for r in results) - start
         lat = sorted(x for r in results for x in r["lat"])
         total = len(lat)
-        p99 = lat[min(total - 1, int(round(0.99 * total)) - 1)]
+        p99 = lat[min(total - 1, round(0.99 * total) - 1)]
 
         with Registry(root) as reg:
             versions = [v.version for v in reg.list_versions("churn")]
@@ -139,18 +146,25 @@ def main(argv: list[str] | None = None) -> int:
             assert reg.verify().ok
 
     report = Report("many writers")
-    report.add(f"{args.workers} processes x {args.ops} mixed operations: throughput", total / wall,
-               fmt=lambda x: f"{x:.0f} ops/s", note=f"{total} operations in {wall:.2f} s")
+    report.add(
+        f"{args.workers} processes x {args.ops} mixed operations: throughput",
+        total / wall,
+        fmt=lambda x: f"{x:.0f} ops/s",
+        note=f"{total} operations in {wall:.2f} s",
+    )
     report.add("median latency", statistics.median(lat))
     report.add("99th percentile latency", p99, target=TARGET_P99)
     by_kind: dict[str, list[float]] = {}
     for r in results:
-        for kind, x in zip(r["kinds"], r["lat"]):
+        for kind, x in zip(r["kinds"], r["lat"], strict=True):
             by_kind.setdefault(kind, []).append(x)
     for kind, xs in sorted(by_kind.items()):
         xs.sort()
-        report.add(f"  {kind}: median / p99", statistics.median(xs),
-                   note=f"p99 {fmt_time(xs[min(len(xs) - 1, int(round(0.99 * len(xs))) - 1)])}, {len(xs)} calls")
+        report.add(
+            f"  {kind}: median / p99",
+            statistics.median(xs),
+            note=f"p99 {fmt_time(xs[min(len(xs) - 1, round(0.99 * len(xs)) - 1)])}, {len(xs)} calls",
+        )
     ok_ops = total / wall >= TARGET_OPS
     print(f"  throughput target >= {TARGET_OPS:.0f} ops/s: {'PASS' if ok_ops else 'FAIL'}")
     print("  checks: unique consecutive numbers, one production holder at every event, verify() clean: PASS")

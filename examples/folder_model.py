@@ -47,7 +47,8 @@ def main() -> None:
         # 1. the base model: a folder with three files
         base_dir = save_model(work / "base", weights=os.urandom(256 * 1024), labels=["neg", "pos"])
         base = reg.register(
-            MODEL, base_dir,
+            MODEL,
+            base_dir,
             params={"epochs": 3, "base_model": "tiny-bert"},
             metrics={"accuracy": 0.88},
             tags={"task": "sentiment"},
@@ -66,7 +67,8 @@ def main() -> None:
         # 2. fine-tuning changes the weights only; the parent is recorded in the lineage
         tuned_dir = save_model(work / "tuned", weights=os.urandom(256 * 1024), labels=["neg", "pos"])
         tuned = reg.register(
-            MODEL, tuned_dir,
+            MODEL,
+            tuned_dir,
             params={"epochs": 1, "base_model": "tiny-bert", "lr": 2e-5},
             metrics={"accuracy": 0.92},
             tags={"task": "sentiment", "domain": "movies"},

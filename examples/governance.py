@@ -46,11 +46,13 @@ def main() -> None:
     section("the policy: production needs a risk review, the same AUC or better, and full lineage")
     policy = Policy(
         groups={"risk": ["carla@example.com", "dev@example.com"]},
-        gates={"production": Gate(
-            approvals=[{"count": 1, "group": "risk"}],
-            metrics=["metrics.auc >= @production - 0.002", "metrics.auc >= 0.8"],
-            lineage=["dataset_digest", "code_commit"],
-        )},
+        gates={
+            "production": Gate(
+                approvals=[{"count": 1, "group": "risk"}],
+                metrics=["metrics.auc >= @production - 0.002", "metrics.auc >= 0.8"],
+                lineage=["dataset_digest", "code_commit"],
+            )
+        },
     )
     reg.set_policy(policy, actor="lead@example.com", comment="model risk policy v1")
     print(f"policy {reg.get_policy().digest()[:19]} stored; every client now enforces it")
@@ -64,11 +66,13 @@ def main() -> None:
 
         section("register two versions (ana trains them)")
         path, lineage = train(work, seed, base)
-        v1 = reg.register(MODEL, path, metrics={"auc": round(base, 4)}, lineage=lineage, capture=None,
-                          actor="ana@example.com")
+        v1 = reg.register(
+            MODEL, path, metrics={"auc": round(base, 4)}, lineage=lineage, capture=None, actor="ana@example.com"
+        )
         path, lineage = train(work, seed + 1, base + 0.02)
-        v2 = reg.register(MODEL, path, metrics={"auc": round(base + 0.02, 4)}, lineage=lineage, capture=None,
-                          actor="ana@example.com")
+        v2 = reg.register(
+            MODEL, path, metrics={"auc": round(base + 0.02, 4)}, lineage=lineage, capture=None, actor="ana@example.com"
+        )
         print(f"registered {v1.ref} (auc {v1.metrics['auc']}) and {v2.ref} (auc {v2.metrics['auc']})")
 
         section("a direct promotion is refused, with every unmet gate")
@@ -107,8 +111,10 @@ def main() -> None:
                 after = ev.after or {}
                 what = after.get("stage") or after.get("to") or ""
                 extra = " (emergency)" if after.get("emergency") else ""
-                print(f"  #{ev.seq:<3} {ev.actor:<20} {ev.action:<19} v{ev.version} {what}{extra}"
-                      + (f"  ({ev.comment})" if ev.comment else ""))
+                print(
+                    f"  #{ev.seq:<3} {ev.actor:<20} {ev.action:<19} v{ev.version} {what}{extra}"
+                    + (f"  ({ev.comment})" if ev.comment else "")
+                )
         print(f"in-process listener saw: {seen}")
 
         section("what a deployer following the events feed sees")

@@ -52,7 +52,8 @@ def main() -> None:
         data = {"uri": "s3://data/churn/train.parquet", "version": "2026-11-01"}
         path_a, auc_a = train(work, lr=0.1, seed=seed)
         v_a = reg.register(
-            MODEL, path_a,
+            MODEL,
+            path_a,
             params={"lr": 0.1, "features": ["tenure", "plan", "usage"]},
             metrics={"auc": auc_a},
             tags={"team": "fraud", "framework": "pickle"},
@@ -64,7 +65,8 @@ def main() -> None:
 
         path_b, auc_b = train(work, lr=0.5, seed=seed + 1)
         v_b = reg.register(
-            MODEL, path_b,
+            MODEL,
+            path_b,
             params={"lr": 0.5, "features": ["tenure", "plan", "usage"]},
             metrics={"auc": auc_b},
             tags={"team": "fraud", "framework": "pickle"},
@@ -86,8 +88,9 @@ def main() -> None:
         print(f"{live.ref}: registered metrics {live.metrics}, logged later {live.logged_metrics}")
 
         section("search")
-        found = reg.search(f"name = '{MODEL}' and metrics.auc > 0.8 and tags.team = 'fraud'",
-                           order_by="metrics.auc desc", limit=3)
+        found = reg.search(
+            f"name = '{MODEL}' and metrics.auc > 0.8 and tags.team = 'fraud'", order_by="metrics.auc desc", limit=3
+        )
         for mv in found:
             print(f"  {mv.ref:<24} {mv.stage.value:<12} auc={mv.metrics['auc']}")
 

@@ -80,7 +80,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort
+    except Exception:
         pass
 
 
@@ -150,9 +150,13 @@ class EmulatorServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.workdir, env=self.env(),
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=self.env(),
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
             raise EmulatorUnavailable(f"{self.name}: cannot run {cmd[0]!r}: {exc}") from exc
@@ -204,7 +208,9 @@ class MotoServer(EmulatorServer):
         try:
             import moto.server  # noqa: F401
         except ImportError as exc:
-            raise EmulatorUnavailable(f'moto is not installed ({exc}); install it with: pip install "moto[server]"') from exc
+            raise EmulatorUnavailable(
+                f'moto is not installed ({exc}); install it with: pip install "moto[server]"'
+            ) from exc
         return [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
 
 
@@ -238,9 +244,21 @@ class FakeGcsServer(EmulatorServer):
     def command(self) -> list[str]:
         external = self.external_url or self.endpoint
         return [
-            fake_gcs_server_binary(), "-scheme", "http", "-host", self.host, "-port", str(self.port),
-            "-backend", "memory", "-public-host", external.split("://", 1)[1],
-            "-external-url", external, "-log-level", "error",
+            fake_gcs_server_binary(),
+            "-scheme",
+            "http",
+            "-host",
+            self.host,
+            "-port",
+            str(self.port),
+            "-backend",
+            "memory",
+            "-public-host",
+            external.split("://", 1)[1],
+            "-external-url",
+            external,
+            "-log-level",
+            "error",
         ]
 
 
@@ -264,8 +282,16 @@ class AzuriteServer(EmulatorServer):
 
     def command(self) -> list[str]:
         return [
-            azurite_binary(), "--blobHost", self.host, "--blobPort", str(self.port),
-            "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent",
+            azurite_binary(),
+            "--blobHost",
+            self.host,
+            "--blobPort",
+            str(self.port),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
         ]
 
     @property
@@ -398,7 +424,7 @@ class FaultProxy:
         if not head:
             return
         lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
+        method, target, _ = [*lines[0].split(" ", 2), "", ""][:3]
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -429,17 +455,26 @@ class FaultProxy:
                     if not data:
                         break
                     got += len(data)
-            reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
-                      500: "Internal Server Error", 503: "Service Unavailable"}.get(fault.status, "Error")
+            reason = {
+                400: "Bad Request",
+                403: "Forbidden",
+                404: "Not Found",
+                429: "Too Many Requests",
+                500: "Internal Server Error",
+                503: "Service Unavailable",
+            }.get(fault.status, "Error")
             extra = "".join(f"{k}: {v}\r\n" for k, v in fault.headers.items())
             client.sendall(
                 f"HTTP/1.1 {fault.status} {reason}\r\nContent-Length: {len(fault.body)}\r\nConnection: close\r\n"
-                f"{extra}\r\n".encode("latin-1") + fault.body
+                f"{extra}\r\n".encode("latin-1")
+                + fault.body
             )
             return
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=60)
         try:
-            kept = [line for line in lines[1:] if line.split(":", 1)[0].strip().lower() not in ("connection", "keep-alive")]
+            kept = [
+                line for line in lines[1:] if line.split(":", 1)[0].strip().lower() not in ("connection", "keep-alive")
+            ]
             new_head = "\r\n".join([lines[0], *kept, "Connection: close"]).encode("latin-1") + b"\r\n\r\n"
             upstream.sendall(new_head + rest)
             self._pump(client, upstream)
@@ -528,7 +563,9 @@ def unique_name(prefix: str = "mr") -> str:
 
 def s3_storage_options(server: EmulatorServer) -> dict[str, Any]:
     return {
-        "key": S3_KEY, "secret": S3_SECRET, "endpoint_url": server.endpoint,
+        "key": S3_KEY,
+        "secret": S3_SECRET,
+        "endpoint_url": server.endpoint,
         "client_kwargs": {"region_name": S3_REGION},
     }
 
@@ -589,11 +626,17 @@ def _ensure_running(server: EmulatorServer) -> None:
 def _bucket(server: EmulatorServer, protocol: str, scheme: str, options: dict[str, Any]) -> Iterator[Bucket]:
     _ensure_running(server)
     name = unique_name()
-    bucket = Bucket(name=name, url=f"{scheme}://{name}", storage_options=options, endpoint=server.endpoint,
-                    server=server, protocol=protocol)
+    bucket = Bucket(
+        name=name,
+        url=f"{scheme}://{name}",
+        storage_options=options,
+        endpoint=server.endpoint,
+        server=server,
+        protocol=protocol,
+    )
     try:
         bucket.create()
-    except Exception as exc:  # noqa: BLE001 - report why the emulator is unusable
+    except Exception as exc:
         unavailable(f"could not create {bucket.url} on {server.name} at {server.endpoint}: {type(exc).__name__}: {exc}")
     yield bucket
     bucket.remove()
@@ -656,8 +699,14 @@ def gcs_bucket_behind_proxy(emulator_workdir: Path) -> Iterator[tuple[Bucket, Fa
         _start(server)
         name = unique_name()
         options = {**gcs_storage_options(server), "endpoint_url": proxy.endpoint}
-        bucket = Bucket(name=name, url=f"gs://{name}", storage_options=options, endpoint=proxy.endpoint,
-                        server=server, protocol="gcs")
+        bucket = Bucket(
+            name=name,
+            url=f"gs://{name}",
+            storage_options=options,
+            endpoint=proxy.endpoint,
+            server=server,
+            protocol="gcs",
+        )
         bucket.create()
         yield bucket, proxy
     finally:

@@ -96,7 +96,7 @@ def within(seconds: float, fn: Callable[[], Any]) -> Any:
     def target() -> None:
         try:
             box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        except BaseException as exc:
             box["error"] = exc
 
     t = threading.Thread(target=target, daemon=True)
@@ -143,8 +143,14 @@ def test_a_folder_symlink_is_walked_and_recorded(reg: Registry, tmp_path: Path) 
 
 
 def test_old_artifact_records_load_without_the_new_field() -> None:
-    old = {"kind": "file", "name": "m.bin", "digest": digest_of(b"x"), "size": 1,
-           "files": [{"path": "m.bin", "digest": digest_of(b"x"), "size": 1}], "format": None}
+    old = {
+        "kind": "file",
+        "name": "m.bin",
+        "digest": digest_of(b"x"),
+        "size": 1,
+        "files": [{"path": "m.bin", "digest": digest_of(b"x"), "size": 1}],
+        "format": None,
+    }
     art = Artifact.model_validate(old)
     assert art.symlink_target is None
     newer = Artifact.model_validate({**old, "symlink_target": "/x/m.bin", "from_the_future": 1})
@@ -157,19 +163,28 @@ def test_links_inside_the_folder_are_stored_as_their_content(reg: Registry, tmp_
     folder = tmp_path / "saved"
     write(folder / "weights.bin", b"W" * 1000)
     write(folder / "vocab" / "words.txt", "hello")
-    (folder / "latest.bin").symlink_to("weights.bin")                      # relative, file
-    (folder / "abs.bin").symlink_to(folder / "weights.bin")                 # absolute, file
-    (folder / "tok").symlink_to("vocab", target_is_directory=True)          # folder
+    (folder / "latest.bin").symlink_to("weights.bin")  # relative, file
+    (folder / "abs.bin").symlink_to(folder / "weights.bin")  # absolute, file
+    (folder / "tok").symlink_to("vocab", target_is_directory=True)  # folder
     (folder / "vocab" / "roundabout.bin").symlink_to("../../saved/weights.bin")  # leaves and comes back
-    (folder / "chain").symlink_to("latest.bin")                             # link to a link
+    (folder / "chain").symlink_to("latest.bin")  # link to a link
     mv = reg.register("m", folder, capture=None)
     paths = [f.path for f in mv.artifact.files]
-    assert paths == ["abs.bin", "chain", "latest.bin", "weights.bin", "tok/roundabout.bin", "tok/words.txt",
-                     "vocab/roundabout.bin", "vocab/words.txt"]
+    assert paths == [
+        "abs.bin",
+        "chain",
+        "latest.bin",
+        "weights.bin",
+        "tok/roundabout.bin",
+        "tok/words.txt",
+        "vocab/roundabout.bin",
+        "vocab/words.txt",
+    ]
     assert mv.artifact.symlink_target is None
     by_path = {f.path: f.digest for f in mv.artifact.files}
     assert {by_path[p] for p in ("abs.bin", "chain", "latest.bin", "weights.bin", "tok/roundabout.bin")} == {
-        digest_of(b"W" * 1000)}
+        digest_of(b"W" * 1000)
+    }
     assert len(blobs(reg)) == 2  # content is stored once
     out = reg.download(mv.ref, tmp_path / "out")
     assert tree(out) == {p: (b"hello" if p.endswith("words.txt") else b"W" * 1000) for p in paths}
@@ -346,8 +361,9 @@ def test_the_artifact_path_itself_is_checked(reg: Registry, tmp_path: Path, what
     assert_usable(reg, [], tmp_path)
 
 
-def test_an_unreadable_subfolder_is_an_error_not_a_gap(reg: Registry, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreadable_subfolder_is_an_error_not_a_gap(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "saved"
     write(folder / "weights.bin", "w")
     write(folder / "locked" / "x.bin", "x")
@@ -437,8 +453,9 @@ def test_a_file_deleted_while_hashed_is_refused(reg: Registry, tmp_path: Path) -
     assert_usable(reg, [], tmp_path)
 
 
-def test_an_upload_failing_because_the_file_changed_says_so(reg: Registry, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_upload_failing_because_the_file_changed_says_so(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from modelreg.errors import BackendError
 
     path = write(tmp_path / "src" / "model.bin", b"x" * 1000)
@@ -459,7 +476,8 @@ def test_an_upload_failing_because_the_file_changed_says_so(reg: Registry, tmp_p
 
 
 def test_a_same_size_rewrite_the_stat_misses_is_caught_by_hashing_the_blob(
-        reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With coarse file times a rewrite of the same size may leave the stat unchanged: on a store on
     this machine the uploaded blob is hashed, and a blob that does not match its digest is deleted."""
     from modelreg import transfer

@@ -59,7 +59,8 @@ def test_every_mutation_writes_an_event(registry: Registry, tmp_path: Path) -> N
     f2 = write(tmp_path / "b" / "model.bin", b"two")
 
     assert summary(rec(registry.create_model, "churn", description="d", actor="ana")) == [
-        ("create_model", "ana", None, None, {"owner": "ana"}, None)]
+        ("create_model", "ana", None, None, {"owner": "ana"}, None)
+    ]
     (ev,) = rec(registry.register, "churn", f1, actor="ana", capture=None)
     assert (ev.action, ev.actor, ev.version, ev.before) == ("register", "ana", 1, None)
     assert ev.after is not None and ev.after["stage"] == "experimental" and ev.after["size"] == 3
@@ -68,19 +69,26 @@ def test_every_mutation_writes_an_event(registry: Registry, tmp_path: Path) -> N
     rec(registry.register, "churn", f2, actor="bob", capture=None)
 
     assert summary(rec(registry.set_tags, "churn/1", {"team": "fraud"}, actor="bob")) == [
-        ("set_tags", "bob", 1, {"team": None}, {"team": "fraud"}, None)]
+        ("set_tags", "bob", 1, {"team": None}, {"team": "fraud"}, None)
+    ]
     assert summary(rec(registry.set_description, "churn/1", "calibrated", actor="bob")) == [
-        ("set_description", "bob", 1, {"description": ""}, {"description": "calibrated"}, None)]
+        ("set_description", "bob", 1, {"description": ""}, {"description": "calibrated"}, None)
+    ]
     assert summary(rec(registry.update_model, "churn", description="churn model", actor="cy")) == [
-        ("update_model", "cy", None, {"description": "d"}, {"description": "churn model"}, None)]
+        ("update_model", "cy", None, {"description": "d"}, {"description": "churn model"}, None)
+    ]
     assert summary(rec(registry.set_alias, "churn", "champion", 1, actor="ana", comment="best")) == [
-        ("set_alias", "ana", 1, {"alias": "champion", "version": None}, {"alias": "champion", "version": 1}, "best")]
+        ("set_alias", "ana", 1, {"alias": "champion", "version": None}, {"alias": "champion", "version": 1}, "best")
+    ]
     assert summary(rec(registry.delete_alias, "churn", "champion", actor="ana")) == [
-        ("delete_alias", "ana", 1, {"alias": "champion", "version": 1}, None, None)]
+        ("delete_alias", "ana", 1, {"alias": "champion", "version": 1}, None, None)
+    ]
     assert summary(rec(registry.log_metrics, "churn/1", {"auc": 0.9}, step=3, actor="mon", comment="nightly")) == [
-        ("log_metrics", "mon", 1, {"auc": None}, {"metrics": {"auc": 0.9}, "step": 3}, "nightly")]
+        ("log_metrics", "mon", 1, {"auc": None}, {"metrics": {"auc": 0.9}, "step": 3}, "nightly")
+    ]
     assert summary(rec(registry.transition, "churn", 1, "production", actor="ana", comment="go")) == [
-        ("transition", "ana", 1, {"stage": "experimental"}, {"stage": "production"}, "go")]
+        ("transition", "ana", 1, {"stage": "experimental"}, {"stage": "production"}, "go")
+    ]
     assert summary(rec(registry.transition, "churn", 2, "production", actor="bob", comment="better")) == [
         ("transition", "bob", 1, {"stage": "production"}, {"stage": "archived"}, "replaced in production by version 2"),
         ("transition", "bob", 2, {"stage": "experimental"}, {"stage": "production"}, "better"),
@@ -91,10 +99,12 @@ def test_every_mutation_writes_an_event(registry: Registry, tmp_path: Path) -> N
     ]
     rec(registry.transition, "churn/2", "staging", actor="ana")
     assert summary(rec(registry.archive, "churn/2", actor="ana", comment="old")) == [
-        ("transition", "ana", 2, {"stage": "staging"}, {"stage": "archived"}, "old")]
+        ("transition", "ana", 2, {"stage": "staging"}, {"stage": "archived"}, "old")
+    ]
     digest = registry.get_version("churn/2").digest
     assert summary(rec(registry.purge, "churn/2", actor="root", comment="gdpr")) == [
-        ("purge", "root", 2, {"digest": digest, "stage": "archived", "aliases": []}, None, "gdpr")]
+        ("purge", "root", 2, {"digest": digest, "stage": "archived", "aliases": []}, None, "gdpr")
+    ]
 
     events = registry.history("churn")
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -141,6 +151,7 @@ def test_events_form_a_hash_chain_per_model(registry: Registry, tmp_path: Path) 
 
 # -- tampering with the SQLite database directly -------------------------------------------------------
 
+
 @pytest.fixture
 def tampered(tmp_path: Path) -> Iterator[tuple[Registry, sqlite3.Connection]]:
     """An embedded registry with churn (7 events) and fraud (2 events), plus a raw connection to its database."""
@@ -173,15 +184,20 @@ def test_verify_names_an_edited_event(tampered: tuple[Registry, sqlite3.Connecti
     assert reg.verify("fraud").ok  # other models are unaffected
 
 
-@pytest.mark.parametrize(("column", "value"), [
-    ("after", json.dumps({"stage": "staging"})),
-    ("before", json.dumps({"stage": "archived"})),
-    ("comment", "nothing to see"),
-    ("time", "2020-01-01T00:00:00+00:00"),
-    ("version", 3),
-    ("action", "set_tags"),
-])
-def test_verify_detects_an_edit_of_any_field(tampered: tuple[Registry, sqlite3.Connection], column: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("after", json.dumps({"stage": "staging"})),
+        ("before", json.dumps({"stage": "archived"})),
+        ("comment", "nothing to see"),
+        ("time", "2020-01-01T00:00:00+00:00"),
+        ("version", 3),
+        ("action", "set_tags"),
+    ],
+)
+def test_verify_detects_an_edit_of_any_field(
+    tampered: tuple[Registry, sqlite3.Connection], column: str, value: Any
+) -> None:
     reg, conn = tampered
     conn.execute(f"UPDATE events SET {column}=? WHERE model='churn' AND seq=5", (value,))
     (found,) = problems(reg)
@@ -195,7 +211,9 @@ def test_verify_detects_an_edit_whose_hash_was_recomputed(tampered: tuple[Regist
     conn.execute("UPDATE events SET actor='mallory', hash=? WHERE model='churn' AND seq=4", (forged.expected_hash(),))
     (found,) = problems(reg)
     assert found[:2] == ("audit_link", "churn")
-    assert found[2].startswith("event #5 of 'churn' (transition by ana at ") and found[2].endswith("does not link to the event before it")
+    assert found[2].startswith("event #5 of 'churn' (transition by ana at ") and found[2].endswith(
+        "does not link to the event before it"
+    )
 
 
 def test_verify_detects_a_rewritten_tail(tampered: tuple[Registry, sqlite3.Connection]) -> None:
@@ -206,8 +224,10 @@ def test_verify_detects_a_rewritten_tail(tampered: tuple[Registry, sqlite3.Conne
     for ev in events[4:]:
         forged = ev.model_copy(update={"prev_hash": prev, "comment": "rewritten"})
         digest = forged.expected_hash()
-        conn.execute("UPDATE events SET comment='rewritten', prev_hash=?, hash=? WHERE model='churn' AND seq=?",
-                     (prev, digest, ev.seq))
+        conn.execute(
+            "UPDATE events SET comment='rewritten', prev_hash=?, hash=? WHERE model='churn' AND seq=?",
+            (prev, digest, ev.seq),
+        )
         prev = digest
     (found,) = problems(reg)
     assert found[:2] == ("audit_tail", "churn")
@@ -236,9 +256,14 @@ def test_verify_detects_a_deleted_last_event(tampered: tuple[Registry, sqlite3.C
     reg, conn = tampered
     conn.execute("DELETE FROM events WHERE model='churn' AND seq=7")
     (found,) = problems(reg)
-    assert found == ("audit_tail", "churn", (
-        "the audit chain of 'churn' ends at event #6 but the model records #7; "
-        "events at the end were deleted or replaced"))
+    assert found == (
+        "audit_tail",
+        "churn",
+        (
+            "the audit chain of 'churn' ends at event #6 but the model records #7; "
+            "events at the end were deleted or replaced"
+        ),
+    )
 
 
 def test_verify_detects_a_deleted_first_event(tampered: tuple[Registry, sqlite3.Connection]) -> None:
@@ -259,6 +284,7 @@ def test_a_clean_chain_verifies_after_reopening(tampered: tuple[Registry, sqlite
 
 
 # -- the change and its event commit together ---------------------------------------------------------------
+
 
 def test_a_failing_event_write_rolls_back_the_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reg = Registry(tmp_path / "reg")

@@ -31,8 +31,15 @@ def load_worker():
 
 def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], check=False, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_mlflow_comparison_worker_runs_the_modelreg_workload(tmp_path: Path) -> None:
@@ -73,13 +80,32 @@ def test_mlflow_comparison_worker_runs_the_modelreg_workload(tmp_path: Path) -> 
 
 def test_mlflow_comparison_script_runs_modelreg_alone(tmp_path: Path) -> None:
     """The whole script (child workers, rounds, table) with ``--only modelreg``: no MLflow needed."""
-    proc = run_script("--only", "modelreg", "--versions", "20", "--rounds", "1", "--quick", "--opens", "1",
-                      "--tmpdir", str(tmp_path), "--markdown")
+    proc = run_script(
+        "--only",
+        "modelreg",
+        "--versions",
+        "20",
+        "--rounds",
+        "1",
+        "--quick",
+        "--opens",
+        "1",
+        "--tmpdir",
+        str(tmp_path),
+        "--markdown",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "search hits {'modelreg': 2}" in out
-    for label in ("client open", "get_version by number", "get by alias", "tag search", "set alias", "transition",
-                  "register a 1 KiB file"):
+    for label in (
+        "client open",
+        "get_version by number",
+        "get by alias",
+        "tag search",
+        "set alias",
+        "transition",
+        "register a 1 KiB file",
+    ):
         assert re.search(rf"^\| {re.escape(label)}.* \| \d+(\.\d+)? \|$", out, re.MULTILINE), (label, out)
     assert "MLflow" not in out.split("populating", 1)[1]  # MLflow was never needed
     assert not list(tmp_path.iterdir()), "the script left its registries behind"
@@ -106,16 +132,31 @@ def test_mlflow_comparison_reports_a_broken_environment(tmp_path: Path) -> None:
 
 def _run_bench(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, str(BENCH / script), *args], check=False, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_scale_benchmark_runs_every_change_on_both_stores() -> None:
     proc = _run_bench("bench_scale.py", "--small", "5", "--big", "30", "--calls", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for store in ("sqlite", "json"):
-        for change in ("set_alias", "delete_alias", "transition", "rollback", "set_tags", "set_description",
-                       "log_metrics", "request+approve(+complete)"):
+        for change in (
+            "set_alias",
+            "delete_alias",
+            "transition",
+            "rollback",
+            "set_tags",
+            "set_description",
+            "log_metrics",
+            "request+approve(+complete)",
+        ):
             assert f"{store} {change}: 30 vs 5 versions" in proc.stdout, proc.stdout
 
 

@@ -79,8 +79,12 @@ def passes(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     from modelreg.stores.artifacts import FsspecArtifactStore
 
     seen = {"put_file_hashed": 0, "parallel": 0, "kernel": 0, "put_file": 0}
-    real_hashed, real_threaded, real_kernel, real_put = (FsspecArtifactStore.put_file_hashed, hashing._copy_threaded,
-                                                         hashing._kernel_step, FsspecArtifactStore.put_file)
+    real_hashed, real_threaded, real_kernel, real_put = (
+        FsspecArtifactStore.put_file_hashed,
+        hashing._copy_threaded,
+        hashing._kernel_step,
+        FsspecArtifactStore.put_file,
+    )
 
     def put_file_hashed(self: Any, *args: Any, **kwargs: Any) -> Any:
         seen["put_file_hashed"] += 1
@@ -228,8 +232,9 @@ def test_sha256_copy_stops_its_thread_when_the_copy_fails(tmp_path: Path, kind: 
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_sha256_copy_falls_back_when_the_kernel_refuses_the_pair(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sha256_copy_falls_back_when_the_kernel_refuses_the_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refuse(*args: Any) -> int:
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
@@ -253,16 +258,20 @@ def test_sha256_copy_reports_a_failed_read_back(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(os, "preadv", preadv)
     write(tmp_path / "src", os.urandom(SIZE))
-    with (pytest.raises(OSError, match="Input/output error"), open(tmp_path / "src", "rb", buffering=0) as src,
-          open(tmp_path / "dst", "w+b", buffering=0) as dst):
+    with (
+        pytest.raises(OSError, match="Input/output error"),
+        open(tmp_path / "src", "rb", buffering=0) as src,
+        open(tmp_path / "dst", "w+b", buffering=0) as dst,
+    ):
         sha256_copy(src, dst, total=SIZE)
     assert not any(t.name == "modelreg-sha256" for t in threading.enumerate())
 
 
 @pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("kind", ["streams", "files"])
-def test_sha256_copy_reports_a_failure_of_the_hashing_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             kind: str) -> None:
+def test_sha256_copy_reports_a_failure_of_the_hashing_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
     real = hashlib.sha256
 
     class Failing:
@@ -293,8 +302,9 @@ def test_sha256_copy_reports_a_failure_of_the_hashing_thread(tmp_path: Path, mon
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_register_reads_a_big_file_once_and_stores_what_it_hashed(reg: Registry, tmp_path: Path, payload: bytes,
-                                                                   passes: dict[str, int]) -> None:
+def test_register_reads_a_big_file_once_and_stores_what_it_hashed(
+    reg: Registry, tmp_path: Path, payload: bytes, passes: dict[str, int]
+) -> None:
     path = write(tmp_path / "src" / "model.bin", payload)
     seen: list[tuple[str, int, int]] = []
     hashing_thread: list[bool] = []
@@ -324,8 +334,9 @@ def test_register_reads_a_big_file_once_and_stores_what_it_hashed(reg: Registry,
     assert passes["parallel"] == passes["kernel"] == 2  # the download too
 
 
-def test_register_and_download_with_the_shipped_constants(reg: Registry, tmp_path: Path,
-                                                          passes: dict[str, int]) -> None:
+def test_register_and_download_with_the_shipped_constants(
+    reg: Registry, tmp_path: Path, passes: dict[str, int]
+) -> None:
     data = os.urandom(transfer.SINGLE_PASS_MIN + 12345)
     assert len(data) > hashing.PARALLEL_MIN
     path = write(tmp_path / "big.bin", data)
@@ -337,8 +348,9 @@ def test_register_and_download_with_the_shipped_constants(reg: Registry, tmp_pat
     assert_no_wrong_blob(tmp_path / "reg")
 
 
-def test_small_files_are_still_hashed_first_and_read_back(reg: Registry, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_files_are_still_hashed_first_and_read_back(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Below SINGLE_PASS_MIN: hash, upload, read-back (the phases and checks tests/test_artifact_inputs.py
     and tests/test_crash.py rely on)."""
     from modelreg.stores.artifacts import FsspecArtifactStore
@@ -348,8 +360,12 @@ def test_small_files_are_still_hashed_first_and_read_back(reg: Registry, tmp_pat
 
     monkeypatch.setattr(FsspecArtifactStore, "put_file_hashed", refuse)
     seen: list[str] = []
-    mv = reg.register("churn", write(tmp_path / "small.bin", b"w" * 5000), capture=None,
-                      progress=lambda phase, done, total: seen.append(phase))
+    mv = reg.register(
+        "churn",
+        write(tmp_path / "small.bin", b"w" * 5000),
+        capture=None,
+        progress=lambda phase, done, total: seen.append(phase),
+    )
     assert mv.digest == digest_of(b"w" * 5000)
     assert seen[0] == "hash" and seen[-1] == "upload"
 
@@ -358,8 +374,9 @@ def test_small_files_are_still_hashed_first_and_read_back(reg: Registry, tmp_pat
 def test_register_an_empty_file_in_one_pass(reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfer, "SINGLE_PASS_MIN", 0)
     seen: list[tuple[str, int, int]] = []
-    mv = reg.register("churn", write(tmp_path / "empty.bin", b""), capture=None,
-                      progress=lambda *call: seen.append(call))
+    mv = reg.register(
+        "churn", write(tmp_path / "empty.bin", b""), capture=None, progress=lambda *call: seen.append(call)
+    )
     assert (mv.digest, mv.size) == (digest_of(b""), 0)
     assert seen == [("upload", 0, 0)]
     assert stored_blobs(tmp_path / "reg") == {mv.digest: b""}
@@ -441,8 +458,9 @@ CHANGES: dict[str, tuple[Callable[[Path], None], str]] = {
 
 @pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("change", sorted(CHANGES))
-def test_a_file_changing_during_the_pass_is_refused_and_leaves_no_blob(reg: Registry, tmp_path: Path, payload: bytes,
-                                                                       passes: dict[str, int], change: str) -> None:
+def test_a_file_changing_during_the_pass_is_refused_and_leaves_no_blob(
+    reg: Registry, tmp_path: Path, payload: bytes, passes: dict[str, int], change: str
+) -> None:
     root = tmp_path / "reg"
     reg.register("churn", write(tmp_path / "v1.bin", b"version one"), capture=None)
     before = stored_blobs(root)
@@ -521,8 +539,9 @@ def test_an_exception_mid_copy_leaves_no_partial_blob(reg: Registry, tmp_path: P
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_a_full_disk_mid_copy_leaves_no_partial_blob(reg: Registry, tmp_path: Path, payload: bytes,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_mid_copy_leaves_no_partial_blob(
+    reg: Registry, tmp_path: Path, payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = os.copy_file_range
     calls: list[int] = []
 
@@ -572,8 +591,9 @@ def _damage(root: Path, digest: str, at: int) -> None:
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_download_of_a_damaged_blob_leaves_nothing(reg: Registry, tmp_path: Path, payload: bytes,
-                                                   passes: dict[str, int]) -> None:
+def test_download_of_a_damaged_blob_leaves_nothing(
+    reg: Registry, tmp_path: Path, payload: bytes, passes: dict[str, int]
+) -> None:
     mv = reg.register("churn", write(tmp_path / "model.bin", payload), capture=None)
     _damage(tmp_path / "reg", mv.digest, SIZE - 1)  # in the last chunk: most of the copy is written first
     dest = tmp_path / "downloads" / "here"
@@ -590,14 +610,17 @@ def test_download_of_a_damaged_blob_leaves_nothing(reg: Registry, tmp_path: Path
 
 
 @pytest.mark.usefixtures("small_chunks")
-def test_download_through_the_cache_copies_while_it_verifies(tmp_path: Path, payload: bytes,
-                                                              passes: dict[str, int]) -> None:
+def test_download_through_the_cache_copies_while_it_verifies(
+    tmp_path: Path, payload: bytes, passes: dict[str, int]
+) -> None:
     cache = BlobCache(tmp_path / "cache")
     with Registry(tmp_path / "reg", cache=cache) as reg:
         mv = reg.register("churn", write(tmp_path / "model.bin", payload), capture=None)
         assert passes == {"put_file_hashed": 1, "parallel": 1, "kernel": 1, "put_file": 0}
         assert reg.download(mv.ref, tmp_path / "one").read_bytes() == payload  # a miss: fetched, then copied
-        assert passes["parallel"] == passes["kernel"] == 2  # the pass that verified the fetched copy also wrote the output
+        assert (
+            passes["parallel"] == passes["kernel"] == 2
+        )  # the pass that verified the fetched copy also wrote the output
         assert cache.path_for(mv.digest).read_bytes() == payload
         assert reg.download(mv.ref, tmp_path / "two").read_bytes() == payload  # a hit: copied out, re-hashed
         assert passes["parallel"] == passes["kernel"] == 3

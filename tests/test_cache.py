@@ -55,7 +55,7 @@ def test_fetch_stores_by_digest_read_only(memory_store, tmp_path: Path) -> None:
 
 
 def test_corrupted_store_content_is_never_cached(memory_store, tmp_path: Path) -> None:
-    path, data, digest = _blob(tmp_path)
+    _path, data, digest = _blob(tmp_path)
     memory_store.fs.pipe_file(memory_store._path(digest), b"not the content")
     cache = BlobCache(tmp_path / "cache")
     with pytest.raises(IntegrityError, match="corrupted"):
@@ -82,7 +82,7 @@ def test_info_and_clear(memory_store, tmp_path: Path) -> None:
     cache = BlobCache(tmp_path / "cache")
     sizes = [1000, 2500, 10]
     for size in sizes:
-        path, data, digest = _blob(tmp_path, size)
+        path, _data, digest = _blob(tmp_path, size)
         memory_store.put_file(digest, path)
         cache.fetch(digest, size, memory_store)
     info = cache.info()
@@ -179,10 +179,20 @@ def test_cli_cache_info_and_clear(memory_store, tmp_path: Path, capsys) -> None:
 
 def test_cli_cache_clear_older_than(tmp_path: Path) -> None:
     env = {**os.environ, "MODELREG_CACHE_DIR": str(tmp_path / "c")}
-    out = subprocess.run([sys.executable, "-m", "modelreg", "cache", "clear", "--older-than", "30d", "--json"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "modelreg", "cache", "clear", "--older-than", "30d", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"path": str(tmp_path / "c"), "removed": 0, "bytes_freed": 0}
-    bad = subprocess.run([sys.executable, "-m", "modelreg", "cache", "clear", "--older-than", "soon"],
-                         capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "modelreg", "cache", "clear", "--older-than", "soon"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "invalid duration" in bad.stderr

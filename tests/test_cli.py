@@ -16,8 +16,27 @@ from modelreg import Registry, cli
 from modelreg.progress import ProgressBar, human_size
 
 COMMANDS = [
-    "register", "list", "versions", "show", "transition", "rollback", "alias", "tag", "describe",
-    "log-metrics", "metrics", "download", "history", "search", "compare", "verify", "gc", "purge", "archive", "cache", "copy",
+    "register",
+    "list",
+    "versions",
+    "show",
+    "transition",
+    "rollback",
+    "alias",
+    "tag",
+    "describe",
+    "log-metrics",
+    "metrics",
+    "download",
+    "history",
+    "search",
+    "compare",
+    "verify",
+    "gc",
+    "purge",
+    "archive",
+    "cache",
+    "copy",
 ]
 
 
@@ -63,11 +82,16 @@ def big_file(tmp_path: Path) -> Path:
     return path
 
 
-def _subprocess(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _subprocess(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m modelreg ...``; output decoded without newline translation (progress bars use ``\\r``)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "modelreg", *args], capture_output=True, env=env,
-        input=stdin.encode() if stdin is not None else None, timeout=120,
+        [sys.executable, "-m", "modelreg", *args],
+        capture_output=True,
+        env=env,
+        input=stdin.encode() if stdin is not None else None,
+        timeout=120,
     )
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
@@ -95,7 +119,7 @@ def test_help_lists_every_command(run: CLI) -> None:
 
 
 def test_no_command_prints_help_and_exits_2(run: CLI) -> None:
-    rc, out, err = run(registry=False)
+    rc, _out, err = run(registry=False)
     assert rc == 2
     assert "usage: modelreg" in err and "register" in err
 
@@ -131,19 +155,51 @@ def test_common_options_before_or_after_the_command(run: CLI, model_file: Path, 
 def test_register_with_every_option_and_show_json(run: CLI, model_file: Path) -> None:
     digest = "sha256:" + "ab" * 32
     mv = run.json(
-        "register", "churn", str(model_file),
-        "--param", "lr=0.1", "--param", "layers=[64, 32]", "--param", "optimizer=adam", "--param", "x=NaN",
-        "--param", "nested={\"a\": {\"b\": true}}",
-        "--metric", "auc=0.91", "--metric", "loss=1e-3",
-        "--tag", "team=fraud", "--tag", "note=a=b",
-        "--description", "first churn model",
-        "--run-id", "run-42", "--run-url", "https://tracker.example/runs/42",
-        "--dataset", "s3://data/churn.parquet@v3", "--dataset", f"gs://bucket/eval.csv@{digest}",
-        "--dataset", "https://user@host.example/data/train",
-        "--format", "onnx", "--no-capture",
+        "register",
+        "churn",
+        str(model_file),
+        "--param",
+        "lr=0.1",
+        "--param",
+        "layers=[64, 32]",
+        "--param",
+        "optimizer=adam",
+        "--param",
+        "x=NaN",
+        "--param",
+        'nested={"a": {"b": true}}',
+        "--metric",
+        "auc=0.91",
+        "--metric",
+        "loss=1e-3",
+        "--tag",
+        "team=fraud",
+        "--tag",
+        "note=a=b",
+        "--description",
+        "first churn model",
+        "--run-id",
+        "run-42",
+        "--run-url",
+        "https://tracker.example/runs/42",
+        "--dataset",
+        "s3://data/churn.parquet@v3",
+        "--dataset",
+        f"gs://bucket/eval.csv@{digest}",
+        "--dataset",
+        "https://user@host.example/data/train",
+        "--format",
+        "onnx",
+        "--no-capture",
     )
     assert mv["name"] == "churn" and mv["version"] == 1 and mv["stage"] == "experimental"
-    assert mv["params"] == {"lr": 0.1, "layers": [64, 32], "optimizer": "adam", "x": "NaN", "nested": {"a": {"b": True}}}
+    assert mv["params"] == {
+        "lr": 0.1,
+        "layers": [64, 32],
+        "optimizer": "adam",
+        "x": "NaN",
+        "nested": {"a": {"b": True}},
+    }
     assert mv["metrics"] == {"auc": 0.91, "loss": 0.001}
     assert mv["tags"] == {"team": "fraud", "note": "a=b"}
     assert mv["description"] == "first churn model"
@@ -186,8 +242,23 @@ def test_register_folder_with_parent(run: CLI, model_file: Path, tmp_path: Path)
 
 
 def test_show_prints_a_version_fully(run: CLI, model_file: Path) -> None:
-    run.ok("register", "churn", str(model_file), "--param", "lr=0.1", "--metric", "auc=0.91",
-           "--tag", "team=fraud", "--run-id", "run-7", "--dataset", "s3://d/x@v1", "--description", "hello there")
+    run.ok(
+        "register",
+        "churn",
+        str(model_file),
+        "--param",
+        "lr=0.1",
+        "--metric",
+        "auc=0.91",
+        "--tag",
+        "team=fraud",
+        "--run-id",
+        "run-7",
+        "--dataset",
+        "s3://d/x@v1",
+        "--description",
+        "hello there",
+    )
     run.ok("log-metrics", "churn/1", "auc_live=0.87")
     run.ok("alias", "churn", "champion", "1")
     with Registry(run.registry) as reg:
@@ -196,10 +267,23 @@ def test_show_prints_a_version_fully(run: CLI, model_file: Path) -> None:
     lines = out.splitlines()
     assert lines[0] == "churn/1"
     for expected in [
-        "  stage        experimental", "  aliases      champion", "  description  hello there",
-        f"  digest       {mv.digest}", "params", "  lr  0.1", "metrics", "  auc  0.91",
-        "logged metrics (latest values)", "  auc_live  0.87", "tags", "  team  fraud", "lineage",
-        "run-7", "s3://d/x version v1", f"python {sys.version.split()[0]}", "files",
+        "  stage        experimental",
+        "  aliases      champion",
+        "  description  hello there",
+        f"  digest       {mv.digest}",
+        "params",
+        "  lr  0.1",
+        "metrics",
+        "  auc  0.91",
+        "logged metrics (latest values)",
+        "  auc_live  0.87",
+        "tags",
+        "  team  fraud",
+        "lineage",
+        "run-7",
+        "s3://d/x version v1",
+        f"python {sys.version.split()[0]}",
+        "files",
     ]:
         assert expected in out, expected
     assert any(ln.split() == ["model.onnx", *human_size(mv.size).split(), mv.digest] for ln in lines)
@@ -235,9 +319,12 @@ def test_list_and_versions(run: CLI, tmp_path: Path) -> None:
 def test_transition_both_forms_and_exclusive_production(run: CLI, tmp_path: Path) -> None:
     _versions(run, tmp_path, 2)
     assert run.ok("transition", "churn/1", "production", "--comment", "first").splitlines() == [
-        "churn/1: experimental -> production"]
+        "churn/1: experimental -> production"
+    ]
     assert run.ok("transition", "churn", "2", "production", "-m", "beats v1").splitlines() == [
-        "churn/1: production -> archived", "churn/2: experimental -> production"]
+        "churn/1: production -> archived",
+        "churn/2: experimental -> production",
+    ]
     assert run.json("show", "churn@production")["version"] == 2
     assert run.json("transition", "churn/1", "staging")["stage"] == "staging"
     events = run.json("history", "churn")
@@ -249,8 +336,9 @@ def test_invalid_transition_names_allowed_targets(run: CLI, tmp_path: Path) -> N
     run.ok("transition", "churn/1", "production")
     rc, out, err = run("transition", "churn/1", "experimental")
     assert rc == 1 and out == ""
-    assert err == ("error: cannot move churn/1 from production to experimental; "
-                   "allowed from production: staging, archived\n")
+    assert err == (
+        "error: cannot move churn/1 from production to experimental; allowed from production: staging, archived\n"
+    )
     rc, _, err = run("transition", "churn/1", "live")
     assert rc == 2 and err.startswith("error: unknown stage 'live'")
     rc, _, err = run("transition", "churn/1", "2", "staging")
@@ -262,7 +350,9 @@ def test_rollback(run: CLI, tmp_path: Path) -> None:
     run.ok("transition", "churn/1", "production")
     run.ok("transition", "churn/2", "production")
     assert run.ok("rollback", "churn", "-m", "v2 regressed").splitlines() == [
-        "churn/2: production -> archived", "churn/1: back in production"]
+        "churn/2: production -> archived",
+        "churn/1: back in production",
+    ]
     assert run.json("show", "churn@production")["version"] == 1
     rc, _, err = run("rollback", "churn", "--stage", "staging")
     assert rc == 1 and err.startswith("error: no version of 'churn' is in staging")
@@ -294,7 +384,11 @@ def test_alias_set_list_and_delete(run: CLI, tmp_path: Path) -> None:
     assert rc == 2 and "is a stage name" in err
 
     assert run.ok("alias", "churn", "champion", "--delete").strip() == "removed alias churn@champion"
-    assert run.json("alias", "churn", "challenger", "--delete") == {"name": "churn", "alias": "challenger", "deleted": True}
+    assert run.json("alias", "churn", "challenger", "--delete") == {
+        "name": "churn",
+        "alias": "challenger",
+        "deleted": True,
+    }
     rc, out, err = run("alias", "churn")
     assert rc == 0 and out == "" and "has no aliases" in err
     rc, _, err = run("alias", "churn", "champion", "--delete")
@@ -330,8 +424,10 @@ def test_describe_version_and_model(run: CLI, tmp_path: Path) -> None:
 def test_log_metrics_and_metric_history(run: CLI, tmp_path: Path) -> None:
     _versions(run, tmp_path, 1)
     run.ok("transition", "churn/1", "production")
-    assert run.ok("log-metrics", "churn@production", "auc_live=0.87", "--step", "1").strip() == \
-        "logged auc_live=0.87 on churn/1"
+    assert (
+        run.ok("log-metrics", "churn@production", "auc_live=0.87", "--step", "1").strip()
+        == "logged auc_live=0.87 on churn/1"
+    )
     mv = run.json("log-metrics", "churn/1", "auc_live=0.85", "latency_ms=12", "--step", "2", "-m", "week 2")
     assert mv["logged_metrics"] == {"auc_live": 0.85, "latency_ms": 12.0}
     assert mv["metrics"] == {"auc": 0.8}
@@ -339,8 +435,12 @@ def test_log_metrics_and_metric_history(run: CLI, tmp_path: Path) -> None:
     assert [(p["value"], p["step"], p["source"]) for p in points] == [(0.87, 1, "log"), (0.85, 2, "log")]
     out = run.ok("metrics", "churn/1")
     rows = [ln.split()[:4] for ln in out.splitlines()[1:]]
-    assert rows == [["auc", "0.8", "register", "-"], ["auc_live", "0.87", "log", "1"],
-                    ["auc_live", "0.85", "log", "2"], ["latency_ms", "12", "log", "2"]]
+    assert rows == [
+        ["auc", "0.8", "register", "-"],
+        ["auc_live", "0.87", "log", "1"],
+        ["auc_live", "0.85", "log", "2"],
+        ["latency_ms", "12", "log", "2"],
+    ]
     rc, _, err = run("log-metrics", "churn/1", "auc_live=nan")
     assert rc == 2 and err == "error: metric 'auc_live' is nan; metrics must be finite numbers (no NaN or inf)\n"
     rc, _, err = run("log-metrics", "churn/1", "auc_live=high")
@@ -358,8 +458,12 @@ def test_download(run: CLI, model_file: Path, tmp_path: Path) -> None:
     rc, _, err = run("download", "churn@production", str(dest))
     assert rc == 1 and "exists already" in err and "--overwrite" in err
     info = run.json("download", "churn/1", str(dest), "--overwrite")
-    assert info == {"ref": "churn/1", "path": str(dest / "model.onnx"), "digest": run.json("show", "churn/1")["artifact"]["digest"],
-                    "size": model_file.stat().st_size}
+    assert info == {
+        "ref": "churn/1",
+        "path": str(dest / "model.onnx"),
+        "digest": run.json("show", "churn/1")["artifact"]["digest"],
+        "size": model_file.stat().st_size,
+    }
     # a destination that is a file: the OSError is reported without a traceback
     rc, _, err = run("download", "churn/1", str(model_file))
     assert rc == 1 and err.startswith("error: ") and str(model_file) in err and "Traceback" not in err
@@ -373,7 +477,14 @@ def test_history(run: CLI, tmp_path: Path) -> None:
     run.ok("log-metrics", "churn/2", "auc_live=0.9", "--step", "4")
     events = run.json("history", "churn")
     assert [e["action"] for e in events] == [
-        "create_model", "register", "register", "transition", "set_alias", "set_tags", "log_metrics"]
+        "create_model",
+        "register",
+        "register",
+        "transition",
+        "set_alias",
+        "set_tags",
+        "log_metrics",
+    ]
     assert [e["seq"] for e in events] == list(range(1, 8))
     assert events[3]["actor"] == "ana" and events[4]["actor"] == "bob" and events[5]["actor"] == "tester"
 
@@ -413,7 +524,9 @@ def test_compare(run: CLI, tmp_path: Path) -> None:
     a.write_bytes(b"a")
     b.write_bytes(b"b")
     run.ok("register", "churn", str(a), "--param", "lr=0.1", "--metric", "auc=0.8", "--no-capture")
-    run.ok("register", "churn", str(b), "--param", "lr=0.2", "--metric", "auc=0.9", "--tag", "team=fraud", "--no-capture")
+    run.ok(
+        "register", "churn", str(b), "--param", "lr=0.2", "--metric", "auc=0.9", "--tag", "team=fraud", "--no-capture"
+    )
     cmp = run.json("compare", "churn/1", "churn/2")
     assert cmp["params"] == {"lr": {"a": 0.1, "b": 0.2}}
     assert cmp["metrics"] == {"auc": {"a": 0.8, "b": 0.9}}
@@ -423,7 +536,10 @@ def test_compare(run: CLI, tmp_path: Path) -> None:
     assert out.splitlines()[0] == "churn/1 vs churn/2: different artifacts"
     assert [ln.split() for ln in out.splitlines() if ln.strip().startswith("lr")] == [["lr", "0.1", "0.2"]]
     assert "added    b.bin" in out and "removed  a.bin" in out
-    assert run.ok("compare", "churn/1", "churn/1").splitlines() == ["churn/1 vs churn/1: same artifact", "no differences"]
+    assert run.ok("compare", "churn/1", "churn/1").splitlines() == [
+        "churn/1 vs churn/1: same artifact",
+        "no differences",
+    ]
 
 
 # -- verify, gc, purge -----------------------------------------------------------------------------
@@ -472,11 +588,17 @@ def test_purge_and_gc(run: CLI, tmp_path: Path) -> None:
     report = run.json("gc")  # default grace 1h: the blob is too young
     assert report["removed"] == [] and report["kept_recent"] == 1
     out = run.ok("gc", "--grace", "0s", "--dry-run")
-    assert out.splitlines() == ["would remove 1 unreferenced blob(s), 15 B; kept 1 in use and 0 newer than 0s",
-                                f"  {digest}"]
+    assert out.splitlines() == [
+        "would remove 1 unreferenced blob(s), 15 B; kept 1 in use and 0 newer than 0s",
+        f"  {digest}",
+    ]
     assert _blob_path(run.registry, digest).exists()
     report = run.json("gc", "--grace", "0s")
-    assert report["removed"] == [digest] and report["bytes_freed"] == len(b"churn version 0") and report["dry_run"] is False
+    assert (
+        report["removed"] == [digest]
+        and report["bytes_freed"] == len(b"churn version 0")
+        and report["dry_run"] is False
+    )
     assert not _blob_path(run.registry, digest).exists()
     rc, _, err = run("gc", "--grace", "soon")
     assert rc == 2 and "invalid duration 'soon'" in err
@@ -547,8 +669,9 @@ def test_errors_exit_codes_and_stderr_in_a_subprocess(tmp_path: Path, model_file
     assert _subprocess("--registry", reg, "transition", "churn/1", "production").returncode == 0
     proc = _subprocess("--registry", reg, "transition", "churn/1", "experimental")
     assert proc.returncode == 1
-    assert proc.stderr == ("error: cannot move churn/1 from production to experimental; "
-                           "allowed from production: staging, archived\n")
+    assert proc.stderr == (
+        "error: cannot move churn/1 from production to experimental; allowed from production: staging, archived\n"
+    )
 
     proc = _subprocess("--registry", reg, "versions")
     assert proc.returncode == 2 and "the following arguments are required: NAME" in proc.stderr
@@ -577,8 +700,12 @@ def test_registry_from_environment_in_a_subprocess(tmp_path: Path, model_file: P
 def test_console_script_is_installed(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("modelreg.exe" if os.name == "nt" else "modelreg")
     assert script.exists(), "the package is installed with its `modelreg` entry point"
-    proc = subprocess.run([str(script), "--registry", str(tmp_path / "reg"), "list", "--json"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), "--registry", str(tmp_path / "reg"), "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout) == []
 
 
@@ -676,8 +803,10 @@ def test_progress_bar_line_content_and_phases() -> None:
     bar("hash", 0, 10 * mib)
     clock.now += 1.0
     bar("hash", 5 * mib, 10 * mib)
-    assert stream.getvalue().rsplit("\r", 1)[-1] == \
-        "hash       50.0% [############............] 5.0 MiB/10.0 MiB  5.0 MiB/s"
+    assert (
+        stream.getvalue().rsplit("\r", 1)[-1]
+        == "hash       50.0% [############............] 5.0 MiB/10.0 MiB  5.0 MiB/s"
+    )
     clock.now += 1.0
     bar("hash", 10 * mib, 10 * mib)
     clock.now += 0.5
@@ -697,7 +826,10 @@ def test_progress_bar_line_content_and_phases() -> None:
     clock.now += 1.0
     bar("hash", mib, mib)
     bar.close()
-    assert stream.getvalue().rsplit("\r", 1)[-1] == "hash      100.0% [########################] 1.0 MiB/1.0 MiB  1.5 MiB/s\n"
+    assert (
+        stream.getvalue().rsplit("\r", 1)[-1]
+        == "hash      100.0% [########################] 1.0 MiB/1.0 MiB  1.5 MiB/s\n"
+    )
 
     # unknown total
     clock, stream = FakeClock(), io.StringIO()
@@ -733,7 +865,7 @@ def test_human_size() -> None:
 
 
 # -- extension point -------------------------------------------------------------------------------
-HOOK_MODULE = '''
+HOOK_MODULE = """
 import argparse
 
 def add_commands(subparsers):
@@ -758,11 +890,14 @@ def count(ctx, args):
 
 def where(args):
     print(f"registry={args.registry} json={args.json}")
-'''
+"""
 
 
 def test_extension_commands_are_imported_only_when_run(
-    run: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_file: Path,
+    run: CLI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_file: Path,
 ) -> None:
     pkg = tmp_path / "ext"
     pkg.mkdir()
@@ -770,8 +905,11 @@ def test_extension_commands_are_imported_only_when_run(
     monkeypatch.syspath_prepend(str(pkg))
     monkeypatch.delitem(sys.modules, "modelreg_hello_ext", raising=False)
     target = "modelreg_hello_ext:add_commands"
-    monkeypatch.setattr(cli, "EXTENSIONS", [
-        ("hello", "say hello", target), ("models-count", "count models", target), ("where", "where", target)])
+    monkeypatch.setattr(
+        cli,
+        "EXTENSIONS",
+        [("hello", "say hello", target), ("models-count", "count models", target), ("where", "where", target)],
+    )
 
     rc, out, _ = run("--help", registry=False)
     assert rc == 0 and "hello" in out and "models-count" in out
@@ -798,9 +936,15 @@ def test_extension_commands_are_imported_only_when_run(
 
 def test_ui_command_is_registered_lazily() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from modelreg import cli; rc = cli.main(['--help']); "
-         "print('UI_IMPORTED' if 'modelreg.ui' in sys.modules else 'UI_NOT_IMPORTED'); sys.exit(rc)"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from modelreg import cli; rc = cli.main(['--help']); "
+            "print('UI_IMPORTED' if 'modelreg.ui' in sys.modules else 'UI_NOT_IMPORTED'); sys.exit(rc)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "\n    ui " in proc.stdout and proc.stdout.rstrip().endswith("UI_NOT_IMPORTED")

@@ -54,8 +54,9 @@ def test_get_file_streams_to_disk_with_progress(cloud: Bucket, tmp_path: Path, m
     store.put_file(digest, path)
     used: list[str] = []
     real = _cloud.download_file
-    monkeypatch.setattr(_cloud, "download_file", lambda fs, backend, *a, **k: (used.append(backend),
-                                                                               real(fs, backend, *a, **k))[1])
+    monkeypatch.setattr(
+        _cloud, "download_file", lambda fs, backend, *a, **k: (used.append(backend), real(fs, backend, *a, **k))[1]
+    )
     out = tmp_path / "out.bin"
     seen: list[tuple[str, int, int]] = []
     store.get_file(digest, out, progress=lambda *a: seen.append(a))
@@ -71,8 +72,13 @@ def test_put_skips_a_blob_already_stored(cloud: Bucket, tmp_path: Path, monkeypa
     path, data, digest = _file(tmp_path, 2 * MiB)
     uploads: list[str] = []
     real = _cloud.upload_file
-    monkeypatch.setattr(_cloud, "upload_file", lambda fs, backend, local, remote, *a, **k: (
-        uploads.append(remote), real(fs, backend, local, remote, *a, **k))[1])
+    monkeypatch.setattr(
+        _cloud,
+        "upload_file",
+        lambda fs, backend, local, remote, *a, **k: (uploads.append(remote), real(fs, backend, local, remote, *a, **k))[
+            1
+        ],
+    )
     store = FsspecArtifactStore(f"{cloud.url}/blobs", **cloud.storage_options)
     store.put_file(digest, path)
     store.put_file(digest, path)
@@ -106,19 +112,37 @@ def test_an_upload_of_the_same_blob_from_two_threads(cloud: Bucket, tmp_path: Pa
 def test_transfer_knobs_are_explicit_per_backend(cloud: Bucket) -> None:
     store = FsspecArtifactStore(f"{cloud.url}/blobs", **cloud.storage_options)
     assert store.transfer == DEFAULTS[store.backend]
-    tuned = FsspecArtifactStore(f"{cloud.url}/blobs", chunk_size=32 * MiB, concurrency=2, retries=7,
-                                backoff=0.1, backoff_max=3, **cloud.storage_options)
+    tuned = FsspecArtifactStore(
+        f"{cloud.url}/blobs",
+        chunk_size=32 * MiB,
+        concurrency=2,
+        retries=7,
+        backoff=0.1,
+        backoff_max=3,
+        **cloud.storage_options,
+    )
     assert tuned.transfer == TransferConfig(chunk_size=32 * MiB, concurrency=2, retries=7, backoff=0.1, backoff_max=3)
-    via_registry = Registry(metadata="sqlite:///" + str(Path(os.environ["MODELREG_HOME"]) / "r.db"),
-                            artifacts=f"{cloud.url}/blobs",
-                            storage_options={**cloud.storage_options, "chunk_size": 8 * MiB, "concurrency": 6})
+    via_registry = Registry(
+        metadata="sqlite:///" + str(Path(os.environ["MODELREG_HOME"]) / "r.db"),
+        artifacts=f"{cloud.url}/blobs",
+        storage_options={**cloud.storage_options, "chunk_size": 8 * MiB, "concurrency": 6},
+    )
     assert via_registry.artifacts.transfer.chunk_size == 8 * MiB
     assert via_registry.artifacts.transfer.concurrency == 6
     via_registry.close()
 
 
-@pytest.mark.parametrize("bad", [{"chunk_size": 1000}, {"concurrency": 0}, {"retries": 0}, {"backoff": -1},
-                                 {"chunk_size": "8MiB"}, {"concurrency": True}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"chunk_size": 1000},
+        {"concurrency": 0},
+        {"retries": 0},
+        {"backoff": -1},
+        {"chunk_size": "8MiB"},
+        {"concurrency": True},
+    ],
+)
 def test_invalid_transfer_knobs_are_rejected(bad: dict) -> None:
     with pytest.raises(InvalidInputError, match=next(iter(bad))):
         FsspecArtifactStore("memory://blobs", **bad)
@@ -182,8 +206,9 @@ def test_wrong_azure_key_is_access_denied_and_the_key_is_not_shown(azure_contain
     path, _, digest = _file(tmp_path, 1000)
     wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=" * 2
     conn = azure_container.storage_options["connection_string"].replace(AZURITE_KEY, wrong)
-    store = FsspecArtifactStore(f"{azure_container.url}/blobs", account_name=AZURITE_ACCOUNT, connection_string=conn,
-                                retries=1)
+    store = FsspecArtifactStore(
+        f"{azure_container.url}/blobs", account_name=AZURITE_ACCOUNT, connection_string=conn, retries=1
+    )
     with pytest.raises(BackendError) as err:
         store.put_file(digest, path)
     text = str(err.value)
@@ -196,16 +221,23 @@ def test_translate_classifies_sdk_errors() -> None:
 
     def client_error(code: str, status: int) -> Exception:
         return botocore.exceptions.ClientError(
-            {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+            {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+        )
 
     def msg(exc: Exception, action: str = "upload") -> str:
         return str(_cloud.translate(exc, backend="s3", location="s3://b/x", action=action, obj="blob sha256:1"))
 
-    assert "access denied" in msg(client_error("AccessDenied", 403)) and "s3:PutObject" in msg(client_error("AccessDenied", 403))
+    assert "access denied" in msg(client_error("AccessDenied", 403)) and "s3:PutObject" in msg(
+        client_error("AccessDenied", 403)
+    )
     assert "does not exist" in msg(client_error("NoSuchBucket", 404))
     assert "unreachable" in msg(client_error("SlowDown", 503))
-    assert isinstance(_cloud.translate(client_error("NoSuchKey", 404), backend="s3", location="s3://b/x",
-                                       action="read", obj="blob sha256:1"), BlobNotFound)
+    assert isinstance(
+        _cloud.translate(
+            client_error("NoSuchKey", 404), backend="s3", location="s3://b/x", action="read", obj="blob sha256:1"
+        ),
+        BlobNotFound,
+    )
     assert _cloud.is_transient(client_error("SlowDown", 503))
     assert _cloud.is_transient(client_error("InternalError", 500))
     assert _cloud.is_transient(ConnectionResetError(104, "Connection reset by peer"))
@@ -239,9 +271,11 @@ def test_an_aws_profile_with_its_endpoint(s3_bucket: Bucket, tmp_path: Path, mon
     for var in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     (tmp_path / "config").write_text(
-        f"[profile modelreg-test]\nregion = us-east-1\nendpoint_url = {s3_bucket.endpoint}\n")
+        f"[profile modelreg-test]\nregion = us-east-1\nendpoint_url = {s3_bucket.endpoint}\n"
+    )
     (tmp_path / "credentials").write_text(
-        "[modelreg-test]\naws_access_key_id = profile-key\naws_secret_access_key = profile-secret\n")
+        "[modelreg-test]\naws_access_key_id = profile-key\naws_secret_access_key = profile-secret\n"
+    )
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_PROFILE", "modelreg-test")
@@ -255,8 +289,9 @@ def test_storage_emulator_host_for_gcs(gcs_bucket: Bucket, tmp_path: Path, monke
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_bucket.endpoint)
     path, data, _ = _file(tmp_path, 1000)
     options = {"token": "anon", "project": "modelreg-test"}  # no endpoint_url: taken from the environment
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{gcs_bucket.url}/blobs",
-                  storage_options=options) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{gcs_bucket.url}/blobs", storage_options=options
+    ) as reg:
         mv = reg.register("churn", path, capture=None)
         assert reg.download(mv.ref, tmp_path / "out").read_bytes() == data
 
@@ -277,8 +312,11 @@ def test_gc_aborts_stale_s3_multipart_uploads(s3_bucket: Bucket, tmp_path: Path)
     key = "blobs/sha256/ab/" + "cd" * 31
     fs.call_s3("create_multipart_upload", Bucket=s3_bucket.name, Key=key)
     fs.call_s3("create_multipart_upload", Bucket=s3_bucket.name, Key="elsewhere/not-ours")
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{s3_bucket.url}/blobs",
-                  storage_options=s3_bucket.storage_options) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db",
+        artifacts=f"{s3_bucket.url}/blobs",
+        storage_options=s3_bucket.storage_options,
+    ) as reg:
         # (moto reports every upload as initiated in 2010, so the grace period itself is not observable here)
         reg.gc(grace=timedelta(0))
     left = [u["Key"] for u in fs.call_s3("list_multipart_uploads", Bucket=s3_bucket.name).get("Uploads", [])]

@@ -101,8 +101,12 @@ def throttled() -> Exception:
     import botocore.exceptions
 
     err = botocore.exceptions.ClientError(
-        {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
-         "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject")
+        {
+            "Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+            "ResponseMetadata": {"HTTPStatusCode": 503},
+        },
+        "PutObject",
+    )
     wrapped = OSError(errno.EIO, "Please reduce your request rate.")  # what s3fs raises, the ClientError as cause
     wrapped.__cause__ = err
     return wrapped
@@ -112,8 +116,12 @@ def server_error() -> Exception:
     import botocore.exceptions
 
     return botocore.exceptions.ClientError(
-        {"Error": {"Code": "InternalError", "Message": "We encountered an internal error."},
-         "ResponseMetadata": {"HTTPStatusCode": 500}}, "UploadPart")
+        {
+            "Error": {"Code": "InternalError", "Message": "We encountered an internal error."},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        },
+        "UploadPart",
+    )
 
 
 def connection_reset() -> Exception:
@@ -138,9 +146,12 @@ def _model(tmp_path: Path, size: int = 300_000) -> tuple[Path, bytes]:
     return path, data
 
 
-@pytest.mark.parametrize("make_error", [connection_reset, throttled, server_error],
-                         ids=["connection-reset", "throttled-503", "internal-500"])
-def test_transient_upload_errors_are_retried(flaky, tmp_path: Path, caplog, make_error: Callable[[], Exception]) -> None:
+@pytest.mark.parametrize(
+    "make_error", [connection_reset, throttled, server_error], ids=["connection-reset", "throttled-503", "internal-500"]
+)
+def test_transient_upload_errors_are_retried(
+    flaky, tmp_path: Path, caplog, make_error: Callable[[], Exception]
+) -> None:
     reg, fs = flaky
     path, data = _model(tmp_path)
     fs.partial = True  # each failed attempt leaves half an object behind, as a dying non-atomic upload would
@@ -223,12 +234,21 @@ UPLOAD_REQUEST = {  # how each backend sends one upload part
     "azure": ("PUT", "comp=block"),
 }
 BUSY = {  # each service's "slow down / try again" reply
-    "s3": Fault(status=503, body=b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
-                headers={"Content-Type": "application/xml"}),
-    "gcs": Fault(status=429, body=b'{"error": {"code": 429, "message": "rateLimitExceeded"}}',
-                 headers={"Content-Type": "application/json"}),
-    "azure": Fault(status=503, body=b"<Error><Code>ServerBusy</Code><Message>The server is busy.</Message></Error>",
-                   headers={"Content-Type": "application/xml", "x-ms-error-code": "ServerBusy"}),
+    "s3": Fault(
+        status=503,
+        body=b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        headers={"Content-Type": "application/xml"},
+    ),
+    "gcs": Fault(
+        status=429,
+        body=b'{"error": {"code": 429, "message": "rateLimitExceeded"}}',
+        headers={"Content-Type": "application/json"},
+    ),
+    "azure": Fault(
+        status=503,
+        body=b"<Error><Code>ServerBusy</Code><Message>The server is busy.</Message></Error>",
+        headers={"Content-Type": "application/xml", "x-ms-error-code": "ServerBusy"},
+    ),
 }
 
 
@@ -254,8 +274,11 @@ def _register_through(proxied_: tuple, tmp_path: Path, fault: Fault) -> tuple[An
     fault.method, fault.path_contains = method, marker
     proxy.add(fault)
     path, data = _model(tmp_path, 11 * MiB)
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
-                  storage_options={**options, "chunk_size": 5 * MiB, "retries": 4, "backoff": 0.05}) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db",
+        artifacts=f"{bucket.url}/blobs",
+        storage_options={**options, "chunk_size": 5 * MiB, "retries": 4, "backoff": 0.05},
+    ) as reg:
         mv = reg.register("churn", path, capture=None)
         out = reg.download(mv.ref, tmp_path / "out", overwrite=True)
         assert out.read_bytes() == data
@@ -265,8 +288,9 @@ def _register_through(proxied_: tuple, tmp_path: Path, fault: Fault) -> tuple[An
 def test_busy_replies_are_retried(proxied, tmp_path: Path) -> None:
     backend = proxied[0]
     template = BUSY[backend]
-    fault = Fault(action="status", status=template.status, body=template.body, headers=dict(template.headers),
-                  skip=1, times=2)
+    fault = Fault(
+        action="status", status=template.status, body=template.body, headers=dict(template.headers), skip=1, times=2
+    )
     _, _, fault = _register_through(proxied, tmp_path, fault)
     assert fault.hits == 2
 
@@ -279,8 +303,11 @@ def test_a_connection_reset_mid_part_is_retried(proxied, tmp_path: Path) -> None
 
 def test_an_internal_error_on_the_first_part_is_retried(proxied, tmp_path: Path) -> None:
     backend = proxied[0]
-    body = (b'{"error": {"code": 500, "message": "Backend Error"}}' if backend == "gcs"
-            else b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>")
+    body = (
+        b'{"error": {"code": 500, "message": "Backend Error"}}'
+        if backend == "gcs"
+        else b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
+    )
     fault = Fault(action="status", status=500, body=body, times=1)
     _, _, fault = _register_through(proxied, tmp_path, fault)
     assert fault.hits == 1
@@ -292,8 +319,11 @@ def test_a_failed_upload_leaves_no_object_and_no_version(proxied, tmp_path: Path
     proxy.add(Fault(action="reset", method=method, path_contains=marker, after_bytes=MiB, skip=1, times=1000))
     path, data = _model(tmp_path, 11 * MiB)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
-                  storage_options={**options, "chunk_size": 5 * MiB, "retries": 2, "backoff": 0.05}) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db",
+        artifacts=f"{bucket.url}/blobs",
+        storage_options={**options, "chunk_size": 5 * MiB, "retries": 2, "backoff": 0.05},
+    ) as reg:
         with pytest.raises(BackendError, match="after 2 attempts"):
             reg.register("churn", path, capture=None)
         assert reg.list_models() == []
@@ -312,8 +342,13 @@ CLOUDS = {"s3": "s3_bucket", "gcs": "gcs_bucket", "azure": "azure_container"}
 @pytest.mark.parametrize("backend", sorted(CLOUDS))
 def test_emulator_stopped_mid_upload(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     bucket: Bucket = request.getfixturevalue(CLOUDS[backend])
-    options: dict[str, Any] = {**bucket.storage_options, "chunk_size": 5 * MiB, "concurrency": 2,
-                               "retries": 2, "backoff": 0.05}
+    options: dict[str, Any] = {
+        **bucket.storage_options,
+        "chunk_size": 5 * MiB,
+        "concurrency": 2,
+        "retries": 2,
+        "backoff": 0.05,
+    }
     if backend == "s3":
         options["config_kwargs"] = {"retries": {"max_attempts": 1, "mode": "standard"}}
     path, data = _model(tmp_path, 16 * MiB)
@@ -350,15 +385,24 @@ def test_emulator_stopped_mid_upload(backend: str, request: pytest.FixtureReques
 # -- the kind of failure is the error's class ---------------------------------------------------------
 
 DENIED = {  # each service's answer to a request with wrong credentials
-    "s3": Fault(status=403, body=b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided "
-                                 b"does not exist in our records.</Message></Error>",
-                headers={"Content-Type": "application/xml"}),
-    "gcs": Fault(status=403, body=b'{"error": {"code": 403, "message": "caller does not have storage.objects.create '
-                                 b'access to the Google Cloud Storage object."}}',  # (a 401 gcsfs retries for 30 s)
-                 headers={"Content-Type": "application/json"}),
-    "azure": Fault(status=403, body=b"<Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate "
-                                    b"the request.</Message></Error>",
-                   headers={"Content-Type": "application/xml", "x-ms-error-code": "AuthenticationFailed"}),
+    "s3": Fault(
+        status=403,
+        body=b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided "
+        b"does not exist in our records.</Message></Error>",
+        headers={"Content-Type": "application/xml"},
+    ),
+    "gcs": Fault(
+        status=403,
+        body=b'{"error": {"code": 403, "message": "caller does not have storage.objects.create '
+        b'access to the Google Cloud Storage object."}}',  # (a 401 gcsfs retries for 30 s)
+        headers={"Content-Type": "application/json"},
+    ),
+    "azure": Fault(
+        status=403,
+        body=b"<Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate "
+        b"the request.</Message></Error>",
+        headers={"Content-Type": "application/xml", "x-ms-error-code": "AuthenticationFailed"},
+    ),
 }
 REFUSED_METHOD = {"s3": "PUT", "gcs": None, "azure": "PUT"}  # (the proxy would send a body after a HEAD reply)
 
@@ -369,8 +413,11 @@ def test_a_missing_bucket_is_storage_not_found(backend: str, request: pytest.Fix
     missing = unique_name("absent")
     scheme = bucket.url.split("://")[0]
     path, _ = _model(tmp_path, 1000)
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{scheme}://{missing}/blobs",
-                  storage_options={**bucket.storage_options, "retries": 1}) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db",
+        artifacts=f"{scheme}://{missing}/blobs",
+        storage_options={**bucket.storage_options, "retries": 1},
+    ) as reg:
         with pytest.raises(StorageNotFoundError) as err:
             reg.register("churn", path, capture=None)
         assert missing in str(err.value) and "does not exist" in str(err.value)
@@ -382,11 +429,22 @@ def test_wrong_credentials_are_access_denied(proxied, tmp_path: Path) -> None:
     real: see test_cloud_artifacts); nothing is retried or registered."""
     backend, bucket, proxy, options = proxied
     template = DENIED[backend]
-    proxy.add(Fault(action="status", method=REFUSED_METHOD[backend], status=template.status, body=template.body,
-                    headers=dict(template.headers), times=1000))
+    proxy.add(
+        Fault(
+            action="status",
+            method=REFUSED_METHOD[backend],
+            status=template.status,
+            body=template.body,
+            headers=dict(template.headers),
+            times=1000,
+        )
+    )
     path, _ = _model(tmp_path, 1000)
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
-                  storage_options={**options, "retries": 3, "backoff": 0.05}) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db",
+        artifacts=f"{bucket.url}/blobs",
+        storage_options={**options, "retries": 3, "backoff": 0.05},
+    ) as reg:
         with pytest.raises(AccessDeniedError, match="access denied") as err:
             reg.register("churn", path, capture=None)
         assert "check" in str(err.value)
@@ -400,11 +458,22 @@ def test_throttling_that_never_stops_is_busy(azure_container: Bucket, fault_prox
     proxy = fault_proxy(bucket.server.port)
     options = via_proxy(bucket, proxy)
     template = BUSY[backend]
-    proxy.add(Fault(action="status", method="PUT", status=template.status, body=template.body,
-                    headers=dict(template.headers), times=1000))
+    proxy.add(
+        Fault(
+            action="status",
+            method="PUT",
+            status=template.status,
+            body=template.body,
+            headers=dict(template.headers),
+            times=1000,
+        )
+    )
     path, _ = _model(tmp_path, 1000)
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
-                  storage_options={**options, "retries": 2, "backoff": 0.01, "backoff_max": 0.02}) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db",
+        artifacts=f"{bucket.url}/blobs",
+        storage_options={**options, "retries": 2, "backoff": 0.01, "backoff_max": 0.02},
+    ) as reg:
         with pytest.raises(BackendBusyError, match="busy") as err:
             reg.register("churn", path, capture=None)
         assert isinstance(err.value, UnreachableError) and "after 2 attempts" in str(err.value)
@@ -424,7 +493,8 @@ def test_each_kind_of_sdk_error_has_its_class() -> None:
 
     def client_error(code: str, status: int) -> Exception:
         return botocore.exceptions.ClientError(
-            {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+            {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+        )
 
     assert kind(throttled()) is BackendBusyError  # s3fs's OSError around a SlowDown
     assert kind(HttpError({"code": 429, "message": "rateLimitExceeded"}), "gcs") is BackendBusyError
@@ -435,7 +505,9 @@ def test_each_kind_of_sdk_error_has_its_class() -> None:
     assert kind(FileNotFoundError("b/o?name=x"), "gcs") is StorageNotFoundError  # gcsfs: upload into no bucket
     assert kind(FileNotFoundError("b/o"), "gcs", "read") is BlobNotFound
     assert kind(client_error("InvalidAccessKeyId", 403)) is AccessDeniedError
-    assert kind(OSError("Forbidden: b/o\ncaller does not have storage.objects.create access"), "gcs") is AccessDeniedError
+    assert (
+        kind(OSError("Forbidden: b/o\ncaller does not have storage.objects.create access"), "gcs") is AccessDeniedError
+    )
     assert kind(OSError(errno.EROFS, "Read-only file system"), "local") is AccessDeniedError
     assert kind(OSError(errno.ENOSPC, "No space left on device"), "local") is OutOfSpaceError
     assert kind(OSError(errno.EDQUOT, "Disk quota exceeded"), "local") is OutOfSpaceError

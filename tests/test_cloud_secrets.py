@@ -71,8 +71,9 @@ def test_s3_secret_is_never_shown_or_stored(s3_bucket: Bucket, tmp_path: Path, c
     secret = "s3cr3t-" + uuid.uuid4().hex
     options = {**s3_bucket.storage_options, "secret": secret}  # moto accepts any secret
     caplog.set_level(logging.DEBUG)
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg/reg.db", artifacts=f"{s3_bucket.url}/blobs",
-                  storage_options=options) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg/reg.db", artifacts=f"{s3_bucket.url}/blobs", storage_options=options
+    ) as reg:
         seen = _exercise(reg, tmp_path, "s3", options)
     _check_nowhere(secret, seen, [tmp_path, Path(os.environ["MODELREG_CACHE_DIR"])], caplog)
 
@@ -80,15 +81,19 @@ def test_s3_secret_is_never_shown_or_stored(s3_bucket: Bucket, tmp_path: Path, c
 def test_azure_key_is_never_shown_or_stored(azure_container: Bucket, tmp_path: Path, caplog) -> None:
     options = dict(azure_container.storage_options)  # the connection string holds the account key
     caplog.set_level(logging.DEBUG)
-    with Registry(metadata=f"sqlite:///{tmp_path}/reg/reg.db", artifacts=f"{azure_container.url}/blobs",
-                  storage_options=options) as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path}/reg/reg.db", artifacts=f"{azure_container.url}/blobs", storage_options=options
+    ) as reg:
         seen = _exercise(reg, tmp_path, "az", options)
     _check_nowhere(AZURITE_KEY, seen, [tmp_path, Path(os.environ["MODELREG_CACHE_DIR"])], caplog)
 
 
 def test_secrets_are_found_and_masked() -> None:
     options = {
-        "key": "AKIAEXAMPLE", "secret": "s3cr3t", "token": "anon", "endpoint_url": "http://127.0.0.1:9000",
+        "key": "AKIAEXAMPLE",
+        "secret": "s3cr3t",
+        "token": "anon",
+        "endpoint_url": "http://127.0.0.1:9000",
         "client_kwargs": {"aws_session_token": "tok-123"},
         "connection_string": "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=QUJDRA==;BlobEndpoint=http://h/a;",
         "sas_token": "sv=2020&sig=abcd",

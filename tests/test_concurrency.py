@@ -132,9 +132,11 @@ def test_threads_sharing_one_registry(tmp_path: Path) -> None:
     def work(t: int) -> None:
         try:
             for i in range(15):
-                got.append(reg.register("churn", write(tmp_path / f"t{t}" / f"{i}.bin", f"{t}-{i}"), capture=None).version)
+                got.append(
+                    reg.register("churn", write(tmp_path / f"t{t}" / f"{i}.bin", f"{t}-{i}"), capture=None).version
+                )
                 reg.set_tags("churn/1", {f"t{t}-{i}": "x"})
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
@@ -159,7 +161,9 @@ def test_a_writer_waits_for_a_long_transaction(tmp_path: Path) -> None:
         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
         "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(1.0); c.execute('COMMIT')\n"
     )
-    with subprocess.Popen([sys.executable, "-c", script, str(root / "modelreg.db")], stdout=subprocess.PIPE, text=True) as holder:
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(root / "modelreg.db")], stdout=subprocess.PIPE, text=True
+    ) as holder:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         mv = reg.register("churn", write(tmp_path / "b.bin", b"b"), capture=None)
         assert mv.version == 2

@@ -37,8 +37,16 @@ def build_source(reg: Registry, tmp: Path) -> None:
         p.write_bytes(f"weights {tag} ".encode() * 50)
         return p
 
-    reg.register("churn", art("c1"), metrics={"auc": 0.81}, params={"lr": 0.1}, tags={"team": "growth"},
-                 actor="ana", capture=None, description="baseline")
+    reg.register(
+        "churn",
+        art("c1"),
+        metrics={"auc": 0.81},
+        params={"lr": 0.1},
+        tags={"team": "growth"},
+        actor="ana",
+        capture=None,
+        description="baseline",
+    )
     reg.register("churn", art("c2"), metrics={"auc": 0.86}, actor="bo", capture=None)
     folder = tmp / "folder-model"
     (folder / "sub").mkdir(parents=True, exist_ok=True)
@@ -58,9 +66,13 @@ def build_source(reg: Registry, tmp: Path) -> None:
     reg.update_model("churn", description="churn predictor", tags={"domain": "retention"}, actor="ana")
     reg.register("fraud/scorer", art("f1"), metrics={"auc": 0.99}, actor="eve", capture=None)
     reg.register("fraud/scorer", art("c1"), actor="eve", capture=None)  # same content as churn/1: one blob
-    reg.metadata.update("fraud/scorer", lambda s: (
-        s.model_copy(update={"extensions": {"notes": {"r1": {"by": ["ana"], "status": "pending"}}}}),
-        [EventDraft(action="annotate", actor="eve", version=1, after={"note": "r1"})]))
+    reg.metadata.update(
+        "fraud/scorer",
+        lambda s: (
+            s.model_copy(update={"extensions": {"notes": {"r1": {"by": ["ana"], "status": "pending"}}}}),
+            [EventDraft(action="annotate", actor="eve", version=1, after={"note": "r1"})],
+        ),
+    )
     reg.set_policy(reg.get_policy(), actor="admin", comment="store the default policy")  # the _registry document
 
 
@@ -216,11 +228,23 @@ def test_killed_copy_process_then_cli_rerun_finishes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for k in (7, 41):  # during the first model's replay; during the second model's
         dst_url = f"file://{tmp_path}/dst-{k}"
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(src_path), dst_url, str(k)],
-                              capture_output=True, text=True, env=env, timeout=300, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(src_path), dst_url, str(k)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
         assert proc.returncode == 137, proc.stdout + proc.stderr
-        cli = subprocess.run([sys.executable, "-m", "modelreg", "copy", str(src_path), dst_url, "--json"],
-                             capture_output=True, text=True, env=env, timeout=300, check=False)
+        cli = subprocess.run(
+            [sys.executable, "-m", "modelreg", "copy", str(src_path), dst_url, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
         assert cli.returncode == 0, cli.stderr
         out = json.loads(cli.stdout)
         assert out["verified"] is True and out["problems"] == [] and out["events_already_there"] > 0
@@ -232,12 +256,19 @@ def test_cli_copy_reports_and_is_listed(tmp_path: Path) -> None:
     src_path = tmp_path / "src"
     build_source(Registry(src_path), tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    helped = subprocess.run([sys.executable, "-m", "modelreg", "--help"], capture_output=True, text=True, env=env,
-                            check=True)
+    helped = subprocess.run(
+        [sys.executable, "-m", "modelreg", "--help"], capture_output=True, text=True, env=env, check=True
+    )
     assert "copy" in helped.stdout
     dst_url = f"file://{tmp_path}/dst"
-    done = subprocess.run([sys.executable, "-m", "modelreg", "copy", str(src_path), dst_url],
-                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "modelreg", "copy", str(src_path), dst_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "copied 2 models, 5 versions" in done.stdout and "verified: ok" in done.stdout
 

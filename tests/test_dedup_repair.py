@@ -91,13 +91,15 @@ CLOUDS = {"s3": "s3_bucket", "gcs": "gcs_bucket", "azure": "azure_container"}
 
 def _open(bucket: Bucket, tmp_path: Path) -> Registry:
     """A new Registry (new store objects, empty in-memory state) on the same bucket and cache folder."""
-    return Registry(metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs",
-                    storage_options=bucket.storage_options)
+    return Registry(
+        metadata=f"sqlite:///{tmp_path}/reg.db", artifacts=f"{bucket.url}/blobs", storage_options=bucket.storage_options
+    )
 
 
 @pytest.mark.parametrize("cloud", sorted(CLOUDS))
-def test_a_new_process_repairs_after_another_one_verified(cloud: str, request: pytest.FixtureRequest,
-                                                          tmp_path: Path) -> None:
+def test_a_new_process_repairs_after_another_one_verified(
+    cloud: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     bucket: Bucket = request.getfixturevalue(CLOUDS[cloud])
     data = os.urandom(40_000)
     src = write(tmp_path / "model.bin", data)
@@ -152,8 +154,9 @@ def test_a_failed_download_flags_the_blob_for_the_next_process(s3_bucket: Bucket
 
 
 @pytest.mark.parametrize("cloud", ["gcs", "azure"])
-def test_a_differing_service_md5_is_caught_without_a_flag(cloud: str, request: pytest.FixtureRequest,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_differing_service_md5_is_caught_without_a_flag(
+    cloud: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """GCS keeps an MD5 of every object, Azure of single-request uploads: compared for free."""
     bucket: Bucket = request.getfixturevalue(CLOUDS[cloud])
     data = os.urandom(20_000)
@@ -166,8 +169,13 @@ def test_a_differing_service_md5_is_caught_without_a_flag(cloud: str, request: p
     assert not store.is_suspect(digest)
     uploads: list[str] = []
     real = _cloud.upload_file
-    monkeypatch.setattr(_cloud, "upload_file", lambda fs, backend, local, remote, *a, **k: (
-        uploads.append(remote), real(fs, backend, local, remote, *a, **k))[1])
+    monkeypatch.setattr(
+        _cloud,
+        "upload_file",
+        lambda fs, backend, local, remote, *a, **k: (uploads.append(remote), real(fs, backend, local, remote, *a, **k))[
+            1
+        ],
+    )
     store.put_file(digest, src)
     assert stored(store, digest) == data and len(uploads) == 1
     store.fs.invalidate_cache()
@@ -265,13 +273,22 @@ def test_gc_counts_aborted_s3_multipart_uploads_with_their_parts(s3_bucket: Buck
     key = "blobs/sha256/ab/" + "cd" * 31
     upload = fs.call_s3("create_multipart_upload", Bucket=s3_bucket.name, Key=key)
     for number, size in ((1, 5 * 1024 * 1024), (2, 1234)):
-        fs.call_s3("upload_part", Bucket=s3_bucket.name, Key=key, UploadId=upload["UploadId"], PartNumber=number,
-                   Body=os.urandom(size))
+        fs.call_s3(
+            "upload_part",
+            Bucket=s3_bucket.name,
+            Key=key,
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=os.urandom(size),
+        )
     with _open(s3_bucket, tmp_path) as reg:
         # (moto reports every upload as initiated in 2010: older than any grace period)
         report = reg.gc(grace=timedelta(0))
-    assert (report.partials_removed, report.partial_bytes_freed, report.partials_error) == (1, 5 * 1024 * 1024 + 1234,
-                                                                                           None)
+    assert (report.partials_removed, report.partial_bytes_freed, report.partials_error) == (
+        1,
+        5 * 1024 * 1024 + 1234,
+        None,
+    )
     assert fs.call_s3("list_multipart_uploads", Bucket=s3_bucket.name).get("Uploads", []) == []
 
 
@@ -285,8 +302,10 @@ def test_cli_gc_shows_the_partials(tmp_path: Path, capsys: pytest.CaptureFixture
     assert out.splitlines() == ["would remove 0 unreferenced blob(s), 0 B; kept 1 in use and 0 newer than 0s"]
     assert cli.main(["--registry", str(root), "gc", "--grace", "0s"]) == 0
     out, err = capsys.readouterr()
-    assert out.splitlines() == ["removed 0 unreferenced blob(s), 0 B; kept 1 in use and 0 newer than 0s",
-                                "removed 1 interrupted upload(s), 2.0 KiB"]
+    assert out.splitlines() == [
+        "removed 0 unreferenced blob(s), 0 B; kept 1 in use and 0 newer than 0s",
+        "removed 1 interrupted upload(s), 2.0 KiB",
+    ]
     assert err == ""
 
     _partial(root, "again.part", 100, timedelta(hours=2))

@@ -122,8 +122,7 @@ def assert_consistent(reg: Registry) -> None:
 def assert_works_again(reg: Registry, failed: str, src: Path, tmp_path: Path) -> None:
     mv = reg.register(failed, src, metrics={"auc": 0.99}, capture=None)
     assert mv.version == 1  # the failed registration took no version number
-    new = reg.register("after", model_file(tmp_path / "after", os.urandom(50_000)), metrics={"auc": 0.98},
-                       capture=None)
+    new = reg.register("after", model_file(tmp_path / "after", os.urandom(50_000)), metrics={"auc": 0.98}, capture=None)
     assert [v.ref for v in reg.search("metrics.auc > 0.97", order_by="metrics.auc desc")] == [mv.ref, new.ref]
     reg.transition(new.name, new.version, "staging")
     reg.gc(grace=timedelta(0))
@@ -323,22 +322,27 @@ def test_a_database_locked_past_its_timeout(tmp_path: Path, capsys) -> None:
 # -- exit codes ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("error", "code"), [
-    (BackendError("x"), 1),
-    (ModelNotFound("x"), 1),
-    (InvalidInputError("x"), 2),
-    (AccessDeniedError("x"), 3),
-    (StorageNotFoundError("x"), 4),
-    (UnreachableError("x"), 5),
-    (BackendBusyError("x"), 5),
-    (OutOfSpaceError("x"), 6),
-    (OSError(errno.ENOSPC, "No space left on device"), 6),
-    (PermissionError(errno.EACCES, "Permission denied"), 3),
-    (OSError(errno.EROFS, "Read-only file system"), 3),
-    (OSError(errno.EIO, "Input/output error"), 1),
-], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v))
-def test_each_kind_of_error_has_its_exit_code(error: BaseException, code: int, tmp_path: Path, capsys,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (BackendError("x"), 1),
+        (ModelNotFound("x"), 1),
+        (InvalidInputError("x"), 2),
+        (AccessDeniedError("x"), 3),
+        (StorageNotFoundError("x"), 4),
+        (UnreachableError("x"), 5),
+        (BackendBusyError("x"), 5),
+        (OutOfSpaceError("x"), 6),
+        (OSError(errno.ENOSPC, "No space left on device"), 6),
+        (PermissionError(errno.EACCES, "Permission denied"), 3),
+        (OSError(errno.EROFS, "Read-only file system"), 3),
+        (OSError(errno.EIO, "Input/output error"), 1),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_each_kind_of_error_has_its_exit_code(
+    error: BaseException, code: int, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(self: Registry) -> None:
         raise error
 

@@ -29,8 +29,13 @@ RUNNABLE_PAGES = [README, DOCS / "getting-started.md", DOCS / "concepts.md", DOC
 
 
 def sandbox_env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "MODELREG_HOME": str(tmp_path / "home"), "MODELREG_ACTOR": "docs",
-           "PYTHONIOENCODING": "utf-8", "NO_MKDOCS_2_WARNING": "1"}
+    env = {
+        **os.environ,
+        "MODELREG_HOME": str(tmp_path / "home"),
+        "MODELREG_ACTOR": "docs",
+        "PYTHONIOENCODING": "utf-8",
+        "NO_MKDOCS_2_WARNING": "1",
+    }
     env.pop("MODELREG_URI", None)
     return env
 
@@ -48,8 +53,12 @@ def run_python_blocks(page: Path, tmp_path: Path) -> subprocess.CompletedProcess
         encoding="utf-8",
     )
     proc = subprocess.run(
-        [sys.executable, str(runner), json.dumps(blocks)], cwd=tmp_path, env=sandbox_env(tmp_path),
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(runner), json.dumps(blocks)],
+        cwd=tmp_path,
+        env=sandbox_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"code in {page.name} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -59,20 +68,39 @@ def run_python_blocks(page: Path, tmp_path: Path) -> subprocess.CompletedProcess
 def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     site = tmp_path / "site"
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-         "--site-dir", str(site)],
-        cwd=ROOT, env=sandbox_env(tmp_path), capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=ROOT,
+        env=sandbox_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
-    for anchor in ("modelreg.Registry.register", "modelreg.models.ModelVersion", "modelreg.errors.IntegrityError",
-                   "modelreg.stores.base.MetadataStore", "modelreg.testing.MetadataStoreConformance"):
+    for anchor in (
+        "modelreg.Registry.register",
+        "modelreg.models.ModelVersion",
+        "modelreg.errors.IntegrityError",
+        "modelreg.stores.base.MetadataStore",
+        "modelreg.testing.MetadataStoreConformance",
+    ):
         assert f'id="{anchor}"' in api, f"the API reference lacks {anchor}"
     assert ":class:`" not in api and "doctest:" not in api, "reST markup leaked into the API reference"
     for page in site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         assert "fonts.googleapis.com" not in html and "fonts.gstatic.com" not in html, (
-            f"{page} loads web fonts; the site must work offline (theme.font: false)")
+            f"{page} loads web fonts; the site must work offline (theme.font: false)"
+        )
     for name in ("getting-started", "concepts", "storage", "errors", "cli", "api"):
         assert (site / name / "index.html").is_file(), f"page {name} was not built"
 
@@ -89,11 +117,17 @@ def test_nav_drops_missing_pages_and_lists_folders(tmp_path: Path) -> None:
     (docs / "backends").mkdir(parents=True)
     for page in ("index.md", "cli.md", "extra.md", "backends/s3.md", "backends/index.md", "backends/gcs.md"):
         (docs / page).write_text(f"# {page}\n", encoding="utf-8")
-    config = {"docs_dir": str(docs), "nav": [
-        {"Home": "index.md"}, {"Backends": "backends/"}, {"Not written yet": "sharing.md"},
-        {"Reference": [{"CLI": "cli.md"}, {"Missing": "ui.md"}]}, {"Empty": [{"Gone": "gone.md"}]},
-        {"No folder": "nothing/"},
-    ]}
+    config = {
+        "docs_dir": str(docs),
+        "nav": [
+            {"Home": "index.md"},
+            {"Backends": "backends/"},
+            {"Not written yet": "sharing.md"},
+            {"Reference": [{"CLI": "cli.md"}, {"Missing": "ui.md"}]},
+            {"Empty": [{"Gone": "gone.md"}]},
+            {"No folder": "nothing/"},
+        ],
+    }
     nav = _load_nav_hook().on_config(config)["nav"]
     assert nav == [
         {"Home": "index.md"},
@@ -171,8 +205,21 @@ def test_every_cli_command_is_documented() -> None:
     text = cli_md.read_text(encoding="utf-8")
     documented = set(re.findall(r"^## modelreg ([a-z][a-z0-9-]*)\s*$", text, re.MULTILINE))
     commands = cli_commands()
-    for core in ("register", "list", "versions", "show", "transition", "rollback", "alias", "download",
-                 "history", "search", "compare", "verify", "gc"):
+    for core in (
+        "register",
+        "list",
+        "versions",
+        "show",
+        "transition",
+        "rollback",
+        "alias",
+        "download",
+        "history",
+        "search",
+        "compare",
+        "verify",
+        "gc",
+    ):
         assert core in commands
     missing = [c for c in commands if c not in documented]
     assert not missing, f"CLI commands without a '## modelreg <command>' section in docs/cli.md: {missing}"
@@ -205,17 +252,38 @@ def test_readme_code_runs(tmp_path: Path) -> None:
     assert "churn/1 production" in out
     assert "True" in out.splitlines()[-1], "the README's verify() did not print True"
 
-    commands = [line for _, block in fenced_blocks(README, "bash") for line in block.splitlines()
-                if line.startswith("modelreg ")]
+    commands = [
+        line
+        for _, block in fenced_blocks(README, "bash")
+        for line in block.splitlines()
+        if line.startswith("modelreg ")
+    ]
     names = {shlex.split(c)[1] for c in commands}
-    for expected in ("register", "list", "versions", "show", "transition", "rollback", "download", "search",
-                     "history", "verify", "gc"):
+    for expected in (
+        "register",
+        "list",
+        "versions",
+        "show",
+        "transition",
+        "rollback",
+        "download",
+        "search",
+        "history",
+        "verify",
+        "gc",
+    ):
         assert expected in names, f"the README shows no `modelreg {expected}` example"
     env = sandbox_env(tmp_path)
     for command in commands:
         argv = shlex.split(command, comments=True)
-        proc = subprocess.run([sys.executable, "-m", "modelreg", *argv[1:]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelreg", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, f"README command failed: {command}\n{proc.stdout}\n{proc.stderr}"
 
     from modelreg import Registry

@@ -22,8 +22,19 @@ class TestSubscribers:
     def test_topics(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
         seen: dict[str, list[AuditEvent]] = {}
-        for topic in ("register", "transition", "rollback", "alias", "request", "approve", "reject", "cancel",
-                      "policy", "*", "set_tags"):
+        for topic in (
+            "register",
+            "transition",
+            "rollback",
+            "alias",
+            "request",
+            "approve",
+            "reject",
+            "cancel",
+            "policy",
+            "*",
+            "set_tags",
+        ):
             reg.on(topic, lambda ev, t=topic: seen.setdefault(t, []).append(ev))
         v1 = reg_version(reg, tmp_path, metrics={"auc": 0.9})
         reg.transition(v1.ref, "production")
@@ -70,8 +81,9 @@ class TestSubscribers:
         assert reg.off("*", got.append) is True
         assert reg.off("*", got.append) is False
 
-    def test_a_failing_listener_never_fails_the_operation(self, gov_registry: Registry, tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+    def test_a_failing_listener_never_fails_the_operation(
+        self, gov_registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         reg = gov_registry
         after: list[str] = []
 
@@ -109,7 +121,11 @@ class TestFeed:
         b = reg_version(reg, tmp_path, "fraud")
         page = reg.events()
         assert [(e.model, e.action) for e in page] == [
-            ("churn", "create_model"), ("churn", "register"), ("fraud", "create_model"), ("fraud", "register")]
+            ("churn", "create_model"),
+            ("churn", "register"),
+            ("fraud", "create_model"),
+            ("fraud", "register"),
+        ]
         assert not page.has_more and len(page) == 4
         cursor = page.cursor
         assert reg.events(since=cursor).events == []
@@ -117,7 +133,10 @@ class TestFeed:
         reg.set_tags(b.ref, {"x": "y"})
         reg.transition(b.ref, "staging")
         promos = reg.events(since=cursor, actions=["transition", "rollback"])
-        assert [(e.model, e.version, e.after["stage"]) for e in promos] == [("churn", 1, "production"), ("fraud", 1, "staging")]
+        assert [(e.model, e.version, e.after["stage"]) for e in promos] == [
+            ("churn", 1, "production"),
+            ("fraud", 1, "staging"),
+        ]
         # the cursor moved past the filtered-out set_tags too
         assert reg.events(since=promos.cursor).events == []
         # the same cursor again gives the same events (at-least-once)
@@ -152,7 +171,10 @@ class TestFeed:
         reg_version(reg, tmp_path, "fraud")
         reg_version(reg, tmp_path, "churn", metrics={"a": 1})
         assert [(e.model, e.seq) for e in reg.events(since=now.cursor)] == [("fraud", 1), ("fraud", 2), ("churn", 3)]
-        assert [(e.model, e.seq) for e in reg.events(since=now.cursor, models=["fraud"])] == [("fraud", 1), ("fraud", 2)]
+        assert [(e.model, e.seq) for e in reg.events(since=now.cursor, models=["fraud"])] == [
+            ("fraud", 1),
+            ("fraud", 2),
+        ]
         reg.set_policy(Policy())
         assert all(e.model != "_registry" for e in reg.events())
         assert [e.action for e in reg.events(include_internal=True, actions=["policy"])] == ["set_policy"]
@@ -163,10 +185,13 @@ class TestFeed:
         cursor = reg.events().cursor
         reg_version(reg, tmp_path, "brand-new")
         assert [(e.model, e.action) for e in reg.events(since=cursor)] == [
-            ("brand-new", "create_model"), ("brand-new", "register")]
+            ("brand-new", "create_model"),
+            ("brand-new", "register"),
+        ]
 
-    @pytest.mark.parametrize("bad", ["nonsense", "mr1.!!!", encode_cursor({"a": 1})[:-3] + "xyz",
-                                     "mr1." + "eJyrVkpUslJQKsnPT1GqBQAaDQPb"])
+    @pytest.mark.parametrize(
+        "bad", ["nonsense", "mr1.!!!", encode_cursor({"a": 1})[:-3] + "xyz", "mr1." + "eJyrVkpUslJQKsnPT1GqBQAaDQPb"]
+    )
     def test_invalid_cursors(self, gov_registry: Registry, bad: str) -> None:
         with pytest.raises(InvalidInputError, match="invalid events cursor"):
             gov_registry.events(since=bad)

@@ -18,8 +18,12 @@ def run_example(name: str, tmp_path: Path, *args: str) -> str:
     env = {**os.environ, "MODELREG_HOME": str(tmp_path / "home"), "PYTHONIOENCODING": "utf-8"}
     env.pop("MODELREG_URI", None)
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -30,8 +34,11 @@ def test_every_example_is_tested() -> None:
     here = Path(__file__)
     others = [p.read_text(encoding="utf-8") for p in here.parent.glob("test_*.py") if p != here]
     tested = {"quickstart.py", "folder_model.py"}
-    untested = [p.name for p in sorted(EXAMPLES.glob("*.py"))
-                if p.name not in tested and not any(p.name in text for text in others)]
+    untested = [
+        p.name
+        for p in sorted(EXAMPLES.glob("*.py"))
+        if p.name not in tested and not any(p.name in text for text in others)
+    ]
     assert not untested, f"examples that no test runs: {untested}"
 
 
@@ -76,8 +83,14 @@ def test_quickstart_honours_modelreg_uri(tmp_path: Path, monkeypatch: pytest.Mon
     target = tmp_path / "elsewhere"
     monkeypatch.setenv("MODELREG_URI", str(target))
     env = {**os.environ, "MODELREG_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "quickstart.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (target / "modelreg.db").is_file()
     assert not (tmp_path / "home").exists()

@@ -66,9 +66,20 @@ def test_sha256_copy_streams_anything_else(tmp_path: Path, kind: str) -> None:
 def test_state_deep_copy_is_deep_and_equal() -> None:
     now = datetime.now(timezone.utc)
     state = ModelState(
-        name="m", tags={"a": "b"}, aliases={"champion": 2}, last_version=2,
-        versions={v: VersionState(stage=Stage.STAGING, tags={"t": str(v)}, logged_metrics={"auc": 0.5}, updated_at=now,
-                                  note={"nested": [1, {"x": None}]}) for v in (1, 2)},
+        name="m",
+        tags={"a": "b"},
+        aliases={"champion": 2},
+        last_version=2,
+        versions={
+            v: VersionState(
+                stage=Stage.STAGING,
+                tags={"t": str(v)},
+                logged_metrics={"auc": 0.5},
+                updated_at=now,
+                note={"nested": [1, {"x": None}]},
+            )
+            for v in (1, 2)
+        },
         extensions={"policy": {"gates": [{"metric": "auc", "min": 0.9}]}},
     )
     fast = state.model_copy(deep=True)
@@ -96,8 +107,13 @@ def test_capture_code_outside_and_inside_a_work_tree(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     sub = repo / "models"
     sub.mkdir(parents=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a",
-           "GIT_COMMITTER_EMAIL": "a@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@x",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@x",
+    }
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
     (sub / "m.bin").write_bytes(b"w")
     subprocess.run(["git", "-C", str(repo), "add", "."], check=True, env=env)

@@ -21,28 +21,46 @@ from modelreg.models import Artifact, Lineage, ModelVersion, RegisteredModel, St
 
 FULL = {
     "artifact": {
-        "kind": "directory", "name": "model", "digest": "sha256:" + "a" * 64, "size": 3,
-        "files": [{"path": "a.txt", "digest": "sha256:" + "b" * 64, "size": 1},
-                  {"path": "b/c.txt", "digest": "sha256:" + "c" * 64, "size": 2}],
-        "format": "onnx", "symlink_target": None,
+        "kind": "directory",
+        "name": "model",
+        "digest": "sha256:" + "a" * 64,
+        "size": 3,
+        "files": [
+            {"path": "a.txt", "digest": "sha256:" + "b" * 64, "size": 1},
+            {"path": "b/c.txt", "digest": "sha256:" + "c" * 64, "size": 2},
+        ],
+        "format": "onnx",
+        "symlink_target": None,
     },
     "params": {"lr": 0.1, "layers": [1, 2, {"x": None}], "name": "adam"},
     "metrics": {"auc": 0.9, "whole": 1},  # an integer stored by another writer becomes a float, as validated
     "lineage": {
-        "run_id": "r1", "run_url": None,
+        "run_id": "r1",
+        "run_url": None,
         "code": {"commit": "abc", "repo": "git@x", "branch": "main", "dirty": False, "path": None},
         "datasets": [{"uri": "s3://d/train", "version": "3", "digest": None, "name": "train", "role": "train"}],
-        "parents": ["base/1"], "environment": {"python": "3.11", "platform": "linux", "packages": {"numpy": "2"}},
+        "parents": ["base/1"],
+        "environment": {"python": "3.11", "platform": "linux", "packages": {"numpy": "2"}},
         "extra": {"k": [1, 2]},
     },
-    "created_by": "alice", "created_at": "2026-01-02T03:04:05.123456Z",
-    "name": "churn", "version": 7, "stage": "production", "tags": {"team": "fraud"}, "description": "d",
-    "logged_metrics": {"auc": 0.95}, "updated_at": "2026-01-03T00:00:00+00:00", "aliases": ["champion"],
+    "created_by": "alice",
+    "created_at": "2026-01-02T03:04:05.123456Z",
+    "name": "churn",
+    "version": 7,
+    "stage": "production",
+    "tags": {"team": "fraud"},
+    "description": "d",
+    "logged_metrics": {"auc": 0.95},
+    "updated_at": "2026-01-03T00:00:00+00:00",
+    "aliases": ["champion"],
 }
 
 MINIMAL = {
     "artifact": {"kind": "file", "name": "m", "digest": "sha256:" + "d" * 64, "size": 1, "files": []},
-    "created_by": "bob", "created_at": "2026-01-02T03:04:05Z", "name": "m", "version": 1,
+    "created_by": "bob",
+    "created_at": "2026-01-02T03:04:05Z",
+    "name": "m",
+    "version": 1,
 }
 
 NEWER = {**MINIMAL, "signature": {"by": "ci"}, "artifact": {**MINIMAL["artifact"], "compression": "zstd"}}
@@ -85,8 +103,15 @@ def test_data_that_lacks_a_required_field_is_refused() -> None:
 
 
 def test_registered_model_records() -> None:
-    data = {"name": "m", "created_at": "2026-01-02T03:04:05Z", "updated_at": datetime(2026, 1, 3, tzinfo=timezone.utc),
-            "stages": {"production": [2]}, "aliases": {"best": 2}, "latest_version": 2, "version_count": 2}
+    data = {
+        "name": "m",
+        "created_at": "2026-01-02T03:04:05Z",
+        "updated_at": datetime(2026, 1, 3, tzinfo=timezone.utc),
+        "stages": {"production": [2]},
+        "aliases": {"best": 2},
+        "latest_version": 2,
+        "version_count": 2,
+    }
     assert from_store(RegisteredModel, data) == RegisteredModel.model_validate(data)
 
 
@@ -95,8 +120,14 @@ def test_what_a_read_only_process_reads_equals_what_a_validating_one_reads(tmp_p
     f.write_bytes(b"weights")
     reg = Registry(tmp_path / "reg")
     for i in range(3):
-        reg.register("churn", f, params={"i": i, "nested": {"a": [1, 2]}}, metrics={"auc": 0.5 + i / 10},
-                     tags={"team": "fraud"}, capture=None)
+        reg.register(
+            "churn",
+            f,
+            params={"i": i, "nested": {"a": [1, 2]}},
+            metrics={"auc": 0.5 + i / 10},
+            tags={"team": "fraud"},
+            capture=None,
+        )
     reg.transition("churn", 2, "production")
     reg.set_alias("churn", "best", 3)
     reg.log_metrics("churn/1", {"auc": 0.99})
@@ -117,8 +148,9 @@ def test_what_a_read_only_process_reads_equals_what_a_validating_one_reads(tmp_p
                "validators_built": built}
         print(json.dumps(out))
     """)
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "reg")], capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "reg")], capture_output=True, text=True, check=False, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["versions"] == expected
@@ -146,7 +178,8 @@ def test_a_process_that_keeps_reading_builds_the_validator_after_a_while(tmp_pat
         print(json.dumps({"before": before, "after": ModelVersion.__pydantic_complete__,
                           "same": all(mv == later for mv in first)}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "reg")], capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "reg")], capture_output=True, text=True, check=False, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"before": False, "after": True, "same": True}

@@ -53,9 +53,18 @@ class TestPolicyRecord:
         assert Policy().gates == {} and Policy().emergency_rollback and Policy().auto_complete
 
     def test_json_round_trip_and_stable_digest(self) -> None:
-        p = Policy(groups={"risk": ["bo"]}, gates={"production": Gate(
-            approvals=[{"count": 1, "group": "risk"}], metrics=["metrics.auc>=0.9"], lineage=["code_commit"],
-            tags=["team"], description=True)})
+        p = Policy(
+            groups={"risk": ["bo"]},
+            gates={
+                "production": Gate(
+                    approvals=[{"count": 1, "group": "risk"}],
+                    metrics=["metrics.auc>=0.9"],
+                    lineage=["code_commit"],
+                    tags=["team"],
+                    description=True,
+                )
+            },
+        )
         again = Policy.from_json(p.to_json())
         assert again == p
         assert again.digest() == p.digest() and p.digest().startswith("sha256:")
@@ -69,43 +78,77 @@ class TestPolicyRecord:
         assert Gate(approvals=0).approvals == []
         assert Gate(approvals={"count": 1, "group": "risk"}).approvals[0].group == "risk"
 
-    @pytest.mark.parametrize("text, parsed", [
-        ("metrics.auc >= 0.9", ("auc", ">=", 0.9, None, 0.0)),
-        ("metrics.loss<0.3", ("loss", "<", 0.3, None, 0.0)),
-        ("metrics.auc >= @production", ("auc", ">=", None, PROD, 0.0)),
-        ("metrics.auc >= @Production - 0.005", ("auc", ">=", None, PROD, -0.005)),
-        ("metrics.latency ms <= @staging + 2", ("latency ms", "<=", None, Stage.STAGING, 2.0)),
-        ("metrics.f1 != 1e-3", ("f1", "!=", 0.001, None, 0.0)),
-    ])
+    @pytest.mark.parametrize(
+        "text, parsed",
+        [
+            ("metrics.auc >= 0.9", ("auc", ">=", 0.9, None, 0.0)),
+            ("metrics.loss<0.3", ("loss", "<", 0.3, None, 0.0)),
+            ("metrics.auc >= @production", ("auc", ">=", None, PROD, 0.0)),
+            ("metrics.auc >= @Production - 0.005", ("auc", ">=", None, PROD, -0.005)),
+            ("metrics.latency ms <= @staging + 2", ("latency ms", "<=", None, Stage.STAGING, 2.0)),
+            ("metrics.f1 != 1e-3", ("f1", "!=", 0.001, None, 0.0)),
+        ],
+    )
     def test_metric_conditions(self, text: str, parsed: tuple) -> None:
         c = MetricCondition.parse(text)
         assert (c.key, c.op, c.value, c.stage, c.offset) == parsed
         assert MetricCondition.parse(str(c)) == c
 
-    @pytest.mark.parametrize("data, message", [
-        ({"gates": {"production": {"metrics": ["auc >= 0.9"]}}},
-         ("invalid policy: gates.production.metrics: cannot parse metric gate 'auc >= 0.9'; write 'metrics.<key> <op> "
-         "<number>' or 'metrics.<key> <op> @<stage> [+|- <number>]'")),
-        ({"gates": {"production": {"metrics": ["metrics.auc >= @prod"]}}},
-         "metric gate 'metrics.auc >= @prod' names unknown stage 'prod'; use one of experimental, staging, production, archived"),
-        ({"gates": {"production": {"metrics": ["metrics.auc >= high"]}}},
-         "cannot parse the right-hand side of metric gate 'metrics.auc >= high'"),
-        ({"gates": {"production": {"lineage": ["git"]}}},
-         ("unknown lineage requirement(s) ['git']; use ['code_clean', 'code_commit', 'dataset', 'dataset_digest', "
-         "'environment', 'run_id']")),
-        ({"gates": {"production": {"approvals": [{"count": 1, "group": "risk"}]}}},
-         ("gate for production needs approvals from group 'risk', which the policy does not define (groups: none "
-         "defined); add it under 'groups'")),
-        ({"gates": {"production": {"approvals": True}}},
-         "approvals must be a count, a rule {'count': 2, 'group': 'risk'} or a list of rules"),
-        ({"gates": {"production": {"approvals": [{"count": 0}]}}}, "approvals.0.count: Input should be greater than or equal to 1"),
-        ({"gates": {"live": {}}}, "gates.live.[key]: Input should be 'experimental', 'staging', 'production' or 'archived'"),
-        ({"exclusive": ["production", "archived"]}, "displaced_to (archived) cannot itself be an exclusive stage"),
-        ({"aproval": 2}, "aproval: Extra inputs are not permitted"),
-        ({"gates": {"production": {"approval": 2}}}, "gates.production.approval: Extra inputs are not permitted"),
-        ({"groups": {"risk": [""]}}, "group 'risk' has an empty member name"),
-        ({"schema_version": 2}, "schema_version 2 is newer than this modelreg understands"),
-    ])
+    @pytest.mark.parametrize(
+        "data, message",
+        [
+            (
+                {"gates": {"production": {"metrics": ["auc >= 0.9"]}}},
+                (
+                    "invalid policy: gates.production.metrics: cannot parse metric gate 'auc >= 0.9'; write "
+                    "'metrics.<key> <op> "
+                    "<number>' or 'metrics.<key> <op> @<stage> [+|- <number>]'"
+                ),
+            ),
+            (
+                {"gates": {"production": {"metrics": ["metrics.auc >= @prod"]}}},
+                "metric gate 'metrics.auc >= @prod' names unknown stage 'prod'; use one of experimental, staging, "
+                "production, archived",
+            ),
+            (
+                {"gates": {"production": {"metrics": ["metrics.auc >= high"]}}},
+                "cannot parse the right-hand side of metric gate 'metrics.auc >= high'",
+            ),
+            (
+                {"gates": {"production": {"lineage": ["git"]}}},
+                (
+                    "unknown lineage requirement(s) ['git']; use ['code_clean', 'code_commit', 'dataset', "
+                    "'dataset_digest', "
+                    "'environment', 'run_id']"
+                ),
+            ),
+            (
+                {"gates": {"production": {"approvals": [{"count": 1, "group": "risk"}]}}},
+                (
+                    "gate for production needs approvals from group 'risk', which the policy does not define "
+                    "(groups: none "
+                    "defined); add it under 'groups'"
+                ),
+            ),
+            (
+                {"gates": {"production": {"approvals": True}}},
+                "approvals must be a count, a rule {'count': 2, 'group': 'risk'} or a list of rules",
+            ),
+            (
+                {"gates": {"production": {"approvals": [{"count": 0}]}}},
+                "approvals.0.count: Input should be greater than or equal to 1",
+            ),
+            (
+                {"gates": {"live": {}}},
+                "gates.live.[key]: Input should be 'experimental', 'staging', 'production' or 'archived'",
+            ),
+            ({"exclusive": ["production", "archived"]}, "displaced_to (archived) cannot itself be an exclusive stage"),
+            ({"aproval": 2}, "aproval: Extra inputs are not permitted"),
+            ({"gates": {"production": {"approval": 2}}}, "gates.production.approval: Extra inputs are not permitted"),
+            ({"groups": {"risk": [""]}}, "group 'risk' has an empty member name"),
+            ({"schema_version": 2}, "schema_version 2 is newer than this modelreg understands"),
+        ],
+    )
     def test_invalid_policies_are_rejected_with_the_reason(self, data: dict, message: str) -> None:
         with pytest.raises(InvalidInputError) as info:
             Policy.parse(data)
@@ -125,7 +168,9 @@ class TestPolicyRecord:
         assert "lineage" in text and "metrics" in text and "extra" in text
 
     def test_a_stored_policy_from_a_newer_modelreg_fails_closed(self) -> None:
-        with pytest.raises(SchemaVersionError, match=r"stored policy cannot be read by this modelreg .*upgrade modelreg"):
+        with pytest.raises(
+            SchemaVersionError, match=r"stored policy cannot be read by this modelreg .*upgrade modelreg"
+        ):
             Policy.load_stored({"gates": {"production": {"quorum": 3}}})
 
 
@@ -200,8 +245,10 @@ class TestGates:
         bad = register(reg, tmp_path, metrics={"auc": 0.88, "latency": 12.5})
         assert reg.check_transition(ok.ref, "production") == []
         assert reg.check_transition(bad.ref, "production") == [
-            "metrics.auc >= @production - 0.01: churn/3 has auc = 0.88, production version churn/1 has 0.9 (bound 0.89)",
-            "metrics.latency <= @production + 2: churn/3 has latency = 12.5, production version churn/1 has 10 (bound 12)",
+            "metrics.auc >= @production - 0.01: churn/3 has auc = 0.88, production version churn/1 has 0.9 (bound "
+            "0.89)",
+            "metrics.latency <= @production + 2: churn/3 has latency = 12.5, production version churn/1 has 10 "
+            "(bound 12)",
         ]
 
     def test_baseline_without_the_metric_passes(self, sqlite_registry: Registry, tmp_path: Path) -> None:
@@ -224,23 +271,55 @@ class TestGates:
         # the candidate itself is never its own baseline
         assert reg.check_transition(staged.ref, "production") == []
 
-    @pytest.mark.parametrize("field, lineage, message", [
-        ("dataset", {}, "lineage.dataset: churn/1 records no dataset; register it with lineage={'datasets': [{'uri': ...}]}"),
-        ("dataset_digest", {}, ("lineage.dataset_digest: churn/1 records no dataset; register it with "
-                               "lineage={'datasets': [{'uri': ..., 'digest': 'sha256:...'}]}")),
-        ("dataset_digest", {"datasets": [{"uri": "s3://d/a", "digest": "sha256:ab"}, {"uri": "s3://d/b"}]},
-         "lineage.dataset_digest: churn/1 records no digest for dataset(s) s3://d/b; record 'digest' for every dataset"),
-        ("code_commit", {}, ("lineage.code_commit: churn/1 records no git commit; register from a git work tree "
-                            "(capture='auto') or pass lineage.code.commit")),
-        ("code_clean", {"code": {"commit": "abc", "dirty": True}},
-         "lineage.code_clean: churn/1 was registered from a dirty work tree; commit your changes and register again"),
-        ("code_clean", {"code": {"commit": "abc"}},
-         "lineage.code_clean: churn/1 was registered from a unknown work tree; commit your changes and register again"),
-        ("run_id", {}, "lineage.run_id: churn/1 records no run id; pass lineage={'run_id': ...}"),
-        ("environment", {}, "lineage.environment: churn/1 records no environment; register with capture='auto'"),
-    ])
-    def test_lineage_requirements(self, sqlite_registry: Registry, tmp_path: Path, field: str, lineage: dict,
-                                  message: str) -> None:
+    @pytest.mark.parametrize(
+        "field, lineage, message",
+        [
+            (
+                "dataset",
+                {},
+                "lineage.dataset: churn/1 records no dataset; register it with lineage={'datasets': [{'uri': ...}]}",
+            ),
+            (
+                "dataset_digest",
+                {},
+                (
+                    "lineage.dataset_digest: churn/1 records no dataset; register it with "
+                    "lineage={'datasets': [{'uri': ..., 'digest': 'sha256:...'}]}"
+                ),
+            ),
+            (
+                "dataset_digest",
+                {"datasets": [{"uri": "s3://d/a", "digest": "sha256:ab"}, {"uri": "s3://d/b"}]},
+                "lineage.dataset_digest: churn/1 records no digest for dataset(s) s3://d/b; record 'digest' for "
+                "every dataset",
+            ),
+            (
+                "code_commit",
+                {},
+                (
+                    "lineage.code_commit: churn/1 records no git commit; register from a git work tree "
+                    "(capture='auto') or pass lineage.code.commit"
+                ),
+            ),
+            (
+                "code_clean",
+                {"code": {"commit": "abc", "dirty": True}},
+                "lineage.code_clean: churn/1 was registered from a dirty work tree; commit your changes and register "
+                "again",
+            ),
+            (
+                "code_clean",
+                {"code": {"commit": "abc"}},
+                "lineage.code_clean: churn/1 was registered from a unknown work tree; commit your changes and "
+                "register again",
+            ),
+            ("run_id", {}, "lineage.run_id: churn/1 records no run id; pass lineage={'run_id': ...}"),
+            ("environment", {}, "lineage.environment: churn/1 records no environment; register with capture='auto'"),
+        ],
+    )
+    def test_lineage_requirements(
+        self, sqlite_registry: Registry, tmp_path: Path, field: str, lineage: dict, message: str
+    ) -> None:
         reg = sqlite_registry
         self.gate(reg, lineage=[field])
         mv = register(reg, tmp_path, lineage=lineage)
@@ -249,9 +328,16 @@ class TestGates:
     def test_lineage_requirements_met(self, sqlite_registry: Registry, tmp_path: Path) -> None:
         reg = sqlite_registry
         self.gate(reg, lineage=["dataset", "dataset_digest", "code_commit", "code_clean", "run_id", "environment"])
-        mv = register(reg, tmp_path, capture="env", lineage={
-            "datasets": [{"uri": "s3://d/a", "digest": "sha256:ab"}], "run_id": "r1",
-            "code": {"commit": "abc", "dirty": False}})
+        mv = register(
+            reg,
+            tmp_path,
+            capture="env",
+            lineage={
+                "datasets": [{"uri": "s3://d/a", "digest": "sha256:ab"}],
+                "run_id": "r1",
+                "code": {"commit": "abc", "dirty": False},
+            },
+        )
         assert reg.check_transition(mv.ref, "production") == []
 
     def test_required_tags_and_description(self, sqlite_registry: Registry, tmp_path: Path) -> None:
@@ -268,28 +354,49 @@ class TestGates:
 
     def test_direct_transition_cannot_satisfy_approvals(self, sqlite_registry: Registry, tmp_path: Path) -> None:
         reg = sqlite_registry
-        reg.set_policy(Policy(groups={"risk": ["bo"]},
-                              gates={"production": Gate(approvals=[{"count": 2}, {"count": 1, "group": "risk"}])}))
+        reg.set_policy(
+            Policy(
+                groups={"risk": ["bo"]},
+                gates={"production": Gate(approvals=[{"count": 2}, {"count": 1, "group": "risk"}])},
+            )
+        )
         mv = register(reg, tmp_path)
         assert reg.check_transition(mv.ref, "production") == [
-            ("approvals: production needs 2 approvals and 1 approval from group 'risk'; a direct transition carries "
-            "none, so request it with reg.request_transition('churn/1', 'production') (CLI: modelreg request churn/1 "
-            "production) and have it approved")
+            (
+                "approvals: production needs 2 approvals and 1 approval from group 'risk'; a direct transition carries "
+                "none, so request it with reg.request_transition('churn/1', 'production') (CLI: modelreg request "
+                "churn/1 "
+                "production) and have it approved"
+            )
         ]
 
     def test_every_unmet_gate_in_one_message(self, sqlite_registry: Registry, tmp_path: Path) -> None:
         reg = sqlite_registry
-        self.gate(reg, approvals=1, metrics=["metrics.auc >= 0.9", "metrics.f1 >= 0.5"], lineage=["run_id"],
-                  tags=["team"], description=True)
+        self.gate(
+            reg,
+            approvals=1,
+            metrics=["metrics.auc >= 0.9", "metrics.f1 >= 0.5"],
+            lineage=["run_id"],
+            tags=["team"],
+            description=True,
+        )
         mv = register(reg, tmp_path, metrics={"auc": 0.1})
         with pytest.raises(PolicyViolation) as info:
             reg.transition(mv.ref, "production", actor="bo")
         unmet = info.value.unmet
         assert len(unmet) == 6
         assert [u.split(":")[0] for u in unmet] == [
-            "approvals", "metrics.auc >= 0.9", "metrics.f1 >= 0.5", "lineage.run_id", "tag 'team'", "description"]
+            "approvals",
+            "metrics.auc >= 0.9",
+            "metrics.f1 >= 0.5",
+            "lineage.run_id",
+            "tag 'team'",
+            "description",
+        ]
         text = str(info.value)
-        assert text.startswith("cannot move churn/1 from experimental to production: 6 unmet gates of the registry policy:\n")
+        assert text.startswith(
+            "cannot move churn/1 from experimental to production: 6 unmet gates of the registry policy:\n"
+        )
         assert all(f"\n  - {u}" in text for u in unmet)
 
     def test_the_table_is_checked_before_gates(self, sqlite_registry: Registry, tmp_path: Path) -> None:
@@ -297,11 +404,14 @@ class TestGates:
         self.gate(reg, metrics=["metrics.auc >= 0.9"])
         mv = register(reg, tmp_path, metrics={"auc": 0.95})
         reg.transition(mv.ref, "production")
-        with pytest.raises(InvalidTransitionError, match="cannot move churn/1 from production to experimental; "
-                                                           "allowed from production: staging, archived"):
+        with pytest.raises(
+            InvalidTransitionError,
+            match="cannot move churn/1 from production to experimental; allowed from production: staging, archived",
+        ):
             reg.transition(mv.ref, "experimental")
         assert reg.check_transition(mv.ref, "experimental") == [
-            "transition: cannot move churn/1 from production to experimental; allowed from production: staging, archived"
+            "transition: cannot move churn/1 from production to experimental; allowed from production: staging, "
+            "archived"
         ]
 
     def test_gates_guard_only_their_stage(self, sqlite_registry: Registry, tmp_path: Path) -> None:
@@ -316,8 +426,16 @@ class TestGates:
 class TestTransitionTable:
     def test_stored_table_is_enforced_and_exposed(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy({"transitions": {"experimental": ["staging", "archived"], "staging": ["production", "archived"],
-                                        "production": ["archived"], "archived": []}})
+        reg.set_policy(
+            {
+                "transitions": {
+                    "experimental": ["staging", "archived"],
+                    "staging": ["production", "archived"],
+                    "production": ["archived"],
+                    "archived": [],
+                }
+            }
+        )
         mv = register(reg, tmp_path)
         assert reg.rules.allowed(Stage.EXPERIMENTAL) == [Stage.STAGING, Stage.ARCHIVED]
         with pytest.raises(InvalidTransitionError, match="allowed from experimental: staging, archived"):
@@ -398,13 +516,20 @@ class TestPolicyStorage:
 
     def test_admins(self, gov_registry: Registry) -> None:
         reg = gov_registry
-        with pytest.raises(PolicyViolation, match=r"the new policy's admins \(lead\) do not include ana, who would be "
-                                                  "locked out of changing it again; add yourself to 'admins' or leave it empty"):
+        with pytest.raises(
+            PolicyViolation,
+            match=r"the new policy's admins \(lead\) do not include ana, who would be "
+            "locked out of changing it again; add yourself to 'admins' or leave it empty",
+        ):
             reg.set_policy(Policy(admins=["lead"]))
         reg.set_policy(Policy(admins=["Lead"]), actor="lead")
-        with pytest.raises(PolicyViolation, match=r"only the policy's admins \(Lead\) may change the policy; ana is not one of them"):
+        with pytest.raises(
+            PolicyViolation, match=r"only the policy's admins \(Lead\) may change the policy; ana is not one of them"
+        ):
             reg.set_policy(Policy())
-        with pytest.raises(PolicyViolation, match=r"only the policy's admins \(Lead\) may change webhooks; ana is not one of them"):
+        with pytest.raises(
+            PolicyViolation, match=r"only the policy's admins \(Lead\) may change webhooks; ana is not one of them"
+        ):
             reg.add_webhook("http://127.0.0.1:9/hook", secret_env="S")
         reg.set_policy(Policy(), actor="LEAD")  # actor names compare case-insensitively
         assert reg.get_policy() == Policy()
@@ -433,7 +558,14 @@ class TestWorkflow:
         req = reg.request_transition(mv.ref, "production", "beats v1", actor="bo")
         assert isinstance(req, TransitionRequest)
         assert (req.model, req.version, req.from_stage, req.to_stage, req.requester, req.status, req.comment) == (
-            "churn", 2, Stage.EXPERIMENTAL, PROD, "bo", "pending", "beats v1")
+            "churn",
+            2,
+            Stage.EXPERIMENTAL,
+            PROD,
+            "bo",
+            "pending",
+            "beats v1",
+        )
         assert req.id.startswith("churn:") and len(req.id) == len("churn:") + 8
         assert req.unmet == ["approvals: needs 2 approvals, has 0"]
         first = reg.approve(req.id, "cy", "looks good")
@@ -447,10 +579,18 @@ class TestWorkflow:
         assert reg.get_request(req.id) == done
         events = reg.history("churn")[-5:]
         assert [(e.action, e.actor, e.version) for e in events] == [
-            ("request_transition", "bo", 2), ("approve", "cy", 2), ("approve", "dee", 2),
-            ("transition", "dee", 1), ("transition", "dee", 2)]
-        assert events[-1].after == {"stage": "production", "request": req.id, "requested_by": "bo",
-                                    "approved_by": ["cy", "dee"]}
+            ("request_transition", "bo", 2),
+            ("approve", "cy", 2),
+            ("approve", "dee", 2),
+            ("transition", "dee", 1),
+            ("transition", "dee", 2),
+        ]
+        assert events[-1].after == {
+            "stage": "production",
+            "request": req.id,
+            "requested_by": "bo",
+            "approved_by": ["cy", "dee"],
+        }
         assert events[-1].comment == "beats v1"
         assert events[0].after == {"request": req.id, "from": "experimental", "to": "production"}
         assert events[1].comment == "looks good" and events[1].after["approvals"] == 1
@@ -465,53 +605,75 @@ class TestWorkflow:
 
     def test_group_approvals(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy(Policy(groups={"risk": ["cy", "Dee@Example.com"]},
-                              gates={"production": Gate(approvals=[{"count": 2}, {"count": 1, "group": "risk"}])}))
+        reg.set_policy(
+            Policy(
+                groups={"risk": ["cy", "Dee@Example.com"]},
+                gates={"production": Gate(approvals=[{"count": 2}, {"count": 1, "group": "risk"}])},
+            )
+        )
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
-        assert req.unmet == ["approvals: needs 2 approvals, has 0",
-                             "approvals: needs 1 approval from group 'risk', has 0; members: cy, Dee@Example.com"]
+        assert req.unmet == [
+            "approvals: needs 2 approvals, has 0",
+            "approvals: needs 1 approval from group 'risk', has 0; members: cy, Dee@Example.com",
+        ]
         r1 = reg.approve(req.id, "eve")
-        assert r1.unmet == ["approvals: needs 2 approvals, has 1 (eve)",
-                            "approvals: needs 1 approval from group 'risk', has 0; members: cy, Dee@Example.com"]
+        assert r1.unmet == [
+            "approvals: needs 2 approvals, has 1 (eve)",
+            "approvals: needs 1 approval from group 'risk', has 0; members: cy, Dee@Example.com",
+        ]
         r2 = reg.approve(req.id, "dee@example.com")  # counts for both rules
         assert r2.status == "completed"
 
     def test_only_group_members_may_approve(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy(Policy(groups={"risk": ["cy"], "legal": ["lu"]},
-                              gates={"production": Gate(approvals=[{"count": 1, "group": "risk"},
-                                                                   {"count": 1, "group": "legal"}])}))
+        reg.set_policy(
+            Policy(
+                groups={"risk": ["cy"], "legal": ["lu"]},
+                gates={"production": Gate(approvals=[{"count": 1, "group": "risk"}, {"count": 1, "group": "legal"}])},
+            )
+        )
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(PolicyViolation) as info:
             reg.approve(req.id, "eve")
-        assert str(info.value) == (f"eve cannot approve request {req.id} (churn/1 to production): eve is not in any of "
-                                   "the groups 'risk', 'legal', whose approvals the move to production needs")
+        assert str(info.value) == (
+            f"eve cannot approve request {req.id} (churn/1 to production): eve is not in any of "
+            "the groups 'risk', 'legal', whose approvals the move to production needs"
+        )
         assert reg.approve(req.id, "lu").status == "pending"
         assert reg.approve(req.id, "cy").status == "completed"
 
     def test_separation_of_duties(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy(Policy(groups={"risk": ["ana", "bo"]},
-                              gates={"production": Gate(approvals=[{"count": 1, "group": "risk"}])}))
+        reg.set_policy(
+            Policy(
+                groups={"risk": ["ana", "bo"]}, gates={"production": Gate(approvals=[{"count": 1, "group": "risk"}])}
+            )
+        )
         mv = register(reg, tmp_path, actor="ana")
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(PolicyViolation) as info:
             reg.approve(req.id, "ANA")
-        assert str(info.value) == (f"ANA cannot approve request {req.id} (churn/1 to production): separation of duties: "
-                                   "ANA registered this version and cannot approve its move to production")
-        assert info.value.unmet == [("separation of duties: ANA registered this version and cannot approve its move "
-                                    "to production")]
-        with pytest.raises(PolicyViolation, match="separation of duties: bo requested this transition and cannot approve it"):
+        assert str(info.value) == (
+            f"ANA cannot approve request {req.id} (churn/1 to production): separation of duties: "
+            "ANA registered this version and cannot approve its move to production"
+        )
+        assert info.value.unmet == [
+            ("separation of duties: ANA registered this version and cannot approve its move to production")
+        ]
+        with pytest.raises(
+            PolicyViolation, match="separation of duties: bo requested this transition and cannot approve it"
+        ):
             reg.approve(req.id, "bo")
         assert reg.get_request(req.id).approvals == []
         assert actions(reg)[-1] == "request_transition"  # refusals write nothing
 
     def test_separation_of_duties_can_be_relaxed(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy(Policy(gates={"production": Gate(approvals=1, approver_not_author=False,
-                                                        approver_not_requester=False)}))
+        reg.set_policy(
+            Policy(gates={"production": Gate(approvals=1, approver_not_author=False, approver_not_requester=False)})
+        )
         mv = register(reg, tmp_path, actor="ana")
         req = reg.request_transition(mv.ref, "production", actor="ana")
         assert reg.approve(req.id, "ana").status == "completed"
@@ -540,7 +702,9 @@ class TestWorkflow:
         two_approvals(reg)
         req = reg.request_transition(register(reg, tmp_path).ref, "production", actor="bo")
         reg.approve(req.id, "cy")
-        with pytest.raises(AlreadyExistsError, match=f"Cy already approved request {req.id}; it needs approvals from other people"):
+        with pytest.raises(
+            AlreadyExistsError, match=f"Cy already approved request {req.id}; it needs approvals from other people"
+        ):
             reg.approve(req.id, "Cy")
 
     def test_closed_requests_cannot_be_acted_on(self, gov_registry: Registry, tmp_path: Path) -> None:
@@ -549,21 +713,29 @@ class TestWorkflow:
         req = reg.request_transition(register(reg, tmp_path).ref, "production", actor="bo")
         done = reg.approve(req.id, "cy")
         when = done.closed_at.isoformat(timespec="seconds")
-        for op, verb in ((reg.approve, "approved"), (reg.reject, "rejected"), (reg.cancel, "cancelled"),
-                         (reg.complete, "completed")):
+        for op, verb in (
+            (reg.approve, "approved"),
+            (reg.reject, "rejected"),
+            (reg.cancel, "cancelled"),
+            (reg.complete, "completed"),
+        ):
             with pytest.raises(InvalidTransitionError) as info:
                 op(req.id, "dee")
             assert str(info.value) == (
                 f"request {req.id} (churn/1 to production) was already completed by cy at {when}; only pending "
-                f"requests can be {verb}. Start a new one with `modelreg request churn/1 production`")
+                f"requests can be {verb}. Start a new one with `modelreg request churn/1 production`"
+            )
 
     def test_reject(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
         two_approvals(reg)
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
-        with pytest.raises(PolicyViolation, match=f"bo made request {req.id}; withdraw it with cancel "
-                                                  fr"\(modelreg cancel {req.id}\) instead of rejecting it"):
+        with pytest.raises(
+            PolicyViolation,
+            match=f"bo made request {req.id}; withdraw it with cancel "
+            rf"\(modelreg cancel {req.id}\) instead of rejecting it",
+        ):
             reg.reject(req.id, "bo")
         out = reg.reject(req.id, "cy", "auc too low on segment B")
         assert (out.status, out.closed_by, out.close_comment) == ("rejected", "cy", "auc too low on segment B")
@@ -576,11 +748,19 @@ class TestWorkflow:
 
     def test_reject_needs_a_reviewer_of_the_group(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy(Policy(groups={"risk": ["cy"]}, admins=["ana"],
-                              gates={"production": Gate(approvals=[{"count": 1, "group": "risk"}])}))
+        reg.set_policy(
+            Policy(
+                groups={"risk": ["cy"]},
+                admins=["ana"],
+                gates={"production": Gate(approvals=[{"count": 1, "group": "risk"}])},
+            )
+        )
         req = reg.request_transition(register(reg, tmp_path).ref, "production", actor="bo")
-        with pytest.raises(PolicyViolation, match=f"eve cannot reject request {req.id}: only reviewers in 'risk' "
-                                                  r"\(or a policy admin\) can"):
+        with pytest.raises(
+            PolicyViolation,
+            match=f"eve cannot reject request {req.id}: only reviewers in 'risk' "
+            r"\(or a policy admin\) can",
+        ):
             reg.reject(req.id, "eve")
         assert reg.reject(req.id, "ana").status == "rejected"  # an admin may
 
@@ -591,8 +771,10 @@ class TestWorkflow:
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(PolicyViolation) as info:
             reg.cancel(req.id, "cy")
-        assert str(info.value) == (f"only the requester bo (or a policy admin) can cancel request {req.id}; "
-                                   f"reviewers use reject (modelreg reject {req.id})")
+        assert str(info.value) == (
+            f"only the requester bo (or a policy admin) can cancel request {req.id}; "
+            f"reviewers use reject (modelreg reject {req.id})"
+        )
         out = reg.cancel(req.id, "bo", "wrong version")
         assert out.status == "cancelled" and reg.history("churn")[-1].action == "cancel_request"
         # a policy admin may cancel someone else's request
@@ -621,8 +803,10 @@ class TestWorkflow:
         assert r.status == "pending" and [u.split(":")[0] for u in r.unmet] == ["metrics.auc >= 0.9", "tag 'team'"]
         with pytest.raises(PolicyViolation) as info:
             reg.complete(req.id)
-        assert str(info.value).startswith(f"cannot complete request {req.id} (churn/1 to production): 2 unmet gates "
-                                          "of the registry policy:\n  - metrics.auc >= 0.9: churn/1 has no metric 'auc'")
+        assert str(info.value).startswith(
+            f"cannot complete request {req.id} (churn/1 to production): 2 unmet gates "
+            "of the registry policy:\n  - metrics.auc >= 0.9: churn/1 has no metric 'auc'"
+        )
         reg.log_metrics(mv.ref, {"auc": 0.95})
         reg.set_tags(mv.ref, {"team": "fraud"})
         assert reg.complete(req.id).status == "completed"
@@ -635,8 +819,10 @@ class TestWorkflow:
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(AlreadyExistsError) as info:
             reg.request_transition("churn@experimental", "production", actor="cy")
-        assert str(info.value) == (f"request {req.id} by bo already asks to move churn/1 to production; approve it "
-                                   f"(modelreg approve {req.id}) or cancel it first")
+        assert str(info.value) == (
+            f"request {req.id} by bo already asks to move churn/1 to production; approve it "
+            f"(modelreg approve {req.id}) or cancel it first"
+        )
         with pytest.raises(InvalidTransitionError, match="churn/1 is already in experimental; nothing to do"):
             reg.request_transition(mv.ref, "experimental")
         with pytest.raises(VersionNotFound):
@@ -649,9 +835,11 @@ class TestWorkflow:
         register(reg, tmp_path)
         with pytest.raises(NotFoundError) as info:
             reg.approve("churn:0000abcd", "cy")
-        assert str(info.value) == ("model 'churn' has no transition request 'churn:0000abcd' (closed requests older "
-                                   "than the last 200 are only in `modelreg history churn`); list pending ones with "
-                                   "`modelreg requests`")
+        assert str(info.value) == (
+            "model 'churn' has no transition request 'churn:0000abcd' (closed requests older "
+            "than the last 200 are only in `modelreg history churn`); list pending ones with "
+            "`modelreg requests`"
+        )
         for bad in ("churn", "churn:XYZ", 42, "../x:00ab"):
             with pytest.raises(InvalidInputError):
                 reg.get_request(bad)  # type: ignore[arg-type]
@@ -674,8 +862,11 @@ class TestWorkflow:
         assert [q.id for q in reg.list_requests(None, model="fraud")] == [r2.id]
         assert [q.id for q in reg.list_requests("completed")] == [r3.id]
         assert [q.id for q in reg.list_requests("cancelled")] == [r2.id]
-        with pytest.raises(InvalidInputError, match="unknown request status 'open'; use one of pending, completed, "
-                                                    "rejected, cancelled, superseded or 'all'"):
+        with pytest.raises(
+            InvalidInputError,
+            match="unknown request status 'open'; use one of pending, completed, "
+            "rejected, cancelled, superseded or 'all'",
+        ):
             reg.list_requests("open")
 
     def test_superseded_when_reached_another_way(self, gov_registry: Registry, tmp_path: Path) -> None:
@@ -702,9 +893,17 @@ class TestWorkflow:
 
     def test_version_moved_before_completion(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
-        reg.set_policy(Policy(transitions={"experimental": ["staging", "production"], "staging": ["archived"],
-                                           "production": ["archived"], "archived": []},
-                              gates={"production": Gate(approvals=1)}))
+        reg.set_policy(
+            Policy(
+                transitions={
+                    "experimental": ["staging", "production"],
+                    "staging": ["archived"],
+                    "production": ["archived"],
+                    "archived": [],
+                },
+                gates={"production": Gate(approvals=1)},
+            )
+        )
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
         reg.transition(mv.ref, "staging")
@@ -714,8 +913,9 @@ class TestWorkflow:
         with pytest.raises(InvalidTransitionError, match="allowed from staging: archived"):
             reg.complete(req.id)
 
-    def test_closed_requests_are_pruned_from_the_state(self, gov_registry: Registry, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_closed_requests_are_pruned_from_the_state(
+        self, gov_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         from modelreg.governance import requests as requests_module
 
         monkeypatch.setattr(requests_module, "KEEP_CLOSED", 2)
@@ -755,7 +955,8 @@ class TestRollback:
             reg.rollback("churn")
         assert str(info.value).startswith(
             "rolling churn@production back to version 1 is an emergency rollback that bypasses gates; say why with "
-            "comment=... (CLI: --comment), it is recorded in the audit trail: 2 unmet gates of the registry policy:")
+            "comment=... (CLI: --comment), it is recorded in the audit trail: 2 unmet gates of the registry policy:"
+        )
         assert reg.get_version(v2.ref).stage == PROD
         restored = reg.rollback("churn", comment="v2 crashes on empty input", actor="oncall")
         assert restored.version == 1 and reg.get_version(v2.ref).stage == Stage.ARCHIVED
@@ -772,7 +973,8 @@ class TestRollback:
             reg.rollback("churn", comment="please")
         assert str(info.value).startswith(
             "cannot roll back churn@production to version 1 (this policy does not let rollbacks bypass gates; request "
-            "the transition with reg.request_transition('churn/1', 'production')): 1 unmet gate")
+            "the transition with reg.request_transition('churn/1', 'production')): 1 unmet gate"
+        )
         req = reg.request_transition("churn/1", "production", actor="bo")
         assert reg.approve(req.id, "cy").status == "completed"
 
@@ -784,7 +986,7 @@ class TestRollback:
         assert "emergency" not in reg.history("churn")[-1].after
 
 
-# -- identity ------------------------------------------------------------------------------------------------------------------
+# -- identity --------------------------------------------------------------------------------------------------------
 class TestIdentity:
     @pytest.fixture(autouse=True)
     def _restore(self) -> Any:
@@ -838,15 +1040,19 @@ class TestIdentity:
 
 def test_policy_file_round_trip_through_json(tmp_path: Path, sqlite_registry: Registry) -> None:
     path = tmp_path / "policy.json"
-    path.write_text(json.dumps({"groups": {"risk": ["cy"]},
-                                "gates": {"production": {"approvals": [{"count": 1, "group": "risk"}]}}}))
+    path.write_text(
+        json.dumps(
+            {"groups": {"risk": ["cy"]}, "gates": {"production": {"approvals": [{"count": 1, "group": "risk"}]}}}
+        )
+    )
     stored = sqlite_registry.set_policy(path.read_text())
     assert sqlite_registry.get_policy() == stored
     assert json.loads(stored.to_json())["gates"]["production"]["approvals"] == [{"count": 1, "group": "risk"}]
 
 
 def test_records_missing_from_the_prefetch_are_fetched_and_the_update_rerun(
-        gov_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gov_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A baseline that changed after the records were fetched aborts the attempt (nothing written) and retries."""
     from modelreg.governance.engine import Governance
 
@@ -863,7 +1069,9 @@ def test_records_missing_from_the_prefetch_are_fetched_and_the_update_rerun(
         attempts.append(name)
         return original(name, fn)
 
-    monkeypatch.setattr(Governance, "_prefetch", lambda self, records, policy, target, version: records.fetch([version]))
+    monkeypatch.setattr(
+        Governance, "_prefetch", lambda self, records, policy, target, version: records.fetch([version])
+    )
     monkeypatch.setattr(reg.metadata, "update", counting_update)
     before = len(reg.history("churn"))
     done = reg.approve(req.id, "cy")

@@ -171,8 +171,13 @@ def test_cli_in_a_subprocess_with_env_actor(tmp_path: Path) -> None:
 
     def modelreg(*args: str, actor: str | None = None) -> subprocess.CompletedProcess[str]:
         e = {**env, "MODELREG_ACTOR": actor} if actor else env
-        return subprocess.run([sys.executable, "-m", "modelreg", "--registry", reg, *args], capture_output=True,
-                              text=True, env=e, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "modelreg", "--registry", reg, *args],
+            capture_output=True,
+            text=True,
+            env=e,
+            timeout=120,
+        )
 
     assert modelreg("register", "churn", str(model), "--no-capture").returncode == 0
     policy = tmp_path / "p.json"

@@ -108,8 +108,11 @@ def check_consistent(reg: Registry, name: str = "churn") -> None:
 
 
 def transitions_into(reg: Registry, version: int, stage: str = "production") -> list[Any]:
-    return [e for e in reg.history("churn") if e.action == "transition" and e.version == version
-            and (e.after or {}).get("stage") == stage]
+    return [
+        e
+        for e in reg.history("churn")
+        if e.action == "transition" and e.version == version and (e.after or {}).get("stage") == stage
+    ]
 
 
 @pytest.mark.slow
@@ -194,7 +197,9 @@ def test_approval_racing_another_promotion_processes(shared: Any, tmp_path: Path
     else:
         # v3 went first; v2 was then measured against v3, atomically
         assert final2.status == "pending"
-        assert final2.unmet == ["metrics.auc >= @production: churn/2 has auc = 0.85, production version churn/3 has 0.9"]
+        assert final2.unmet == [
+            "metrics.auc >= @production: churn/2 has auc = 0.85, production version churn/3 has 0.9"
+        ]
         assert reg.get_version(v2.ref).stage == Stage.EXPERIMENTAL
     assert reg.get_request(r3.id).status == "completed"
     check_consistent(reg)
@@ -235,10 +240,12 @@ def test_approval_racing_registration_threads(gov_registry: Registry, tmp_path: 
     reg = gov_registry
     mv, req = setup_request(reg, tmp_path, approvals=1)
     path = model_file(tmp_path, b"new")
-    results = _threads([
-        lambda: [reg.register("churn", path, capture=None, actor="trainer").version for _ in range(3)],
-        lambda: reg.approve(req.id, "cy"),
-    ])
+    results = _threads(
+        [
+            lambda: [reg.register("churn", path, capture=None, actor="trainer").version for _ in range(3)],
+            lambda: reg.approve(req.id, "cy"),
+        ]
+    )
     assert not any(isinstance(r, Exception) for r in results), results
     assert sorted(results[0]) == [3, 4, 5]
     assert results[1].status == "completed"

@@ -20,8 +20,9 @@ def run_example(tmp_path: Path) -> str:
     env = {**os.environ, "MODELREG_HOME": str(tmp_path / "home"), "PYTHONIOENCODING": "utf-8"}
     env.pop("MODELREG_URI", None)
     env.pop("MODELREG_ACTOR", None)
-    proc = subprocess.run([sys.executable, str(EXAMPLE)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, f"governance.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -40,8 +41,10 @@ def test_governance_example_runs_twice(tmp_path: Path) -> None:
         "governance/churn/1 is back in production; governance/churn/2 is now archived",
         "carla@example.com    approve             v1 production  (reviewed the fairness report)",
         "oncall@example.com   rollback            v1 production (emergency)  (v2 times out on batch scoring)",
-        ("in-process listener saw: ['governance/churn/1 -> production', 'governance/churn/1 -> archived', "
-        "'governance/churn/2 -> production']"),
+        (
+            "in-process listener saw: ['governance/churn/1 -> production', 'governance/churn/1 -> archived', "
+            "'governance/churn/2 -> production']"
+        ),
         "  deploy governance/churn/1 (transition by carla@example.com)",
         "  deploy governance/churn/2 (transition by dev@example.com)",
         "  deploy governance/churn/1 (rollback by oncall@example.com)",
@@ -81,8 +84,14 @@ def test_governance_page_code_runs(tmp_path: Path) -> None:
     )
     env = {**os.environ, "MODELREG_HOME": str(tmp_path / "home"), "MODELREG_ACTOR": "docs"}
     env.pop("MODELREG_URI", None)
-    proc = subprocess.run([sys.executable, str(runner), json.dumps(blocks)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(runner), json.dumps(blocks)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"code in governance.md failed:\n{proc.stdout}\n{proc.stderr}"
     assert "cannot move churn/1 from experimental to production: 1 unmet gate of the registry policy:" in proc.stdout
     assert "deploy churn 1" in proc.stdout

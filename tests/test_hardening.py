@@ -89,24 +89,30 @@ def test_deep_lineage_is_refused_not_half_written(reg: Registry, tmp_path: Path)
     assert_usable(reg, tmp_path)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"params": {"p": 10**5000}}, r"param p is an integer of 16610 bits; integers must fit in 64 bits"),
-    ({"params": {"p": MAX_INT + 1}}, r"param p is an integer of 64 bits; integers must fit in 64 bits"),
-    ({"params": {"p": [MIN_INT - 1]}}, r"param p\[0\] is an integer of 64 bits"),
-    ({"metrics": {"auc": 10**400}}, r"metric 'auc' is an integer of 1329 bits, too large for a float"),
-    ({"lineage": {"extra": {"n": 10**30}}}, r"lineage\.extra\.n is an integer of 100 bits"),
-    ({"tags": {"build": 10**5000}}, r"tag 'build' is an integer beyond 64 bits; pass it as a string"),
-    ({"params": {"p": "\ud800"}}, r"param p contains a lone surrogate"),
-    ({"description": "bad \udfff text"}, r"description contains a lone surrogate"),
-    ({"lineage": {"run_id": "r" * 5001}}, r"lineage\.run_id 'r+'\.\.\. is 5001 characters long; the cap is 5000"),
-    ({"lineage": {"run_id": "run-1\n"}}, r"lineage\.run_id 'run-1\\n' contains a control character"),
-    ({"lineage": {"datasets": [{"uri": " s3://d"}]}}, r"lineage\.datasets\[0\]\.uri ' s3://d' has leading or trailing whitespace"),
-    ({"lineage": {"extra": {"blob": "x" * 1_000_001}}}, r"lineage is \d+ bytes as JSON; the cap is 1000000"),
-    ({"actor": "ana\n"}, r"actor 'ana\\n' contains a control character"),
-    ({"actor": " ana"}, r"actor ' ana' has leading or trailing whitespace"),
-    ({"actor": "a" * 201}, r"actor must be a non-empty string of at most 200 characters"),
-    ({"format": "onnx\n"}, r"format 'onnx\\n' contains a control character"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"params": {"p": 10**5000}}, r"param p is an integer of 16610 bits; integers must fit in 64 bits"),
+        ({"params": {"p": MAX_INT + 1}}, r"param p is an integer of 64 bits; integers must fit in 64 bits"),
+        ({"params": {"p": [MIN_INT - 1]}}, r"param p\[0\] is an integer of 64 bits"),
+        ({"metrics": {"auc": 10**400}}, r"metric 'auc' is an integer of 1329 bits, too large for a float"),
+        ({"lineage": {"extra": {"n": 10**30}}}, r"lineage\.extra\.n is an integer of 100 bits"),
+        ({"tags": {"build": 10**5000}}, r"tag 'build' is an integer beyond 64 bits; pass it as a string"),
+        ({"params": {"p": "\ud800"}}, r"param p contains a lone surrogate"),
+        ({"description": "bad \udfff text"}, r"description contains a lone surrogate"),
+        ({"lineage": {"run_id": "r" * 5001}}, r"lineage\.run_id 'r+'\.\.\. is 5001 characters long; the cap is 5000"),
+        ({"lineage": {"run_id": "run-1\n"}}, r"lineage\.run_id 'run-1\\n' contains a control character"),
+        (
+            {"lineage": {"datasets": [{"uri": " s3://d"}]}},
+            r"lineage\.datasets\[0\]\.uri ' s3://d' has leading or trailing whitespace",
+        ),
+        ({"lineage": {"extra": {"blob": "x" * 1_000_001}}}, r"lineage is \d+ bytes as JSON; the cap is 1000000"),
+        ({"actor": "ana\n"}, r"actor 'ana\\n' contains a control character"),
+        ({"actor": " ana"}, r"actor ' ana' has leading or trailing whitespace"),
+        ({"actor": "a" * 201}, r"actor must be a non-empty string of at most 200 characters"),
+        ({"format": "onnx\n"}, r"format 'onnx\\n' contains a control character"),
+    ],
+)
 def test_numbers_text_and_sizes_every_store_can_hold(reg: Registry, tmp_path: Path, kwargs: dict, message: str) -> None:
     f = write(tmp_path / "m.bin", b"weights")
     before = snapshot(reg)
@@ -129,7 +135,9 @@ def test_64_bit_edges_round_trip(reg: Registry, tmp_path: Path) -> None:
 
 # -- names, keys, aliases with control characters or edge whitespace ---------------------------------
 @pytest.mark.parametrize("name", ["churn\n", "churn\r\n", "churn ", " churn", "churn\t", "ch\x00urn", "churn\u2028"])
-def test_a_name_with_a_trailing_newline_or_control_character_is_refused(reg: Registry, tmp_path: Path, name: str) -> None:
+def test_a_name_with_a_trailing_newline_or_control_character_is_refused(
+    reg: Registry, tmp_path: Path, name: str
+) -> None:
     f = write(tmp_path / "m.bin", b"weights")
     reg.register("churn", f, capture=None)
     before = snapshot(reg)
@@ -145,18 +153,21 @@ def test_a_name_with_a_trailing_newline_or_control_character_is_refused(reg: Reg
     assert_usable(reg, tmp_path)
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda r: r.set_tags("churn/1", {"team\n": "fraud"}), r"invalid tag key 'team\\n'"),
-    (lambda r: r.set_tags("churn/1", {"team ": "fraud"}), r"invalid tag key 'team '"),
-    (lambda r: r.log_metrics("churn/1", {"auc\n": 0.9}), r"invalid metric key 'auc\\n'"),
-    (lambda r: r.log_metrics("churn/1", {"auc": 10**400}), r"too large for a float"),
-    (lambda r: r.log_metrics("churn/1", {"auc": 0.9}, step=2**64), r"step must be an integer of at most 64 bits"),
-    (lambda r: r.set_alias("churn", "champion\n", 1), r"invalid alias 'champion\\n'"),
-    (lambda r: r.transition("churn", 2**70, "staging"), r"version must be a positive integer of at most 64 bits"),
-    (lambda r: r.get_version("churn", "9" * 30), r"version must be a positive integer"),
-    (lambda r: r.set_description("churn/1", "x\udc00"), r"description contains a lone surrogate"),
-    (lambda r: r.transition("churn/1", "staging", actor="bob\n"), r"actor 'bob\\n' contains a control character"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.set_tags("churn/1", {"team\n": "fraud"}), r"invalid tag key 'team\\n'"),
+        (lambda r: r.set_tags("churn/1", {"team ": "fraud"}), r"invalid tag key 'team '"),
+        (lambda r: r.log_metrics("churn/1", {"auc\n": 0.9}), r"invalid metric key 'auc\\n'"),
+        (lambda r: r.log_metrics("churn/1", {"auc": 10**400}), r"too large for a float"),
+        (lambda r: r.log_metrics("churn/1", {"auc": 0.9}, step=2**64), r"step must be an integer of at most 64 bits"),
+        (lambda r: r.set_alias("churn", "champion\n", 1), r"invalid alias 'champion\\n'"),
+        (lambda r: r.transition("churn", 2**70, "staging"), r"version must be a positive integer of at most 64 bits"),
+        (lambda r: r.get_version("churn", "9" * 30), r"version must be a positive integer"),
+        (lambda r: r.set_description("churn/1", "x\udc00"), r"description contains a lone surrogate"),
+        (lambda r: r.transition("churn/1", "staging", actor="bob\n"), r"actor 'bob\\n' contains a control character"),
+    ],
+)
 def test_mutations_refuse_the_same_inputs(reg: Registry, tmp_path: Path, call: Any, message: str) -> None:
     reg.register("churn", write(tmp_path / "m.bin", b"weights"), capture=None)
     before = snapshot(reg)
@@ -250,14 +261,14 @@ def test_purge_races_promotion_on_one_folder(tmp_path: Path) -> None:
             mv = a.register("churn", write(tmp_path / f"m{i}.bin", f"w{i}".encode()), capture=None)
             outcome: dict[str, Any] = {}
 
-            def promote(ref: str = mv.ref) -> None:
+            def promote(ref: str = mv.ref, outcome: dict[str, Any] = outcome) -> None:
                 try:
                     a.transition(ref, "production")
                     outcome["promoted"] = True
                 except VersionNotFound:
                     outcome["promoted"] = False
 
-            def purge(ref: str = mv.ref) -> None:
+            def purge(ref: str = mv.ref, outcome: dict[str, Any] = outcome) -> None:
                 try:
                     b.purge(ref)
                     outcome["purged"] = True

@@ -33,8 +33,11 @@ _numbers = st.one_of(
     st.sampled_from([2**63 - 1, -(2**63), 2**63, 10**400]),
 )
 _leaves = st.one_of(st.none(), st.booleans(), _numbers, _text)
-_json = st.recursive(_leaves, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)), max_leaves=12)
+_json = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)),
+    max_leaves=12,
+)
 
 
 def _deep(depth: int) -> Any:
@@ -46,7 +49,9 @@ def _deep(depth: int) -> Any:
 
 _params = st.dictionaries(_keys, st.one_of(_json, st.integers(25, 40).map(_deep)), max_size=4)
 _tags = st.dictionaries(_keys, st.one_of(_text, st.integers(), st.floats()), max_size=4)
-_metrics = st.dictionaries(_keys, st.one_of(st.floats(allow_nan=True), st.integers(), st.sampled_from([10**400])), max_size=4)
+_metrics = st.dictionaries(
+    _keys, st.one_of(st.floats(allow_nan=True), st.integers(), st.sampled_from([10**400])), max_size=4
+)
 
 
 def _as_stored(value: Any) -> Any:
@@ -61,7 +66,9 @@ def _as_stored(value: Any) -> Any:
 @pytest.mark.parametrize("store", sorted(STORES))
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=_names, params=_params, tags=_tags, metrics=_metrics)
-def test_register_stores_what_it_is_given_or_nothing(store: str, name: Any, params: dict, tags: dict, metrics: dict) -> None:
+def test_register_stores_what_it_is_given_or_nothing(
+    store: str, name: Any, params: dict, tags: dict, metrics: dict
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         artifact = root / "model.bin"

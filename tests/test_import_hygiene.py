@@ -17,9 +17,24 @@ import textwrap
 from pathlib import Path
 
 FORBIDDEN = (
-    "asyncio", "fsspec", "fsspec.asyn", "modelreg.stores._cloud",
-    "s3fs", "gcsfs", "adlfs", "boto3", "botocore", "aiobotocore", "azure", "google", "aiohttp",
-    "starlette", "jinja2", "pandas", "numpy", "sqlite_utils",
+    "asyncio",
+    "fsspec",
+    "fsspec.asyn",
+    "modelreg.stores._cloud",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "boto3",
+    "botocore",
+    "aiobotocore",
+    "azure",
+    "google",
+    "aiohttp",
+    "starlette",
+    "jinja2",
+    "pandas",
+    "numpy",
+    "sqlite_utils",
 )
 """Modules (and their submodules) that the local path must not import. ``fsspec`` itself and
 ``modelreg.stores._cloud`` are where asyncio came from: a local store needs neither."""
@@ -34,8 +49,14 @@ def loaded(modules: list[str], forbidden: tuple[str, ...] = FORBIDDEN) -> list[s
 
 
 def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], check=False, capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 USE_REGISTRY = """
@@ -75,7 +96,8 @@ def test_a_local_registry_loads_no_async_cloud_or_web_modules(tmp_path: Path) ->
 
 
 def _make_registry(folder: Path, tmp_path: Path) -> None:
-    setup = run_python("""
+    setup = run_python(
+        """
         import sys
         from modelreg import Registry
         with open(sys.argv[2], "wb") as f:
@@ -84,14 +106,19 @@ def _make_registry(folder: Path, tmp_path: Path) -> None:
         reg.register("churn", sys.argv[2], metrics={"auc": 0.9}, capture=None)
         reg.transition("churn", 1, "staging")
         reg.close()
-    """, str(folder), str(tmp_path / "m.bin"), cwd=tmp_path)
+    """,
+        str(folder),
+        str(tmp_path / "m.bin"),
+        cwd=tmp_path,
+    )
     assert setup.returncode == 0, setup.stderr
 
 
 def test_cli_read_commands_load_no_async_cloud_or_web_modules(tmp_path: Path) -> None:
     folder = tmp_path / "registry"
     _make_registry(folder, tmp_path)
-    out = run_python("""
+    out = run_python(
+        """
         import contextlib, io, json, sys
         from modelreg.cli import main
 
@@ -102,7 +129,10 @@ def test_cli_read_commands_load_no_async_cloud_or_web_modules(tmp_path: Path) ->
                          ["search", "metrics.auc > 0.5"], ["history", "churn"]):
                 codes.append(main(["--registry", folder, *argv]))
         print(json.dumps({"codes": codes, "output": text.getvalue(), "modules": sorted(sys.modules)}))
-    """, str(folder), cwd=tmp_path)
+    """,
+        str(folder),
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["codes"] == [0] * 6 and "churn" in got["output"]
@@ -113,12 +143,21 @@ def test_python_m_modelreg_list_loads_no_async_cloud_or_web_modules(tmp_path: Pa
     """The real entry point, ``python -m modelreg``; ``-X importtime`` lists every module it imports."""
     folder = tmp_path / "registry"
     _make_registry(folder, tmp_path)
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "modelreg", "--registry", str(folder), "list"],
-                         check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "modelreg", "--registry", str(folder), "list"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "churn" in out.stdout
-    imported = [line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines()
-                if line.startswith("import time:") and "|" in line]
+    imported = [
+        line.rsplit("|", 1)[1].strip()
+        for line in out.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    ]
     assert "modelreg.registry" in imported or "modelreg.stores.sqlite" in imported  # the listing is real
     assert loaded(imported) == []
 
@@ -128,7 +167,8 @@ def test_reading_a_version_loads_no_cli_or_logging_machinery(tmp_path: Path) -> 
     line's) nor logging (imported when something is logged), nor builds a pydantic validator."""
     folder = tmp_path / "registry"
     _make_registry(folder, tmp_path)
-    out = run_python("""
+    out = run_python(
+        """
         import json, sys
         from modelreg import Registry
         from modelreg.models import ModelVersion
@@ -138,7 +178,10 @@ def test_reading_a_version_loads_no_cli_or_logging_machinery(tmp_path: Path) -> 
         latest = reg.get_version("churn")
         print(json.dumps({"ref": mv.ref, "latest": latest.ref, "modules": sorted(sys.modules),
                           "validator_built": ModelVersion.__pydantic_complete__}))
-    """, str(folder), cwd=tmp_path)
+    """,
+        str(folder),
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert (got["ref"], got["latest"]) == ("churn/1", "churn/1")

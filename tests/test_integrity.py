@@ -39,8 +39,16 @@ def remove(path: Path) -> None:
 
 
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
-    "corrupted": (flip_byte, r"is corrupted in the artifact store: expected sha256:[0-9a-f]{64} \((\d+) bytes\), read sha256:[0-9a-f]{64} \(\1 bytes\)"),
-    "truncated": (truncate, r"is corrupted in the artifact store: expected sha256:[0-9a-f]{64} \(\d+ bytes\), read sha256:[0-9a-f]{64} \(\d+ bytes\)"),
+    "corrupted": (
+        flip_byte,
+        r"is corrupted in the artifact store: expected sha256:[0-9a-f]{64} \((\d+) bytes\), read sha256:[0-9a-f]{64} "
+        r"\(\1 bytes\)",
+    ),
+    "truncated": (
+        truncate,
+        r"is corrupted in the artifact store: expected sha256:[0-9a-f]{64} \(\d+ bytes\), read sha256:[0-9a-f]{64} "
+        r"\(\d+ bytes\)",
+    ),
     "missing": (remove, r"is missing from the artifact store"),
 }
 
@@ -102,7 +110,10 @@ def test_download_refuses_an_existing_target_unless_overwrite(reg: Registry, tmp
     dest = tmp_path / "out"
     write(dest / "model.bin", b"my local edits")
     make_folder(dest / "saved", {"stale.txt": b"old"})
-    with pytest.raises(AlreadyExistsError, match=r"'.*model\.bin' exists already; pass overwrite=True \(CLI: --overwrite\) or pick another folder"):
+    with pytest.raises(
+        AlreadyExistsError,
+        match=r"'.*model\.bin' exists already; pass overwrite=True \(CLI: --overwrite\) or pick another folder",
+    ):
         reg.download("churn/1", dest)
     with pytest.raises(AlreadyExistsError, match="saved' exists already"):
         reg.download(folder.ref, dest)
@@ -128,8 +139,12 @@ def test_verify_names_every_damaged_file(reg: Registry, tmp_path: Path) -> None:
     good = reg.register("churn", write(tmp_path / "src" / "good.bin", b"fine"), capture=None)
     damaged = {}
     for kind in ("corrupted", "truncated", "missing"):
-        damaged[kind] = reg.register("churn", write(tmp_path / "src" / f"{kind}.bin", f"{kind} weights" * 100), capture=None)
-    folder = reg.register("ranker", make_folder(tmp_path / "src" / "dir", {"ok.txt": b"ok", "w/broken.bin": b"weights"}), capture=None)
+        damaged[kind] = reg.register(
+            "churn", write(tmp_path / "src" / f"{kind}.bin", f"{kind} weights" * 100), capture=None
+        )
+    folder = reg.register(
+        "ranker", make_folder(tmp_path / "src" / "dir", {"ok.txt": b"ok", "w/broken.bin": b"weights"}), capture=None
+    )
     shared = reg.register("fraud", tmp_path / "src" / "corrupted.bin", capture=None)  # same blob as churn/2
     assert_verified(reg)
 
@@ -143,7 +158,12 @@ def test_verify_names_every_damaged_file(reg: Registry, tmp_path: Path) -> None:
     assert not report.ok and report.models_checked == 3
     found = {(p.kind, p.model, p.version): p.detail for p in report.problems}
     assert set(found) == {
-        ("blob", "churn", 2), ("blob", "churn", 3), ("blob", "churn", 4), ("blob", "ranker", 1), ("blob", "fraud", 1)}
+        ("blob", "churn", 2),
+        ("blob", "churn", 3),
+        ("blob", "churn", 4),
+        ("blob", "ranker", 1),
+        ("blob", "fraud", 1),
+    }
     assert found[("blob", "churn", 2)].startswith("churn/2: file 'corrupted.bin': blob sha256:")
     assert "is corrupted (now sha256:" in found[("blob", "churn", 2)]
     full = len("truncated weights" * 100)
@@ -172,19 +192,32 @@ def test_damage_is_detected_on_every_backend(registry: Registry, tmp_path: Path)
     """Damage made through the store API (stores do not re-hash on upload): every backend's
     download and verify catch it."""
     data = {name: os.urandom(50_000) for name in ("corrupted", "truncated", "missing")}
-    mvs = {name: registry.register(name, write(tmp_path / "src" / name / "model.bin", d), capture=None)
-           for name, d in data.items()}
+    mvs = {
+        name: registry.register(name, write(tmp_path / "src" / name / "model.bin", d), capture=None)
+        for name, d in data.items()
+    }
     store = registry.artifacts
-    for name, replacement in (("corrupted", bytes([data["corrupted"][0] ^ 1]) + data["corrupted"][1:]), ("truncated", data["truncated"][:1000]), ("missing", None)):
+    for name, replacement in (
+        ("corrupted", bytes([data["corrupted"][0] ^ 1]) + data["corrupted"][1:]),
+        ("truncated", data["truncated"][:1000]),
+        ("missing", None),
+    ):
         store.delete(mvs[name].digest)
         if replacement is not None:
             store.put_bytes(mvs[name].digest, replacement)
     dest = tmp_path / "out"
     dest.mkdir()
-    for name, message in (("corrupted", "is corrupted in the artifact store"), ("truncated", r"\(50000 bytes\), read sha256:[0-9a-f]{64} \(1000 bytes\)"), ("missing", "is missing from the artifact store")):
+    for name, message in (
+        ("corrupted", "is corrupted in the artifact store"),
+        ("truncated", r"\(50000 bytes\), read sha256:[0-9a-f]{64} \(1000 bytes\)"),
+        ("missing", "is missing from the artifact store"),
+    ):
         with pytest.raises(IntegrityError, match=rf"^{name}/1: file 'model\.bin' .*{message}"):
             registry.download(f"{name}/1", dest)
         assert list(dest.iterdir()) == []
     report = registry.verify()
     assert sorted((p.kind, p.model, p.version) for p in report.problems) == [
-        ("blob", "corrupted", 1), ("blob", "missing", 1), ("blob", "truncated", 1)]
+        ("blob", "corrupted", 1),
+        ("blob", "missing", 1),
+        ("blob", "truncated", 1),
+    ]

@@ -51,9 +51,18 @@ class Location:
         dense state documents and versions numbered by creating versions/<n>.json, a protocol
         kept for registries that clients of format 1 may still write."""
         store = self.store()
-        store.io.create(f"{store.root}/format.json", json.dumps({
-            "format": "modelreg-json", "version": 1, "registry_id": uuid.uuid4().hex,
-            "created_at": "2026-01-01T00:00:00+00:00", "pack_size": 64}).encode())
+        store.io.create(
+            f"{store.root}/format.json",
+            json.dumps(
+                {
+                    "format": "modelreg-json",
+                    "version": 1,
+                    "registry_id": uuid.uuid4().hex,
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                    "pack_size": 64,
+                }
+            ).encode(),
+        )
         return self
 
 
@@ -77,8 +86,10 @@ def view(reg: Registry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for m in reg.list_models():
         out[m.name] = {
-            "versions": [(v.version, v.stage.value, sorted(v.aliases), v.tags, v.logged_metrics, v.digest)
-                         for v in reg.list_versions(m.name)],
+            "versions": [
+                (v.version, v.stage.value, sorted(v.aliases), v.tags, v.logged_metrics, v.digest)
+                for v in reg.list_versions(m.name)
+            ],
             "events": [(e.seq, e.action, e.version, e.after, e.comment) for e in reg.history(m.name)],
             "head": reg.metadata.audit_head(m.name)[0],
         }
@@ -106,8 +117,10 @@ def test_layout_is_documented_one(tmp_path: Path) -> None:
     assert files == [
         "format.json",
         "models/fraud~churn.json",
-        "models/fraud~churn/events/1.json", "models/fraud~churn/events/2.json",
-        "models/fraud~churn/events/3.json", "models/fraud~churn/events/4.json",
+        "models/fraud~churn/events/1.json",
+        "models/fraud~churn/events/2.json",
+        "models/fraud~churn/events/3.json",
+        "models/fraud~churn/events/4.json",
         "models/fraud~churn/packs/0.json",
     ]  # format 2: a version is committed in the state itself (no versions/<n>.json until a purge)
     state = json.loads((root / "models/fraud~churn.json").read_text())
@@ -233,7 +246,9 @@ def test_register_costs_at_most_six_requests(request: pytest.FixtureRequest, tmp
     assert same_process <= 6
     forget()
     other = loc.store()  # a process that did not write last: it also writes out the previous pending event
-    other_process = _delta(other, lambda: (other.get_model("churn"), other.add_version(make_draft(n=2), ev("register"))))
+    other_process = _delta(
+        other, lambda: (other.get_model("churn"), other.add_version(make_draft(n=2), ev("register")))
+    )
     assert other_process <= 6
     # read the state, swap it (the commit, numbering the version), create the event; the other
     # process leaves the previous writer's pending event to that writer (format 2)
@@ -393,11 +408,20 @@ def test_search_equals_reference_on_random_registries(tmp_path: Path) -> None:
             params = {k: v for k, v in params.items() if v is not None}
             metrics = {k: rnd.choice([0.1, 0.5, 0.9, 1, 3.25]) for k in ("auc", "f1") if rnd.random() < 0.7}
             tags = {k: rnd.choice(["x", "y", "Zed", "10", "9"]) for k in ("team", "env") if rnd.random() < 0.7}
-            lineage = Lineage(run_id=rnd.choice([None, "r1", "r2"]),
-                              code={"commit": rnd.choice(["abc", "def"]), "dirty": rnd.choice([True, False])})
-            draft = make_draft(name, n=i, params=params, metrics=metrics, tags=tags, lineage=lineage,
-                               description=rnd.choice(["", "first", "Second try"]),
-                               created_by=rnd.choice(["ana", "bo"]))
+            lineage = Lineage(
+                run_id=rnd.choice([None, "r1", "r2"]),
+                code={"commit": rnd.choice(["abc", "def"]), "dirty": rnd.choice([True, False])},
+            )
+            draft = make_draft(
+                name,
+                n=i,
+                params=params,
+                metrics=metrics,
+                tags=tags,
+                lineage=lineage,
+                description=rnd.choice(["", "first", "Second try"]),
+                created_by=rnd.choice(["ana", "bo"]),
+            )
             draft = draft.model_copy(update={"created_at": start - timedelta(minutes=rnd.randint(0, 5000))})
             store.add_version(draft, ev("register"))
 
@@ -415,16 +439,47 @@ def test_search_equals_reference_on_random_registries(tmp_path: Path) -> None:
         store.update(name, shuffle)
 
     clauses = [
-        "metrics.auc > 0.5", "metrics.auc <= 0.5", "metrics.f1 = 1", "params.lr = 'a'", "params.lr >= 0",
-        "params.opt like 'AD%'", "params.opt like '_'", "params.depth = true", "params.depth != false",
-        "tags.team in ('x', 'Zed')", "tags.env > '9'", "tags.env < 10", "stage = 'production'",
-        "stage in ('archived', 'staging')", "alias = 'champion'", "alias like 'ch%'", "alias != 'champion'",
-        "name = 'beta/x'", "name like '%a%'", "version >= 3", "version in (1, 2, 5)", "created_by = 'bo'",
-        "created_at > '2000-01-01'", "description like '%try'", "description = ''", "lineage.run_id = 'r1'",
-        "lineage.code.commit != 'abc'", "lineage.code.dirty = true", "metrics.missing > 0",
+        "metrics.auc > 0.5",
+        "metrics.auc <= 0.5",
+        "metrics.f1 = 1",
+        "params.lr = 'a'",
+        "params.lr >= 0",
+        "params.opt like 'AD%'",
+        "params.opt like '_'",
+        "params.depth = true",
+        "params.depth != false",
+        "tags.team in ('x', 'Zed')",
+        "tags.env > '9'",
+        "tags.env < 10",
+        "stage = 'production'",
+        "stage in ('archived', 'staging')",
+        "alias = 'champion'",
+        "alias like 'ch%'",
+        "alias != 'champion'",
+        "name = 'beta/x'",
+        "name like '%a%'",
+        "version >= 3",
+        "version in (1, 2, 5)",
+        "created_by = 'bo'",
+        "created_at > '2000-01-01'",
+        "description like '%try'",
+        "description = ''",
+        "lineage.run_id = 'r1'",
+        "lineage.code.commit != 'abc'",
+        "lineage.code.dirty = true",
+        "metrics.missing > 0",
     ]
-    orders = ["", "metrics.auc desc", "params.lr", "params.lr desc, version", "tags.env, name desc",
-              "created_at desc", "stage", "lineage.code.commit, metrics.f1 desc", "description desc"]
+    orders = [
+        "",
+        "metrics.auc desc",
+        "params.lr",
+        "params.lr desc, version",
+        "tags.env, name desc",
+        "created_at desc",
+        "stage",
+        "lineage.code.commit, metrics.f1 desc",
+        "description desc",
+    ]
     forget()
     fresh = JSONMetadataStore(f"file://{tmp_path}/metadata")
     everything = list(fresh.iter_all_versions())

@@ -80,10 +80,12 @@ def artifact(tmp_path: Path, tag: str) -> Path:
 
 # -- scenarios: setup(reg, tmp) then op(reg, tmp) ----------------------------------------------------------
 
+
 def _setup_versions(n: int) -> Callable[[Registry, Path], None]:
     def setup(reg: Registry, tmp: Path) -> None:
         for i in range(n):
             reg.register("m", artifact(tmp, f"v{i + 1}"), capture=None)
+
     return setup
 
 
@@ -100,7 +102,10 @@ def _setup_aliased(reg: Registry, tmp: Path) -> None:
 SCENARIOS: dict[str, tuple[Callable[[Registry, Path], None], Callable[[Registry, Path], Any]]] = {
     "create_model": (lambda reg, tmp: None, lambda reg, tmp: reg.create_model("m", description="new")),
     "register": (_setup_versions(2), lambda reg, tmp: reg.register("m", artifact(tmp, "new"), capture=None)),
-    "register_filling_a_pack": (_setup_versions(1), lambda reg, tmp: reg.register("m", artifact(tmp, "new"), capture=None)),
+    "register_filling_a_pack": (
+        _setup_versions(1),
+        lambda reg, tmp: reg.register("m", artifact(tmp, "new"), capture=None),
+    ),
     "transition_displacing": (_setup_promoted, lambda reg, tmp: reg.transition("m", 2, "production")),
     "set_alias": (_setup_versions(2), lambda reg, tmp: reg.set_alias("m", "champion", 2)),
     "purge_packed": (_setup_aliased, lambda reg, tmp: reg.purge("m/1")),
@@ -138,7 +143,8 @@ def _follow_up(reg: Registry, tmp: Path) -> None:
 # backends (whose adapters differ) run the three that touch every kind of write
 CLOUD_SCENARIOS = ("register_filling_a_pack", "transition_displacing", "purge_packed")
 CASES = [(b, s) for b in ("local", "memory") for s in sorted(SCENARIOS)] + [
-    (b, s) for b in ("s3", "gcs", "azure") for s in CLOUD_SCENARIOS]
+    (b, s) for b in ("s3", "gcs", "azure") for s in CLOUD_SCENARIOS
+]
 
 
 @pytest.mark.slow
@@ -251,7 +257,10 @@ def test_killed_process_leaves_a_readable_registry_on_local_disk(tmp_path: Path,
         before = view(_fresh(loc))
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, loc.url, str(k), op, str(tmp_path)],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
         if proc.returncode == 0:
@@ -273,8 +282,9 @@ def test_killed_process_leaves_a_readable_registry_on_local_disk(tmp_path: Path,
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
-def test_events_a_dead_writer_left_pending_are_written_out(request: pytest.FixtureRequest, tmp_path: Path,
-                                                           backend: str) -> None:
+def test_events_a_dead_writer_left_pending_are_written_out(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
     """A writer killed after its commit, before writing its event: the event is read from the state
     document meanwhile, and other writers write it out once it is PENDING_EVENTS events old."""
     loc = make_location(request, tmp_path, backend)

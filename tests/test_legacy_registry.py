@@ -47,8 +47,10 @@ def test_a_legacy_registry_reads_back_whole(legacy: Registry, tmp_path: Path) ->
     assert [h.action for h in legacy.history("churn")][-1] == "purge"
     assert sorted(v.ref for v in legacy.search("tags.team = 'fraud'")) == ["churn/1", "churn/2"]
     out = legacy.download("fraud/scorer", tmp_path / "out")
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
-        EXPECTED["fraud/scorer"]["files"]
+    assert (
+        sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+        == EXPECTED["fraud/scorer"]["files"]
+    )
     report = legacy.verify()
     assert report.ok, [p.detail for p in report.problems]
 

@@ -15,15 +15,21 @@ from modelreg.lineage import capture_code
 from tests.helpers import write
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(repo: Path, *args: str) -> str:
     out = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=True,
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, **GIT_ENV, "HOME": str(repo.parent)},
     )
     return out.stdout.strip()
@@ -91,14 +97,19 @@ def test_detached_head_has_no_branch(reg: Registry, repo: Path) -> None:
     assert code.branch is None and code.commit == git(repo, "rev-parse", "HEAD")
 
 
-@pytest.mark.parametrize(("remote", "stored"), [
-    ("https://ana:s3cr3t-token@github.com/acme/churn.git", "https://github.com/acme/churn.git"),
-    ("https://x-access-token:ghp_s3cr3t@github.com/acme/churn", "https://github.com/acme/churn"),
-    ("ssh://git:s3cr3t@git.example.com/acme/churn.git", "ssh://git.example.com/acme/churn.git"),
-    ("https://github.com/acme/churn.git", "https://github.com/acme/churn.git"),
-    ("git@github.com:acme/churn.git", "git@github.com:acme/churn.git"),
-])
-def test_credentials_in_the_remote_url_are_stripped(reg: Registry, repo: Path, tmp_path: Path, remote: str, stored: str) -> None:
+@pytest.mark.parametrize(
+    ("remote", "stored"),
+    [
+        ("https://ana:s3cr3t-token@github.com/acme/churn.git", "https://github.com/acme/churn.git"),
+        ("https://x-access-token:ghp_s3cr3t@github.com/acme/churn", "https://github.com/acme/churn"),
+        ("ssh://git:s3cr3t@git.example.com/acme/churn.git", "ssh://git.example.com/acme/churn.git"),
+        ("https://github.com/acme/churn.git", "https://github.com/acme/churn.git"),
+        ("git@github.com:acme/churn.git", "git@github.com:acme/churn.git"),
+    ],
+)
+def test_credentials_in_the_remote_url_are_stripped(
+    reg: Registry, repo: Path, tmp_path: Path, remote: str, stored: str
+) -> None:
     git(repo, "remote", "add", "origin", remote)
     mv = reg.register("churn", repo / "model.bin")
     assert mv.lineage.code.repo == stored
@@ -126,8 +137,10 @@ def test_capture_env_and_code_separately(reg: Registry, repo: Path) -> None:
 
 
 def test_explicit_lineage_wins_over_capture(reg: Registry, repo: Path) -> None:
-    given = {"code": {"commit": "0" * 40, "repo": "https://example.com/acme/churn", "dirty": False},
-             "environment": {"python": "3.99.0", "packages": {"torch": "9.9"}}}
+    given = {
+        "code": {"commit": "0" * 40, "repo": "https://example.com/acme/churn", "dirty": False},
+        "environment": {"python": "3.99.0", "packages": {"torch": "9.9"}},
+    }
     mv = reg.register("churn", repo / "model.bin", lineage=given, capture="auto")
     assert mv.lineage.code.commit == "0" * 40 and mv.lineage.code.branch is None
     assert mv.lineage.environment.python == "3.99.0" and mv.lineage.environment.packages == {"torch": "9.9"}
@@ -147,9 +160,12 @@ def test_full_lineage_record_round_trips(reg: Registry, tmp_path: Path) -> None:
     reg.register("base", f, capture=None)
     reg.register("base", write(tmp_path / "n.bin", b"n"), capture=None)
     lineage = {
-        "run_id": "4f2a", "run_url": "https://mlflow.example.com/#/experiments/1/runs/4f2a",
-        "datasets": [{"uri": "s3://data/train.parquet", "version": "2026-11-01", "role": "train"},
-                     {"uri": "s3://data/eval.parquet", "digest": "sha256:" + "a" * 64, "role": "eval"}],
+        "run_id": "4f2a",
+        "run_url": "https://mlflow.example.com/#/experiments/1/runs/4f2a",
+        "datasets": [
+            {"uri": "s3://data/train.parquet", "version": "2026-11-01", "role": "train"},
+            {"uri": "s3://data/eval.parquet", "digest": "sha256:" + "a" * 64, "role": "eval"},
+        ],
         "parents": ["base/1", "models:/base/2", "base@production"],
         "extra": {"notebook": "train.ipynb", "epochs": 12, "nested": {"a": [1, 2.5, None]}},
     }

@@ -16,22 +16,26 @@ HEAVY = ["s3fs", "gcsfs", "adlfs", "boto3", "botocore", "aiobotocore", "azure", 
 
 
 def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
 
 
 def test_import_modelreg_loads_no_cloud_sdk(tmp_path: Path) -> None:
-    out = run_python(f"""
+    out = run_python(
+        f"""
         import json, sys
         import modelreg
         from modelreg import Registry
-        reg = Registry({str(tmp_path / 'reg')!r})
-        open({str(tmp_path / 'm.bin')!r}, "wb").write(b"x" * 1000)
-        reg.register("churn", {str(tmp_path / 'm.bin')!r}, capture=None)
-        reg.download("churn/1", {str(tmp_path / 'out')!r})
+        reg = Registry({str(tmp_path / "reg")!r})
+        open({str(tmp_path / "m.bin")!r}, "wb").write(b"x" * 1000)
+        reg.register("churn", {str(tmp_path / "m.bin")!r}, capture=None)
+        reg.download("churn/1", {str(tmp_path / "out")!r})
         heavy = {HEAVY!r}
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
 
@@ -47,13 +51,18 @@ BLOCKER = """
 """
 
 
-@pytest.mark.parametrize(("url", "module", "extra"), [
-    ("s3://bucket/models", "s3fs", "s3"),
-    ("gs://bucket/models", "gcsfs", "gcs"),
-    ("az://container/models", "adlfs", "azure"),
-])
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [
+        ("s3://bucket/models", "s3fs", "s3"),
+        ("gs://bucket/models", "gcsfs", "gcs"),
+        ("az://container/models", "adlfs", "azure"),
+    ],
+)
 def test_a_missing_extra_names_the_pip_command(tmp_path: Path, url: str, module: str, extra: str) -> None:
-    out = run_python(BLOCKER.format(module=module) + f"""
+    out = run_python(
+        BLOCKER.format(module=module)
+        + f"""
     import modelreg
     from modelreg.stores.artifacts import FsspecArtifactStore
     for attempt in (lambda: FsspecArtifactStore({url!r}), lambda: modelreg.Registry({url!r})):
@@ -64,7 +73,9 @@ def test_a_missing_extra_names_the_pip_command(tmp_path: Path, url: str, module:
             print(exc)
         else:
             raise SystemExit("no error")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2

@@ -63,7 +63,8 @@ WORKER = textwrap.dedent(
     while not go.exists():  # start together
         time.sleep(0.01)
     for i in range(n_ops):
-        op = "register" if i < 2 else rnd.choice(["register", "transition", "transition", "set_alias", "set_tags", "log_metrics"])
+        kinds = ["register", "transition", "transition", "set_alias", "set_tags", "log_metrics"]
+        op = "register" if i < 2 else rnd.choice(kinds)
         if op == "register":
             f = Path(tmp) / f"w{worker}-{i}.bin"
             f.write_bytes(f"worker {worker} op {i}".encode())
@@ -145,11 +146,25 @@ def run_race(loc: Location, tmp_path: Path) -> None:
     for w in range(PROCESSES):
         out = tmp_path / f"worker-{w}.json"
         outs.append(out)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, loc.url, json.dumps(loc.storage_options), str(w), str(OPERATIONS),
-             str(out), str(tmp_path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    WORKER,
+                    loc.url,
+                    json.dumps(loc.storage_options),
+                    str(w),
+                    str(OPERATIONS),
+                    str(out),
+                    str(tmp_path),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     (tmp_path / "go").write_text("go")
     for p in procs:
         _, err = p.communicate(timeout=900)
@@ -192,14 +207,17 @@ def run_race(loc: Location, tmp_path: Path) -> None:
     taken = sum(r["conflicts"].get("version", 0) for r in results)
     assert lost > 0, (lost, taken)
     assert (taken > 0) if reg.metadata._format["version"] == 1 else (taken == 0), (lost, taken)
-    print(f"{loc.backend}: {len(events)} events, {len(registered)} versions, {lost} lost swaps retried, "
-          f"{taken} version numbers taken by another writer")
+    print(
+        f"{loc.backend}: {len(events)} events, {len(registered)} versions, {lost} lost swaps retried, "
+        f"{taken} version numbers taken by another writer"
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend,fmt", [("local", 2), ("azure", 2), ("local", 1)])
-def test_many_processes_race_on_one_model(request: pytest.FixtureRequest, tmp_path: Path, backend: str,
-                                          fmt: int) -> None:
+def test_many_processes_race_on_one_model(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, fmt: int
+) -> None:
     forget()
     loc = make_location(request, tmp_path, backend)
     run_race(loc.format_1() if fmt == 1 else loc, tmp_path)
@@ -269,7 +287,11 @@ def test_two_registrations_on_the_same_state_take_consecutive_numbers(loc: Locat
     assert swaps == {"ok": 1, "lost": 1}
     versions = b.list_versions("churn")
     assert [(v.version, v.artifact.digest) for v in versions] == [(1, first.digest), (2, second.digest)]
-    assert [(e.action, e.version) for e in b.list_events("churn")] == [("create_model", None), ("register", 1), ("register", 2)]
+    assert [(e.action, e.version) for e in b.list_events("churn")] == [
+        ("create_model", None),
+        ("register", 1),
+        ("register", 2),
+    ]
 
 
 @pytest.fixture(params=["s3", "gcs", "local", "memory", "azure"])
@@ -305,7 +327,11 @@ def test_two_creators_of_the_same_version_number(loc1: Location) -> None:
     assert created[:2] == [(["versions", "1.json"], "exists"), (["versions", "2.json"], "created")]
     versions = b.list_versions("churn")
     assert [(v.version, v.artifact.digest) for v in versions] == [(1, first.digest), (2, second.digest)]
-    assert [(e.action, e.version) for e in b.list_events("churn")] == [("create_model", None), ("register", 1), ("register", 2)]
+    assert [(e.action, e.version) for e in b.list_events("churn")] == [
+        ("create_model", None),
+        ("register", 1),
+        ("register", 2),
+    ]
 
 
 def test_uncommitted_version_document_is_committed_by_the_next_writer(loc1: Location) -> None:
@@ -314,8 +340,10 @@ def test_uncommitted_version_document_is_committed_by_the_next_writer(loc1: Loca
     store = loc.store()
     store.create_model(make_model("churn"), ev("create_model"))
     orphan = make_draft(n=1, created_by="gone")
-    store.io.create(store._version_path("churn", 1), store._version_doc(
-        "churn", 1, orphan.model_dump(mode="json"), ev("register", actor="gone"), "dead-writer"))
+    store.io.create(
+        store._version_path("churn", 1),
+        store._version_doc("churn", 1, orphan.model_dump(mode="json"), ev("register", actor="gone"), "dead-writer"),
+    )
     forget()
     reader = loc.store()
     assert reader.list_versions("churn") == []  # not committed: invisible
@@ -324,7 +352,9 @@ def test_uncommitted_version_document_is_committed_by_the_next_writer(loc1: Loca
     versions = reader.list_versions("churn")
     assert [(v.version, v.created_by) for v in versions] == [(1, "gone"), (2, "ana")]
     assert [(e.action, e.actor, e.version) for e in reader.list_events("churn")][1:] == [
-        ("register", "gone", 1), ("register", "ana", 2)]
+        ("register", "gone", 1),
+        ("register", "ana", 2),
+    ]
 
 
 def test_competing_registrations_in_threads_stay_consecutive(loc: Location) -> None:

@@ -61,13 +61,20 @@ def register_n(reg: Registry, tmp_path: Path, n: int, name: str = "churn", **kw)
 
 # -- register --------------------------------------------------------------------------------------
 
+
 def test_register_file_records_everything(registry: Registry, model_file: Path) -> None:
     before = datetime.now(timezone.utc)
     mv = registry.register(
-        "churn", model_file, params={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam"}},
-        metrics={"auc": 0.91, "n": 3}, tags={"team": "fraud"}, description="first cut", actor="ana",
+        "churn",
+        model_file,
+        params={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam"}},
+        metrics={"auc": 0.91, "n": 3},
+        tags={"team": "fraud"},
+        description="first cut",
+        actor="ana",
         lineage={"run_id": "run-1", "datasets": [{"uri": "s3://data/train.parquet", "version": "7"}]},
-        capture=None, format="onnx",
+        capture=None,
+        format="onnx",
     )
     assert (mv.name, mv.version, mv.stage) == ("churn", 1, Stage.EXPERIMENTAL)
     assert mv.digest == sha(b"onnx-bytes-v1") and mv.size == len(b"onnx-bytes-v1")
@@ -135,6 +142,7 @@ def test_dedup_counts_blob_files_on_disk(tmp_path: Path) -> None:
 
 # -- version numbers ---------------------------------------------------------------------------------
 
+
 def test_versions_are_numbered_per_model_and_never_reused(registry: Registry, tmp_path: Path) -> None:
     assert [m.version for m in register_n(registry, tmp_path, 3)] == [1, 2, 3]
     assert [m.version for m in register_n(registry, tmp_path, 2, name="team/churn")] == [1, 2]
@@ -173,6 +181,7 @@ def test_records_are_immutable(registry: Registry, tmp_path: Path) -> None:
 
 
 # -- references ----------------------------------------------------------------------------------------
+
 
 def test_get_version_in_every_reference_form(registry: Registry, tmp_path: Path) -> None:
     register_n(registry, tmp_path, 4)
@@ -264,7 +273,9 @@ def test_stage_transition_table(fast_registry: Registry, tmp_path: Path) -> None
     for ev in registry.history():
         events.setdefault(ev.model, []).append(ev)
     for source, target in PAIRS:
-        moves = [(e.actor, e.before, e.after, e.comment) for e in events[f"m-{source}-{target}"] if e.action == "transition"]
+        moves = [
+            (e.actor, e.before, e.after, e.comment) for e in events[f"m-{source}-{target}"] if e.action == "transition"
+        ]
         expected = [] if source == "experimental" else [("ana", {"stage": "experimental"}, {"stage": source}, None)]
         if target in TABLE[source]:
             expected.append(("bob", {"stage": source}, {"stage": target}, "why"))
@@ -279,7 +290,9 @@ def test_transition_reference_forms_and_unknown_stage(fast_registry: Registry, t
     assert registry.transition("churn", "2", Stage.STAGING).stage == "staging"
     assert registry.transition("churn@staging", "production").version == 2  # the newest staging holder
     before = metadata_snapshot(registry)
-    with pytest.raises(InvalidInputError, match="unknown stage 'prod'; valid stages are: experimental, staging, production, archived"):
+    with pytest.raises(
+        InvalidInputError, match="unknown stage 'prod'; valid stages are: experimental, staging, production, archived"
+    ):
         registry.transition("churn", 1, "prod")
     with pytest.raises(InvalidInputError, match="transition needs a target stage"):
         registry.transition("churn", 1)
@@ -318,10 +331,23 @@ def test_rollback_restores_the_previous_holder(registry: Registry, tmp_path: Pat
     back = registry.rollback("churn", stage="production", actor="ana", comment="v3 is broken")
     assert back.version == 2 and back.stage == "production"
     assert {v.version: v.stage.value for v in registry.list_versions("churn")} == {
-        1: "archived", 2: "production", 3: "archived"}
+        1: "archived",
+        2: "production",
+        3: "archived",
+    }
     out, into = registry.history("churn")[-2:]
-    assert (out.action, out.version, out.before, out.after) == ("rollback", 3, {"stage": "production"}, {"stage": "archived"})
-    assert (into.action, into.version, into.before, into.after) == ("rollback", 2, {"stage": "archived"}, {"stage": "production"})
+    assert (out.action, out.version, out.before, out.after) == (
+        "rollback",
+        3,
+        {"stage": "production"},
+        {"stage": "archived"},
+    )
+    assert (into.action, into.version, into.before, into.after) == (
+        "rollback",
+        2,
+        {"stage": "archived"},
+        {"stage": "production"},
+    )
     assert into.actor == "ana" and into.comment == "v3 is broken"
     # a purged former holder is skipped: with 2 gone, the holder before it returns
     registry.transition("churn", 3, "production")
@@ -335,12 +361,17 @@ def test_rollback_with_nothing_to_roll_back(fast_registry: Registry, tmp_path: P
     registry = fast_registry
     register_n(registry, tmp_path, 2)
     before = metadata_snapshot(registry)
-    with pytest.raises(InvalidTransitionError, match="no version of 'churn' is in production; there is nothing to roll back"):
+    with pytest.raises(
+        InvalidTransitionError, match="no version of 'churn' is in production; there is nothing to roll back"
+    ):
         registry.rollback("churn")
     assert metadata_snapshot(registry) == before
     registry.transition("churn", 1, "production")
     before = metadata_snapshot(registry)
-    with pytest.raises(InvalidTransitionError, match="has no earlier version that held production and still exists; nothing to roll back to"):
+    with pytest.raises(
+        InvalidTransitionError,
+        match="has no earlier version that held production and still exists; nothing to roll back to",
+    ):
         registry.rollback("churn", "production")
     assert metadata_snapshot(registry) == before
     with pytest.raises(ModelNotFound, match="no model named 'nope'"):
@@ -349,7 +380,7 @@ def test_rollback_with_nothing_to_roll_back(fast_registry: Registry, tmp_path: P
 
 
 def test_stage_is_a_str_enum() -> None:
-    assert Stage.PRODUCTION == "production" and "production" == Stage.PRODUCTION
+    assert Stage.PRODUCTION == "production" and Stage.PRODUCTION == "production"
     assert Stage("staging") is Stage.STAGING
     assert str(Stage.ARCHIVED) == "archived" and f"{Stage.ARCHIVED}" == "archived"
     assert isinstance(Stage.EXPERIMENTAL, str)
@@ -358,6 +389,7 @@ def test_stage_is_a_str_enum() -> None:
 
 
 # -- aliases, tags, description ----------------------------------------------------------------------
+
 
 def test_aliases(registry: Registry, tmp_path: Path) -> None:
     register_n(registry, tmp_path, 3)
@@ -404,12 +436,15 @@ def test_tags_and_descriptions(registry: Registry, tmp_path: Path) -> None:
     registry.set_tags("churn/1", {"team": "risk"})
     registry.set_description("churn/1", "calibrated")
     assert len(registry.history("churn")) == n  # unchanged values write no event
-    model = registry.update_model("churn", description="churn model", tags={"domain": "retail"}, owner="ana", actor="bob")
+    model = registry.update_model(
+        "churn", description="churn model", tags={"domain": "retail"}, owner="ana", actor="bob"
+    )
     assert (model.description, model.tags, model.owner) == ("churn model", {"domain": "retail"}, "ana")
     assert registry.history("churn")[-1].action == "update_model"
 
 
 # -- metrics ----------------------------------------------------------------------------------------------
+
 
 def test_log_metrics_and_metric_history(registry: Registry, tmp_path: Path) -> None:
     register_n(registry, tmp_path, 2, metrics={"auc": 0.91})
@@ -419,7 +454,10 @@ def test_log_metrics_and_metric_history(registry: Registry, tmp_path: Path) -> N
     assert mv.logged_metrics == {"auc_live": 0.85, "auc": 0.88}
     assert mv.current_metrics == {"auc": 0.88, "auc_live": 0.85}
     live = registry.metric_history("churn/1", "auc_live")
-    assert [(p.value, p.step, p.source, p.actor) for p in live] == [(0.87, 1, "log", "monitor"), (0.85, 2, "log", "monitor")]
+    assert [(p.value, p.step, p.source, p.actor) for p in live] == [
+        (0.87, 1, "log", "monitor"),
+        (0.85, 2, "log", "monitor"),
+    ]
     assert live[0].time <= live[1].time
     auc = registry.metric_history("churn/1", "auc")
     assert [(p.value, p.source) for p in auc] == [(0.91, "register"), (0.88, "log")]
@@ -434,14 +472,29 @@ def test_log_metrics_and_metric_history(registry: Registry, tmp_path: Path) -> N
 
 # -- compare and history ----------------------------------------------------------------------------------
 
+
 def test_compare(fast_registry: Registry, tmp_path: Path) -> None:
     registry = fast_registry
     a = make_folder(tmp_path / "a" / "model", {"w.bin": b"1", "cfg.json": b"{}", "old.txt": b"o"})
     b = make_folder(tmp_path / "b" / "model", {"w.bin": b"2", "cfg.json": b"{}", "new.txt": b"n"})
-    registry.register("churn", a, params={"lr": 0.1, "opt": {"name": "adam"}}, metrics={"auc": 0.8},
-                      tags={"t": "1"}, lineage={"run_id": "r1"}, capture=None)
-    registry.register("churn", b, params={"lr": 0.2, "opt": {"name": "adam"}, "seed": 1}, metrics={"auc": 0.9},
-                      tags={"t": "1"}, lineage={"run_id": "r2"}, capture=None)
+    registry.register(
+        "churn",
+        a,
+        params={"lr": 0.1, "opt": {"name": "adam"}},
+        metrics={"auc": 0.8},
+        tags={"t": "1"},
+        lineage={"run_id": "r1"},
+        capture=None,
+    )
+    registry.register(
+        "churn",
+        b,
+        params={"lr": 0.2, "opt": {"name": "adam"}, "seed": 1},
+        metrics={"auc": 0.9},
+        tags={"t": "1"},
+        lineage={"run_id": "r2"},
+        capture=None,
+    )
     c = registry.compare("churn/1", "churn/2")
     assert (c.a, c.b) == ("churn/1", "churn/2")
     assert c.params == {"lr": {"a": 0.1, "b": 0.2}, "seed": {"a": None, "b": 1}}
@@ -460,7 +513,11 @@ def test_history(registry: Registry, tmp_path: Path) -> None:
     registry.transition("churn", 2, "staging", actor="ana", comment="ready")
     events = registry.history("churn")
     assert [(e.seq, e.action, e.version) for e in events] == [
-        (1, "create_model", None), (2, "register", 1), (3, "register", 2), (4, "transition", 2)]
+        (1, "create_model", None),
+        (2, "register", 1),
+        (3, "register", 2),
+        (4, "transition", 2),
+    ]
     assert all(a.time <= b.time for a, b in itertools.pairwise(events))
     assert [e.action for e in registry.history("churn", 2)] == ["register", "transition"]
     assert registry.history("churn/2") == registry.history("churn", 2)
@@ -468,6 +525,7 @@ def test_history(registry: Registry, tmp_path: Path) -> None:
 
 
 # -- archive, purge, gc ------------------------------------------------------------------------------------
+
 
 def test_archive_versus_purge(registry: Registry, tmp_path: Path) -> None:
     mvs = register_n(registry, tmp_path, 3)
@@ -479,7 +537,10 @@ def test_archive_versus_purge(registry: Registry, tmp_path: Path) -> None:
 
     registry.transition("churn", 2, "production")
     before = metadata_snapshot(registry)
-    with pytest.raises(InvalidTransitionError, match=r"churn/2 is in production; transition it to archived \(or roll back\) before purging"):
+    with pytest.raises(
+        InvalidTransitionError,
+        match=r"churn/2 is in production; transition it to archived \(or roll back\) before purging",
+    ):
         registry.purge("churn/2")
     with pytest.raises(InvalidInputError, match=r"purge needs an explicit version, e.g. 'churn/3'"):
         registry.purge("churn@production")
@@ -537,6 +598,7 @@ def test_gc_keeps_a_blob_still_used_by_another_version(tmp_path: Path) -> None:
 
 # -- opening a registry ----------------------------------------------------------------------------------
 
+
 def test_default_location_honours_modelreg_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home-registry"
     monkeypatch.setenv("MODELREG_HOME", str(home))
@@ -565,7 +627,9 @@ def test_modelreg_uri_wins_over_modelreg_home(tmp_path: Path, monkeypatch: pytes
 
 
 def test_explicit_store_urls(tmp_path: Path) -> None:
-    with Registry(metadata=f"sqlite:///{tmp_path / 'meta' / 'reg.db'}", artifacts=f"file://{tmp_path / 'blobs'}") as reg:
+    with Registry(
+        metadata=f"sqlite:///{tmp_path / 'meta' / 'reg.db'}", artifacts=f"file://{tmp_path / 'blobs'}"
+    ) as reg:
         mv = reg.register("churn", write(tmp_path / "m.bin", b"m"), capture=None)
         assert reg.download(mv.ref, tmp_path / "out").read_bytes() == b"m"
     assert (tmp_path / "meta" / "reg.db").is_file()

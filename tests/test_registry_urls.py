@@ -134,10 +134,14 @@ def test_registry_refuses(cwd: Path, location: str, needles: list[str]) -> None:
     assert contents(cwd) == []
 
 
-@pytest.mark.parametrize(("location", "needles"), [r for r in REJECTED if r[0]],  # "" means the default
-                         ids=[r[0] for r in REJECTED if r[0]])
-def test_modelreg_uri_is_read_by_the_same_grammar(cwd: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  location: str, needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("location", "needles"),
+    [r for r in REJECTED if r[0]],  # "" means the default
+    ids=[r[0] for r in REJECTED if r[0]],
+)
+def test_modelreg_uri_is_read_by_the_same_grammar(
+    cwd: Path, monkeypatch: pytest.MonkeyPatch, location: str, needles: list[str]
+) -> None:
     monkeypatch.setenv("MODELREG_URI", location)
     with pytest.raises(InvalidInputError) as info:
         Registry()
@@ -176,7 +180,11 @@ def test_artifacts_refuses(cwd: Path, location: str, needles: list[str]) -> None
 # -- missing extras ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("url", "module", "extra"), EXTRAS, ids=[e[0].split(":")[0] for e in EXTRAS])
 def test_a_missing_extra_is_reported_before_anything_is_created(
-    cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, module: str,
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    module: str,
     extra: str,
 ) -> None:
     block(monkeypatch, module)
@@ -193,7 +201,7 @@ def test_a_missing_extra_is_reported_before_anything_is_created(
         assert url in str(info.value) and module in str(info.value) and fix in str(info.value)
     capsys.readouterr()
     assert cli.main(["--registry", url, "list"]) == cli.EXIT_FAILURE
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert err.startswith("error: ") and fix in err and url in err and "Traceback" not in err
     assert contents(cwd) == []
 
@@ -211,8 +219,9 @@ def test_cli_refuses(cwd: Path, capsys: pytest.CaptureFixture[str], location: st
     assert contents(cwd) == []
 
 
-def test_cli_refuses_a_bad_modelreg_uri(cwd: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_bad_modelreg_uri(
+    cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MODELREG_URI", "s3:/bucket/x")
     capsys.readouterr()
     assert cli.main(["list"]) == cli.EXIT_USAGE
@@ -224,8 +233,13 @@ def test_cli_refuses_a_bad_modelreg_uri(cwd: Path, monkeypatch: pytest.MonkeyPat
 def test_cli_as_a_subprocess_prints_no_traceback(cwd: Path) -> None:
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "modelreg", "--registry", "s3:/bucket/x", "list"],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelreg", "--registry", "s3:/bucket/x", "list"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == cli.EXIT_USAGE
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert "did you mean 's3://bucket/x'?" in proc.stderr
@@ -238,8 +252,9 @@ def _register_and_read(reg: Registry, tmp_path: Path) -> None:
     assert reg.download(mv.ref, tmp_path / f"out-{uuid.uuid4().hex}").read_bytes() == b"weights"
 
 
-@pytest.mark.parametrize("location", ["reg", "./models:v2", "models:v2", "run:2024/x", "~/reg", "C:/x", "C:\\x",
-                                      "./s3:/bucket/x"])
+@pytest.mark.parametrize(
+    "location", ["reg", "./models:v2", "models:v2", "run:2024/x", "~/reg", "C:/x", "C:\\x", "./s3:/bucket/x"]
+)
 def test_plain_paths_open(cwd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str) -> None:
     monkeypatch.setenv("HOME", str(cwd))
     with Registry(location) as reg:
@@ -277,8 +292,9 @@ def test_memory_and_file_registries_open(tmp_path: Path) -> None:
     with Registry(f"file://{tmp_path / 'js'}") as reg:
         _register_and_read(reg, tmp_path)
     assert (tmp_path / "js" / "metadata").is_dir() and (tmp_path / "js" / "blobs").is_dir()
-    with Registry(metadata=f"json+memory://urls-{uuid.uuid4().hex}/metadata",
-                  artifacts=f"memory://urls-{uuid.uuid4().hex}/blobs") as reg:
+    with Registry(
+        metadata=f"json+memory://urls-{uuid.uuid4().hex}/metadata", artifacts=f"memory://urls-{uuid.uuid4().hex}/blobs"
+    ) as reg:
         _register_and_read(reg, tmp_path)
 
 
@@ -292,21 +308,44 @@ def test_cli_opens_a_path_with_a_colon(cwd: Path, tmp_path: Path, capsys: pytest
 
 
 # -- the rule itself, without I/O -------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "kind"), [
-    ("models", "path"), ("/srv/models", "path"), ("./models:v2", "path"), ("/srv/models:v2", "path"),
-    ("models:v2", "path"), ("run:2024/x", "path"), ("~/reg", "path"), ("C:\\x", "path"), ("C:/x", "path"),
-    ("c:x", "path"), ("C://x", "path"), ("1s3:/x", "path"), ("_s3:/x", "path"),
-    ("sqlite:///srv/reg", "sqlite"), ("sqlite://reg", "sqlite"),
-    ("s3://bucket/x", "url"), ("S3://bucket/x", "url"), ("memory://", "url"), ("file:///srv/x", "url"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("models", "path"),
+        ("/srv/models", "path"),
+        ("./models:v2", "path"),
+        ("/srv/models:v2", "path"),
+        ("models:v2", "path"),
+        ("run:2024/x", "path"),
+        ("~/reg", "path"),
+        ("C:\\x", "path"),
+        ("C:/x", "path"),
+        ("c:x", "path"),
+        ("C://x", "path"),
+        ("1s3:/x", "path"),
+        ("_s3:/x", "path"),
+        ("sqlite:///srv/reg", "sqlite"),
+        ("sqlite://reg", "sqlite"),
+        ("s3://bucket/x", "url"),
+        ("S3://bucket/x", "url"),
+        ("memory://", "url"),
+        ("file:///srv/x", "url"),
+    ],
+)
 def test_the_grammar(text: str, kind: str) -> None:
     assert parse_location(text).kind == kind
 
 
-@pytest.mark.parametrize(("text", "target"), [
-    ("sqlite:///reg", "reg"), ("sqlite:////srv/reg", "/srv/reg"), ("sqlite://reg", "reg"),
-    ("sqlite:///./reg", "./reg"), ("sqlite:///srv/reg", "srv/reg"),
-])
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("sqlite:///reg", "reg"),
+        ("sqlite:////srv/reg", "/srv/reg"),
+        ("sqlite://reg", "reg"),
+        ("sqlite:///./reg", "./reg"),
+        ("sqlite:///srv/reg", "srv/reg"),
+    ],
+)
 def test_sqlite_paths_read_as_sqlalchemy_does(text: str, target: str) -> None:
     assert parse_location(text).target == target
     assert parse_location(text + ".db", "metadata").target == target + ".db"

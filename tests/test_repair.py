@@ -21,7 +21,7 @@ def test_register_again_repairs_a_damaged_blob(tmp_path, damage: str) -> None:
     data = blob.read_bytes()
     blob.write_bytes(data[:1000] if damage == "truncate" else data + b"x")
 
-    with pytest.raises(IntegrityError, match="model.bin"):
+    with pytest.raises(IntegrityError, match=r"model\.bin"):
         reg.download("churn/1", tmp_path / "out")
     assert not reg.verify().ok
 

@@ -58,8 +58,13 @@ def _state_doc(root: Path, name: str) -> dict:
 def test_json_state_documents_are_sparse(tmp_path: Path) -> None:
     with Registry(metadata=f"json+file://{tmp_path}/meta", artifacts=str(tmp_path / "blobs")) as reg:
         for i in range(40):
-            reg.register("churn", write(tmp_path / f"m{i}.bin", f"w{i}".encode()), tags={"team": "fraud"},
-                         description=f"run {i}", capture=None)
+            reg.register(
+                "churn",
+                write(tmp_path / f"m{i}.bin", f"w{i}".encode()),
+                tags={"team": "fraud"},
+                description=f"run {i}",
+                capture=None,
+            )
         doc = _state_doc(tmp_path, "churn")
         assert doc["sparse"] is True and doc["versions"] == {} and doc["last_version"] == 40
         reg.set_tags("churn/3", {"reviewed": "yes"})

@@ -77,8 +77,13 @@ def test_the_index_follows_every_change(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM version_index")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-        for obj in ("TRIGGER version_index_insert", "TRIGGER version_index_update", "TRIGGER version_index_delete",
-                    "INDEX versions_name_stage", "TABLE version_index"):
+        for obj in (
+            "TRIGGER version_index_insert",
+            "TRIGGER version_index_update",
+            "TRIGGER version_index_delete",
+            "INDEX versions_name_stage",
+            "TABLE version_index",
+        ):
             conn.execute(f"DROP {obj}")
     SQLiteMetadataStore(db).close()  # migrates 1 -> 2, rebuilding the index
     assert _index_rows(db) == kept
@@ -93,8 +98,13 @@ def test_a_schema_1_database_is_migrated_and_searches_the_same(tmp_path: Path) -
     reg.close()
     db = tmp_path / "reg" / "modelreg.db"
     with sqlite3.connect(db) as conn:  # turn it back into what modelreg with schema 1 wrote
-        for obj in ("TRIGGER version_index_insert", "TRIGGER version_index_update", "TRIGGER version_index_delete",
-                    "INDEX versions_name_stage", "TABLE version_index"):
+        for obj in (
+            "TRIGGER version_index_insert",
+            "TRIGGER version_index_update",
+            "TRIGGER version_index_delete",
+            "INDEX versions_name_stage",
+            "TABLE version_index",
+        ):
             conn.execute(f"DROP {obj}")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     reg = Registry(tmp_path / "reg")

@@ -41,7 +41,11 @@ REGISTER_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("dotdot-in-namespace", {"name": "team/../churn"}, r"model name 'team/\.\./churn' looks like a path"),
     ("dotdot-inside-name", {"name": "a..b"}, r"model name 'a\.\.b' looks like a path"),
     ("backslash-name", {"name": "team\\churn"}, r"looks like a path"),
-    ("too-long-name", {"name": "a" * (MAX_NAME_LENGTH + 1)}, rf"is {MAX_NAME_LENGTH + 1} characters long; use .* at most {MAX_NAME_LENGTH} characters"),
+    (
+        "too-long-name",
+        {"name": "a" * (MAX_NAME_LENGTH + 1)},
+        rf"is {MAX_NAME_LENGTH + 1} characters long; use .* at most {MAX_NAME_LENGTH} characters",
+    ),
     ("two-namespaces", {"name": "a/b/c"}, r"invalid model name 'a/b/c'; use .* at most one '/' namespace separator"),
     ("version-as-name", {"name": "churn/3"}, r"invalid model name 'churn/3'"),
     ("trailing-dash", {"name": "churn-"}, r"invalid model name 'churn-'"),
@@ -56,26 +60,62 @@ REGISTER_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("none-metric", {"metrics": {"auc": None}}, r"metric 'auc' must be a number, got NoneType"),
     ("metrics-not-mapping", {"metrics": [0.9]}, r"metrics must be a mapping of str to number, got list"),
     ("bad-metric-key", {"metrics": {"../auc": 0.9}}, r"invalid metric key '\.\./auc'"),
-    ("set-param", {"params": {"classes": {1, 2}}}, r"param classes is a set, which is not JSON-serialisable; convert it to"),
-    ("object-param", {"params": {"model": Unserialisable()}}, r"param model is a Unserialisable, which is not JSON-serialisable"),
-    ("nan-in-list-param", {"params": {"weights": [1.0, NAN]}}, r"param weights\[1\] is nan; params must be finite JSON values"),
+    (
+        "set-param",
+        {"params": {"classes": {1, 2}}},
+        r"param classes is a set, which is not JSON-serialisable; convert it to",
+    ),
+    (
+        "object-param",
+        {"params": {"model": Unserialisable()}},
+        r"param model is a Unserialisable, which is not JSON-serialisable",
+    ),
+    (
+        "nan-in-list-param",
+        {"params": {"weights": [1.0, NAN]}},
+        r"param weights\[1\] is nan; params must be finite JSON values",
+    ),
     ("inf-nested-param", {"params": {"opt": {"clip": [INF]}}}, r"param opt\.clip\[0\] is inf"),
-    ("non-str-key-param", {"params": {"opt": {1: "a"}}}, r"param opt has a non-string key 1; JSON objects need string keys"),
+    (
+        "non-str-key-param",
+        {"params": {"opt": {1: "a"}}},
+        r"param opt has a non-string key 1; JSON objects need string keys",
+    ),
     ("bytes-param", {"params": {"blob": b"x"}}, r"param blob is a bytes, which is not JSON-serialisable"),
     ("params-not-mapping", {"params": [("lr", 0.1)]}, r"params must be a mapping, got list"),
     ("oversize-params", {"params": {"big": "x" * 1_000_001}}, r"params are \d+ bytes as JSON; the cap is 1000000"),
     ("too-many-tags", {"tags": {f"k{i}": "v" for i in range(101)}}, r"101 tags given; at most 100 are allowed"),
-    ("oversize-tag", {"tags": {"notes": "x" * 5001}}, r"tag 'notes' is 5001 characters long; tag values are capped at 5000"),
+    (
+        "oversize-tag",
+        {"tags": {"notes": "x" * 5001}},
+        r"tag 'notes' is 5001 characters long; tag values are capped at 5000",
+    ),
     ("traversal-tag-key", {"tags": {"../k": "v"}}, r"invalid tag key '\.\./k'; use letters, digits"),
     ("long-tag-key", {"tags": {"k" * 251: "v"}}, r"is longer than 250 characters; shorten it"),
     ("empty-tag-key", {"tags": {"": "v"}}, r"tag keys must be non-empty strings"),
     ("dict-tag-value", {"tags": {"team": {"a": 1}}}, r"tag 'team' must have a string value, got dict"),
     ("bool-tag-value", {"tags": {"team": True}}, r"tag 'team' must have a string value, got bool"),
-    ("unknown-lineage-field", {"lineage": {"commit": "abc"}}, r"unknown lineage field\(s\) \['commit'\]; use .* and put anything else under 'extra'"),
-    ("lineage-parents-str", {"lineage": {"parents": "churn/2"}}, r"lineage\.parents must be a list of references such as 'churn/2'"),
+    (
+        "unknown-lineage-field",
+        {"lineage": {"commit": "abc"}},
+        r"unknown lineage field\(s\) \['commit'\]; use .* and put anything else under 'extra'",
+    ),
+    (
+        "lineage-parents-str",
+        {"lineage": {"parents": "churn/2"}},
+        r"lineage\.parents must be a list of references such as 'churn/2'",
+    ),
     ("lineage-parent-traversal", {"lineage": {"parents": ["../x/1"]}}, r"invalid model reference '\.\./x/1'"),
-    ("lineage-parent-not-str", {"lineage": {"parents": [3]}}, r"model reference must be a string such as 'churn/3', got int"),
-    ("lineage-dataset-without-uri", {"lineage": {"datasets": [{"version": "3"}]}}, r"invalid lineage: [\s\S]*datasets\.0\.uri[\s\S]*Field required"),
+    (
+        "lineage-parent-not-str",
+        {"lineage": {"parents": [3]}},
+        r"model reference must be a string such as 'churn/3', got int",
+    ),
+    (
+        "lineage-dataset-without-uri",
+        {"lineage": {"datasets": [{"version": "3"}]}},
+        r"invalid lineage: [\s\S]*datasets\.0\.uri[\s\S]*Field required",
+    ),
     ("lineage-code-str", {"lineage": {"code": "abc123"}}, r"invalid lineage: [\s\S]*code"),
     ("lineage-run-id-int", {"lineage": {"run_id": 5}}, r"invalid lineage: [\s\S]*run_id"),
     ("lineage-nan-extra", {"lineage": {"extra": {"loss": NAN}}}, r"lineage\.extra\.loss is nan; use finite numbers"),
@@ -109,7 +149,9 @@ def _register(reg: Registry, inputs: Path, overrides: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [c[1:] for c in REGISTER_CASES], ids=[c[0] for c in REGISTER_CASES])
-def test_register_rejects_bad_input_before_any_write(tmp_path: Path, inputs: Path, overrides: dict, message: str) -> None:
+def test_register_rejects_bad_input_before_any_write(
+    tmp_path: Path, inputs: Path, overrides: dict, message: str
+) -> None:
     root = tmp_path / "reg"
     reg = Registry(root)
     with pytest.raises(InvalidInputError, match=message) as info:
@@ -121,7 +163,7 @@ def test_register_rejects_bad_input_before_any_write(tmp_path: Path, inputs: Pat
 
 
 def test_register_rejections_write_nothing_on_every_backend(registry: Registry, inputs: Path) -> None:
-    for case_id, overrides, message in REGISTER_CASES:
+    for _case_id, overrides, message in REGISTER_CASES:
         with pytest.raises(InvalidInputError, match=message):
             _register(registry, inputs, overrides)
     # nothing deletes in between, so anything a rejected call wrote would still be here
@@ -133,8 +175,12 @@ def test_rejected_register_of_an_existing_model_changes_nothing(fast_registry: R
     registry.register("churn", inputs / "model.bin", capture=None)
     before = snapshot(registry)
     write(inputs / "new.bin", b"new weights")
-    for overrides in ({"metrics": {"auc": NAN}}, {"params": {"s": {1}}}, {"tags": {"k": "v" * 6000}},
-                      {"lineage": {"parents": ["churn@"]}}):
+    for overrides in (
+        {"metrics": {"auc": NAN}},
+        {"params": {"s": {1}}},
+        {"tags": {"k": "v" * 6000}},
+        {"lineage": {"parents": ["churn@"]}},
+    ):
         with pytest.raises(InvalidInputError):
             _register(registry, inputs, {**overrides, "path": "new.bin"})
     assert snapshot(registry) == before
@@ -143,42 +189,188 @@ def test_rejected_register_of_an_existing_model_changes_nothing(fast_registry: R
 
 # -- other mutations ------------------------------------------------------------------------------------
 
+
 def _mutation_cases(reg: Registry) -> list[tuple[str, Callable[[], Any], str, type[Exception]]]:
     many = {f"n{i}": "v" for i in range(41)}
     return [
-        ("unknown-stage", lambda: reg.transition("churn", 1, "prod"), r"unknown stage 'prod'; valid stages are: experimental, staging, production, archived", InvalidInputError),
-        ("stage-not-str", lambda: reg.transition("churn", 1, 3), r"unknown stage 3; valid stages are", InvalidInputError),
-        ("long-comment", lambda: reg.transition("churn", 1, "staging", comment="c" * 5001), r"comment is 5001 characters long; the cap is 5000", InvalidInputError),
-        ("bad-version", lambda: reg.transition("churn", 0, "staging"), r"version must be a positive integer, got 0", InvalidInputError),
-        ("bool-version", lambda: reg.transition("churn", True, "staging"), r"version must be a positive integer, got True", InvalidInputError),
-        ("stage-name-alias", lambda: reg.set_alias("churn", "production", 1), r"alias 'production' is a stage name; .* pick another alias", InvalidInputError),
-        ("stage-name-alias-any-case", lambda: reg.set_alias("churn", "Staging", 1), r"alias 'Staging' is a stage name", InvalidInputError),
-        ("traversal-alias", lambda: reg.set_alias("churn", "../x", 1), r"invalid alias '\.\./x'; use letters, digits", InvalidInputError),
+        (
+            "unknown-stage",
+            lambda: reg.transition("churn", 1, "prod"),
+            r"unknown stage 'prod'; valid stages are: experimental, staging, production, archived",
+            InvalidInputError,
+        ),
+        (
+            "stage-not-str",
+            lambda: reg.transition("churn", 1, 3),
+            r"unknown stage 3; valid stages are",
+            InvalidInputError,
+        ),
+        (
+            "long-comment",
+            lambda: reg.transition("churn", 1, "staging", comment="c" * 5001),
+            r"comment is 5001 characters long; the cap is 5000",
+            InvalidInputError,
+        ),
+        (
+            "bad-version",
+            lambda: reg.transition("churn", 0, "staging"),
+            r"version must be a positive integer, got 0",
+            InvalidInputError,
+        ),
+        (
+            "bool-version",
+            lambda: reg.transition("churn", True, "staging"),
+            r"version must be a positive integer, got True",
+            InvalidInputError,
+        ),
+        (
+            "stage-name-alias",
+            lambda: reg.set_alias("churn", "production", 1),
+            r"alias 'production' is a stage name; .* pick another alias",
+            InvalidInputError,
+        ),
+        (
+            "stage-name-alias-any-case",
+            lambda: reg.set_alias("churn", "Staging", 1),
+            r"alias 'Staging' is a stage name",
+            InvalidInputError,
+        ),
+        (
+            "traversal-alias",
+            lambda: reg.set_alias("churn", "../x", 1),
+            r"invalid alias '\.\./x'; use letters, digits",
+            InvalidInputError,
+        ),
         ("empty-alias", lambda: reg.set_alias("churn", "", 1), r"invalid alias ''", InvalidInputError),
         ("numeric-alias", lambda: reg.set_alias("churn", "3", 1), r"invalid alias '3'", InvalidInputError),
         ("namespaced-alias", lambda: reg.set_alias("churn", "a/b", 1), r"invalid alias 'a/b'", InvalidInputError),
         ("long-alias", lambda: reg.set_alias("churn", "a" * 129, 1), r"invalid alias", InvalidInputError),
-        ("too-many-tags-after-merge", lambda: reg.set_tags("churn/1", many), r"101 tags given; at most 100 are allowed", InvalidInputError),
-        ("oversize-tag", lambda: reg.set_tags("churn/1", {"k": "v" * 5001}), r"tag 'k' is 5001 characters long", InvalidInputError),
-        ("long-description", lambda: reg.set_description("churn/1", "d" * 20_001), r"description is 20001 characters long", InvalidInputError),
-        ("nan-logged-metric", lambda: reg.log_metrics("churn/1", {"auc": NAN}), r"metric 'auc' is nan; metrics must be finite", InvalidInputError),
-        ("inf-logged-metric", lambda: reg.log_metrics("churn/1", {"auc": -INF}), r"metric 'auc' is -inf", InvalidInputError),
-        ("bool-logged-metric", lambda: reg.log_metrics("churn/1", {"auc": False}), r"metric 'auc' must be a number, got bool False", InvalidInputError),
-        ("no-logged-metric", lambda: reg.log_metrics("churn/1", {}), r"log_metrics needs at least one metric", InvalidInputError),
-        ("bool-step", lambda: reg.log_metrics("churn/1", {"auc": 0.5}, step=True), r"step must be an integer of at most 64 bits, got True", InvalidInputError),
-        ("model-tags", lambda: reg.update_model("churn", tags={"../k": "v"}), r"invalid tag key '\.\./k'", InvalidInputError),
-        ("model-owner", lambda: reg.update_model("churn", owner=""), r"actor must be a non-empty string", InvalidInputError),
-        ("create-bad-name", lambda: reg.create_model("../churn"), r"model name '\.\./churn' looks like a path", InvalidInputError),
-        ("create-bad-tags", lambda: reg.create_model("other", tags={f"k{i}": "v" for i in range(101)}), r"101 tags given", InvalidInputError),
-        ("bad-actor", lambda: reg.transition("churn", 1, "staging", actor="x" * 201), r"actor must be a non-empty string of at most 200 characters", InvalidInputError),
-        ("ref-version-zero", lambda: reg.set_tags("churn/0", {"a": "b"}), r"invalid model reference 'churn/0': version must be a positive integer", InvalidReferenceError),
-        ("ref-empty-selector", lambda: reg.log_metrics("churn@", {"a": 1.0}), r"invalid model reference 'churn@': invalid alias ''", InvalidReferenceError),
-        ("ref-traversal", lambda: reg.transition("../churn/1", "staging"), r"invalid model reference '\.\./churn/1'", InvalidReferenceError),
-        ("ref-empty", lambda: reg.set_description("", "d"), r"empty model reference ''; use name, name/3, name@stage or name@alias", InvalidReferenceError),
-        ("ref-two-versions", lambda: reg.set_alias("churn/1", "champion", 1), r"give at most one of a version, a stage or an alias", InvalidInputError),
-        ("purge-without-version", lambda: reg.purge("churn"), r"purge needs an explicit version, e.g. 'churn/3'", InvalidInputError),
-        ("negative-limit", lambda: reg.search("version > 0", limit=-1), r"limit must be a non-negative integer, got -1", InvalidInputError),
-        ("bad-query", lambda: reg.search("metrics.auc >> 1"), r"cannot parse search query|expected a value", InvalidInputError),
+        (
+            "too-many-tags-after-merge",
+            lambda: reg.set_tags("churn/1", many),
+            r"101 tags given; at most 100 are allowed",
+            InvalidInputError,
+        ),
+        (
+            "oversize-tag",
+            lambda: reg.set_tags("churn/1", {"k": "v" * 5001}),
+            r"tag 'k' is 5001 characters long",
+            InvalidInputError,
+        ),
+        (
+            "long-description",
+            lambda: reg.set_description("churn/1", "d" * 20_001),
+            r"description is 20001 characters long",
+            InvalidInputError,
+        ),
+        (
+            "nan-logged-metric",
+            lambda: reg.log_metrics("churn/1", {"auc": NAN}),
+            r"metric 'auc' is nan; metrics must be finite",
+            InvalidInputError,
+        ),
+        (
+            "inf-logged-metric",
+            lambda: reg.log_metrics("churn/1", {"auc": -INF}),
+            r"metric 'auc' is -inf",
+            InvalidInputError,
+        ),
+        (
+            "bool-logged-metric",
+            lambda: reg.log_metrics("churn/1", {"auc": False}),
+            r"metric 'auc' must be a number, got bool False",
+            InvalidInputError,
+        ),
+        (
+            "no-logged-metric",
+            lambda: reg.log_metrics("churn/1", {}),
+            r"log_metrics needs at least one metric",
+            InvalidInputError,
+        ),
+        (
+            "bool-step",
+            lambda: reg.log_metrics("churn/1", {"auc": 0.5}, step=True),
+            r"step must be an integer of at most 64 bits, got True",
+            InvalidInputError,
+        ),
+        (
+            "model-tags",
+            lambda: reg.update_model("churn", tags={"../k": "v"}),
+            r"invalid tag key '\.\./k'",
+            InvalidInputError,
+        ),
+        (
+            "model-owner",
+            lambda: reg.update_model("churn", owner=""),
+            r"actor must be a non-empty string",
+            InvalidInputError,
+        ),
+        (
+            "create-bad-name",
+            lambda: reg.create_model("../churn"),
+            r"model name '\.\./churn' looks like a path",
+            InvalidInputError,
+        ),
+        (
+            "create-bad-tags",
+            lambda: reg.create_model("other", tags={f"k{i}": "v" for i in range(101)}),
+            r"101 tags given",
+            InvalidInputError,
+        ),
+        (
+            "bad-actor",
+            lambda: reg.transition("churn", 1, "staging", actor="x" * 201),
+            r"actor must be a non-empty string of at most 200 characters",
+            InvalidInputError,
+        ),
+        (
+            "ref-version-zero",
+            lambda: reg.set_tags("churn/0", {"a": "b"}),
+            r"invalid model reference 'churn/0': version must be a positive integer",
+            InvalidReferenceError,
+        ),
+        (
+            "ref-empty-selector",
+            lambda: reg.log_metrics("churn@", {"a": 1.0}),
+            r"invalid model reference 'churn@': invalid alias ''",
+            InvalidReferenceError,
+        ),
+        (
+            "ref-traversal",
+            lambda: reg.transition("../churn/1", "staging"),
+            r"invalid model reference '\.\./churn/1'",
+            InvalidReferenceError,
+        ),
+        (
+            "ref-empty",
+            lambda: reg.set_description("", "d"),
+            r"empty model reference ''; use name, name/3, name@stage or name@alias",
+            InvalidReferenceError,
+        ),
+        (
+            "ref-two-versions",
+            lambda: reg.set_alias("churn/1", "champion", 1),
+            r"give at most one of a version, a stage or an alias",
+            InvalidInputError,
+        ),
+        (
+            "purge-without-version",
+            lambda: reg.purge("churn"),
+            r"purge needs an explicit version, e.g. 'churn/3'",
+            InvalidInputError,
+        ),
+        (
+            "negative-limit",
+            lambda: reg.search("version > 0", limit=-1),
+            r"limit must be a non-negative integer, got -1",
+            InvalidInputError,
+        ),
+        (
+            "bad-query",
+            lambda: reg.search("metrics.auc >> 1"),
+            r"cannot parse search query|expected a value",
+            InvalidInputError,
+        ),
     ]
 
 

@@ -190,8 +190,9 @@ def test_a_slow_endpoint_never_blocks_the_operation(gov_registry: Registry, endp
     assert [r.action for r in reg.webhook_deliveries()] == ["register", "transition"]
 
 
-def test_missing_secret_sends_nothing(gov_registry: Registry, endpoint: Endpoint, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_sends_nothing(
+    gov_registry: Registry, endpoint: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reg = gov_registry
     reg.add_webhook(endpoint.url, secret_env="MR_OTHER_SECRET", events=["register"])
     register(reg, tmp_path)
@@ -199,14 +200,16 @@ def test_missing_secret_sends_nothing(gov_registry: Registry, endpoint: Endpoint
     assert endpoint.hits == []
     (result,) = reg.webhook_deliveries()
     assert not result.ok and result.attempts == 0
-    assert result.error == ("environment variable MR_OTHER_SECRET (the webhook secret) is not set in this process; "
-                            "nothing was sent")
+    assert result.error == (
+        "environment variable MR_OTHER_SECRET (the webhook secret) is not set in this process; nothing was sent"
+    )
 
 
 def test_filters_by_topic_and_model(gov_registry: Registry, endpoint: Endpoint, tmp_path: Path) -> None:
     reg = gov_registry
-    reg.add_webhook(endpoint.url, secret_env="MR_HOOK_SECRET", events=["request", "approve", "transition"],
-                    models=["churn"])
+    reg.add_webhook(
+        endpoint.url, secret_env="MR_HOOK_SECRET", events=["request", "approve", "transition"], models=["churn"]
+    )
     reg.set_policy(Policy(gates={"production": Gate(approvals=1)}))
     mv = register(reg, tmp_path)
     reg.register("fraud", model_file(tmp_path, b"f"), capture=None)
@@ -215,13 +218,20 @@ def test_filters_by_topic_and_model(gov_registry: Registry, endpoint: Endpoint, 
     reg.approve(req.id, "cy")
     assert reg.flush_webhooks(timeout=60)
     assert [(p["event"]["model"], p["event"]["action"]) for p in endpoint.json()] == [
-        ("churn", "request_transition"), ("churn", "approve"), ("churn", "transition")]
+        ("churn", "request_transition"),
+        ("churn", "approve"),
+        ("churn", "transition"),
+    ]
 
 
 def test_webhook_management_is_audited_and_the_secret_never_stored(gov_registry: Registry) -> None:
     reg = gov_registry
-    hook = reg.add_webhook("https://deploy.example.com/hooks/modelreg", secret_env="MR_HOOK_SECRET",
-                           events=["transition", "rollback"], comment="deployer")
+    hook = reg.add_webhook(
+        "https://deploy.example.com/hooks/modelreg",
+        secret_env="MR_HOOK_SECRET",
+        events=["transition", "rollback"],
+        comment="deployer",
+    )
     assert reg.list_webhooks() == [hook]
     assert (hook.secret_env, hook.events, hook.id[:3]) == ("MR_HOOK_SECRET", ["transition", "rollback"], "wh-")
     stored = reg.metadata.get_state("_registry").extensions
@@ -229,7 +239,10 @@ def test_webhook_management_is_audited_and_the_secret_never_stored(gov_registry:
     assert all(SECRET not in json.dumps(e.model_dump(mode="json")) for e in reg.metadata.list_events("_registry"))
     reg.remove_webhook(hook.id, comment="moved")
     assert reg.list_webhooks() == []
-    assert [e.action for e in reg.events(include_internal=True, actions=["webhook"])] == ["add_webhook", "remove_webhook"]
+    assert [e.action for e in reg.events(include_internal=True, actions=["webhook"])] == [
+        "add_webhook",
+        "remove_webhook",
+    ]
     with pytest.raises(NotFoundError, match="no webhook 'wh-nope'; list them with `modelreg webhook list`"):
         reg.remove_webhook("wh-nope")
 
@@ -246,16 +259,22 @@ def test_secret_never_written_to_disk(tmp_path: Path, endpoint: Endpoint) -> Non
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"url": "ftp://example.com/x"}, "webhook url must be an http:// or https:// URL with a host, got 'ftp://example.com/x'"),
-    ({"url": "file:///etc/passwd"}, "webhook url must be an http:// or https:// URL"),
-    ({"secret_env": "my secret"}, "secret_env must be the name of an environment variable"),
-    ({"events": ["deploy"]}, "unknown event 'deploy'"),
-    ({"events": []}, "events must name at least one event, or '\\*' for all"),
-    ({"timeout": 0}, "timeout must be between 0 and 120 seconds, got 0"),
-    ({"max_attempts": 0}, "max_attempts must be an integer from 1 to 20, got 0"),
-    ({"backoff": 60}, "backoff must be between 0 and 30.0 seconds, got 60"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"url": "ftp://example.com/x"},
+            "webhook url must be an http:// or https:// URL with a host, got 'ftp://example.com/x'",
+        ),
+        ({"url": "file:///etc/passwd"}, "webhook url must be an http:// or https:// URL"),
+        ({"secret_env": "my secret"}, "secret_env must be the name of an environment variable"),
+        ({"events": ["deploy"]}, "unknown event 'deploy'"),
+        ({"events": []}, "events must name at least one event, or '\\*' for all"),
+        ({"timeout": 0}, "timeout must be between 0 and 120 seconds, got 0"),
+        ({"max_attempts": 0}, "max_attempts must be an integer from 1 to 20, got 0"),
+        ({"backoff": 60}, "backoff must be between 0 and 30.0 seconds, got 60"),
+    ],
+)
 def test_invalid_webhooks(gov_registry: Registry, kwargs: dict[str, Any], message: str) -> None:
     args = {"url": "http://127.0.0.1:9/hook", "secret_env": "MR_HOOK_SECRET", **kwargs}
     url = args.pop("url")
@@ -299,8 +318,9 @@ def test_close_bounds_the_wait(gov_registry: Registry, endpoint: Endpoint, tmp_p
     endpoint.hold.set()
 
 
-def test_idle_worker_exits_and_restarts(gov_registry: Registry, endpoint: Endpoint, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idle_worker_exits_and_restarts(
+    gov_registry: Registry, endpoint: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from modelreg.governance import webhooks
 
     monkeypatch.setattr(webhooks, "IDLE_EXIT", 0.05)

@@ -38,9 +38,10 @@ from typing import Any
 from .errors import IntegrityError
 from .hashing import ProgressFn, check_digest, sha256_copy, sha256_stream
 
-__all__ = ["BlobCache", "CacheInfo", "SuspectDigests", "add_commands", "default_cache_dir"]
+__all__ = ["BlobCache", "CacheInfo", "SuspectDigests", "default_cache_dir"]
 
 CACHE_ENV = "MODELREG_CACHE_DIR"
+
 
 def _warn(message: str, *args: Any) -> None:
     import logging  # on first use: a registry that never warns does not import logging
@@ -71,7 +72,7 @@ class BlobCache:
         return f"BlobCache({str(self.root)!r})"
 
     def path_for(self, digest: str) -> Path:
-        hexpart = check_digest(digest)[len("sha256:"):]
+        hexpart = check_digest(digest)[len("sha256:") :]
         return self.root / "sha256" / hexpart[:2] / hexpart[2:]
 
     def lookup(self, digest: str, size: int) -> Path | None:
@@ -85,8 +86,16 @@ class BlobCache:
         self.evict(digest)  # truncated or replaced: not trustworthy
         return None
 
-    def fetch(self, digest: str, size: int, store: Any, progress: ProgressFn | None = None, *,
-              where: str = "", copy_to: str | os.PathLike[str] | None = None) -> Path:
+    def fetch(
+        self,
+        digest: str,
+        size: int,
+        store: Any,
+        progress: ProgressFn | None = None,
+        *,
+        where: str = "",
+        copy_to: str | os.PathLike[str] | None = None,
+    ) -> Path:
         """Download ``digest`` from ``store`` into the cache, verifying sha256 and size; return its path.
 
         With ``copy_to``, the pass that hashes the downloaded file also copies it there (the copy
@@ -133,7 +142,9 @@ class BlobCache:
                 os.unlink(tmp)
         return final
 
-    def copy_out(self, digest: str, size: int, dest: str | os.PathLike[str], progress: ProgressFn | None = None) -> bool:
+    def copy_out(
+        self, digest: str, size: int, dest: str | os.PathLike[str], progress: ProgressFn | None = None
+    ) -> bool:
         """Copy the cached blob to ``dest`` while re-hashing it (at once, on two threads:
         :func:`~modelreg.hashing.sha256_copy`); False (the entry evicted, ``dest`` removed) if it is
         damaged."""
@@ -214,7 +225,7 @@ class SuspectDigests:
         return (self._root or default_cache_dir()) / "suspect" / self.key
 
     def _marker(self, digest: str) -> Path:
-        return self.folder / check_digest(digest)[len("sha256:"):]
+        return self.folder / check_digest(digest)[len("sha256:") :]
 
     def add(self, digest: str) -> None:
         marker = self._marker(digest)

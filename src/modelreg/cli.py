@@ -105,10 +105,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str], header: bool = False) -> str:
-        parts = [
-            v.rjust(widths[i]) if numeric[i] and not header else v.ljust(widths[i])
-            for i, v in enumerate(values)
-        ]
+        parts = [v.rjust(widths[i]) if numeric[i] and not header else v.ljust(widths[i]) for i, v in enumerate(values)]
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(headers, header=True), *(line(r) for r in cells)])
@@ -281,15 +278,30 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """Options valid both before and after the subcommand (``suppress`` keeps a value given before)."""
     d: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     g = parser.add_argument_group("common options")
-    g.add_argument("--registry", metavar="URL", help="registry folder or URL (default: $MODELREG_URI, "
-                   "else $MODELREG_HOME or ~/.modelreg/registry)", **({"default": None} | d))
-    g.add_argument("--actor", metavar="NAME", help="who is acting, for the audit trail "
-                   "(default: $MODELREG_ACTOR, else git user.email, else the OS user)", **({"default": None} | d))
+    g.add_argument(
+        "--registry",
+        metavar="URL",
+        help="registry folder or URL (default: $MODELREG_URI, else $MODELREG_HOME or ~/.modelreg/registry)",
+        **({"default": None} | d),
+    )
+    g.add_argument(
+        "--actor",
+        metavar="NAME",
+        help="who is acting, for the audit trail (default: $MODELREG_ACTOR, else git user.email, else the OS user)",
+        **({"default": None} | d),
+    )
     g.add_argument("--json", action="store_true", help="print JSON instead of tables", **({"default": False} | d))
-    g.add_argument("--progress", dest="progress", action="store_const", const=True,
-                   help="always draw progress bars on stderr (default: only on a terminal)", **({"default": None} | d))
-    g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
-                   help="never draw progress bars", **d)
+    g.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_const",
+        const=True,
+        help="always draw progress bars on stderr (default: only on a terminal)",
+        **({"default": None} | d),
+    )
+    g.add_argument(
+        "--no-progress", dest="progress", action="store_const", const=False, help="never draw progress bars", **d
+    )
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -305,8 +317,9 @@ class _CommandParser(argparse.ArgumentParser):
             _add_common(self, suppress=True)
 
 
-def _command(sub: Any, name: str, help: str, func: Handler, *, epilog: str | None = None,
-             usage: str | None = None) -> argparse.ArgumentParser:
+def _command(
+    sub: Any, name: str, help: str, func: Handler, *, epilog: str | None = None, usage: str | None = None
+) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=epilog, usage=usage)
     p.set_defaults(func=func)
     return p
@@ -385,10 +398,27 @@ def _call(func: Callable[..., Any], ctx: Context, args: argparse.Namespace) -> A
 
 # -- commands --------------------------------------------------------------------------------------
 def _version_rows(versions: Iterable[Any], with_name: bool = False) -> tuple[list[str], list[list[Any]]]:
-    headers = ["REF" if with_name else "VERSION", "STAGE", "ALIASES", "SIZE", "DIGEST", "CREATED (UTC)", "BY", "METRICS"]
+    headers = [
+        "REF" if with_name else "VERSION",
+        "STAGE",
+        "ALIASES",
+        "SIZE",
+        "DIGEST",
+        "CREATED (UTC)",
+        "BY",
+        "METRICS",
+    ]
     rows = [
-        [mv.ref if with_name else mv.version, mv.stage.value, ",".join(mv.aliases), human_size(mv.size),
-         _short_digest(mv.digest), _when(mv.created_at), mv.created_by, _compact(mv.current_metrics)]
+        [
+            mv.ref if with_name else mv.version,
+            mv.stage.value,
+            ",".join(mv.aliases),
+            human_size(mv.size),
+            _short_digest(mv.digest),
+            _when(mv.created_at),
+            mv.created_by,
+            _compact(mv.current_metrics),
+        ]
         for mv in versions
     ]
     return headers, rows
@@ -408,9 +438,17 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> None:
     metrics = _metrics(args.metric, "--metric")
     tags = _pairs(args.tag, "--tag", "team=fraud")
     mv = ctx.registry.register(
-        args.name, args.path, params=params, metrics=metrics, tags=tags, lineage=lineage or None,
-        description=args.description, capture=None if args.no_capture else "auto", format=args.format,
-        progress=ctx.progress(), follow_symlinks=args.follow_symlinks,
+        args.name,
+        args.path,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        lineage=lineage or None,
+        description=args.description,
+        capture=None if args.no_capture else "auto",
+        format=args.format,
+        progress=ctx.progress(),
+        follow_symlinks=args.follow_symlinks,
     )
     ctx.end_progress()
     if ctx.json:
@@ -422,26 +460,43 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_register(sub: Any) -> None:
-    p = _command(sub, "register", "register a file or folder as the next version of a model", cmd_register,
-                 epilog="example:\n  modelreg register churn model.onnx --param lr=0.1 --metric auc=0.91 "
-                        "--tag team=fraud --dataset s3://data/churn.parquet@v3")
+    p = _command(
+        sub,
+        "register",
+        "register a file or folder as the next version of a model",
+        cmd_register,
+        epilog="example:\n  modelreg register churn model.onnx --param lr=0.1 --metric auc=0.91 "
+        "--tag team=fraud --dataset s3://data/churn.parquet@v3",
+    )
     p.add_argument("name", metavar="NAME", help="model name, e.g. churn or fraud/churn")
     p.add_argument("path", metavar="PATH", help="the artifact: a file or a folder")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="a parameter (repeatable); the value is parsed as JSON when it parses, else kept as a string")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a parameter (repeatable); the value is parsed as JSON when it parses, else kept as a string",
+    )
     p.add_argument("--metric", action="append", metavar="KEY=NUMBER", help="a metric (repeatable); finite numbers only")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a tag (repeatable)")
     p.add_argument("--description", metavar="TEXT", help="a description of this version")
     p.add_argument("--run-id", metavar="ID", help="experiment-tracker run id")
     p.add_argument("--run-url", metavar="URL", help="experiment-tracker run URL")
-    p.add_argument("--dataset", action="append", metavar="URI[@VERSION]",
-                   help="a dataset used (repeatable); @sha256:<hex> records a digest")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        metavar="URI[@VERSION]",
+        help="a dataset used (repeatable); @sha256:<hex> records a digest",
+    )
     p.add_argument("--parent", action="append", metavar="REF", help="a parent model version, e.g. churn/2 (repeatable)")
     p.add_argument("--format", metavar="FORMAT", help="artifact format hint, e.g. onnx, pytorch")
-    p.add_argument("--no-capture", action="store_true",
-                   help="do not record the git state and Python environment automatically")
-    p.add_argument("--follow-symlinks", action="store_true",
-                   help="store the content of symlinks in the folder that point outside it (refused by default)")
+    p.add_argument(
+        "--no-capture", action="store_true", help="do not record the git state and Python environment automatically"
+    )
+    p.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="store the content of symlinks in the folder that point outside it (refused by default)",
+    )
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
@@ -454,8 +509,11 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> None:
         return
     rows = []
     for m in models:
-        stages = " ".join(f"{s}:{','.join(map(str, vs))}" for s, vs in sorted(m.stages.items())
-                          if vs and s in ("production", "staging"))
+        stages = " ".join(
+            f"{s}:{','.join(map(str, vs))}"
+            for s, vs in sorted(m.stages.items())
+            if vs and s in ("production", "staging")
+        )
         aliases = " ".join(f"{a}:{v}" for a, v in sorted(m.aliases.items()))
         rows.append([m.name, m.version_count, m.latest_version, stages, aliases, m.owner, _when(m.updated_at)])
     ctx.table(["NAME", "VERSIONS", "LATEST", "STAGES", "ALIASES", "OWNER", "UPDATED (UTC)"], rows)
@@ -486,16 +544,18 @@ def _show_lines(mv: Any) -> list[str]:
     art = mv.artifact
     kind = "folder" if art.kind == "directory" else "file"
     lines = [mv.ref]
-    lines += _kv([
-        ("stage", mv.stage.value),
-        ("aliases", ", ".join(mv.aliases)),
-        ("created", f"{_when(mv.created_at)} UTC by {mv.created_by}"),
-        ("updated", f"{_when(mv.updated_at)} UTC" if mv.updated_at else None),
-        ("description", mv.description),
-        ("artifact", f"{kind} {art.name!r}, {human_size(art.size)} ({art.size} bytes), {len(art.files)} file(s)"),
-        ("format", art.format),
-        ("digest", art.digest),
-    ])
+    lines += _kv(
+        [
+            ("stage", mv.stage.value),
+            ("aliases", ", ".join(mv.aliases)),
+            ("created", f"{_when(mv.created_at)} UTC by {mv.created_by}"),
+            ("updated", f"{_when(mv.updated_at)} UTC" if mv.updated_at else None),
+            ("description", mv.description),
+            ("artifact", f"{kind} {art.name!r}, {human_size(art.size)} ({art.size} bytes), {len(art.files)} file(s)"),
+            ("format", art.format),
+            ("digest", art.digest),
+        ]
+    )
     sections: list[tuple[str, list[str]]] = [
         ("params", _kv((k, _value(v)) for k, v in mv.params.items())),
         ("metrics", _kv((k, _value(v)) for k, v in mv.metrics.items())),
@@ -506,8 +566,15 @@ def _show_lines(mv: Any) -> list[str]:
     pairs: list[tuple[str, Any]] = [("run id", lin.run_id), ("run url", lin.run_url)]
     if lin.code is not None:
         c = lin.code
-        extra = ", ".join(x for x in (c.repo, f"branch {c.branch}" if c.branch else None,
-                                      {True: "dirty", False: "clean", None: None}[c.dirty]) if x)
+        extra = ", ".join(
+            x
+            for x in (
+                c.repo,
+                f"branch {c.branch}" if c.branch else None,
+                {True: "dirty", False: "clean", None: None}[c.dirty],
+            )
+            if x
+        )
         pairs.append(("code", f"{c.commit or '-'}" + (f" ({extra})" if extra else "")))
     for d in lin.datasets:
         ident = f" version {d.version}" if d.version else (f" {d.digest}" if d.digest else "")
@@ -574,12 +641,17 @@ def cmd_transition(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_transition(sub: Any) -> None:
-    p = _command(sub, "transition", "move a version to another stage", cmd_transition,
-                 usage="modelreg transition [options] REF STAGE\n       modelreg transition [options] NAME VERSION STAGE",
-                 epilog="stages: experimental, staging, production, archived. Promoting to production moves the\n"
-                        "previous production version to archived.\n\nexamples:\n"
-                        "  modelreg transition churn/3 production --comment 'beats v2'\n"
-                        "  modelreg transition churn 3 staging")
+    p = _command(
+        sub,
+        "transition",
+        "move a version to another stage",
+        cmd_transition,
+        usage="modelreg transition [options] REF STAGE\n       modelreg transition [options] NAME VERSION STAGE",
+        epilog="stages: experimental, staging, production, archived. Promoting to production moves the\n"
+        "previous production version to archived.\n\nexamples:\n"
+        "  modelreg transition churn/3 production --comment 'beats v2'\n"
+        "  modelreg transition churn 3 staging",
+    )
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("first", metavar="STAGE", help="experimental, staging, production or archived")
     p.add_argument("stage", nargs="?", metavar="STAGE", help=argparse.SUPPRESS)
@@ -605,7 +677,9 @@ def cmd_rollback(ctx: Context, args: argparse.Namespace) -> None:
 def _add_rollback(sub: Any) -> None:
     p = _command(sub, "rollback", "bring back the previous holder of a stage (production by default)", cmd_rollback)
     p.add_argument("name", metavar="NAME", help="model name")
-    p.add_argument("--stage", default="production", metavar="STAGE", help="the stage to roll back (default: production)")
+    p.add_argument(
+        "--stage", default="production", metavar="STAGE", help="the stage to roll back (default: production)"
+    )
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
 
@@ -651,13 +725,18 @@ def cmd_alias(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_alias(sub: Any) -> None:
-    p = _command(sub, "alias", "set, remove or list aliases (named pointers such as champion)", cmd_alias,
-                 usage="modelreg alias [options] NAME ALIAS VERSION\n"
-                       "       modelreg alias [options] REF ALIAS\n"
-                       "       modelreg alias [options] NAME ALIAS --delete\n"
-                       "       modelreg alias [options] NAME",
-                 epilog="examples:\n  modelreg alias churn champion 3\n  modelreg alias churn@production champion\n"
-                        "  modelreg alias churn champion --delete\n  modelreg alias churn")
+    p = _command(
+        sub,
+        "alias",
+        "set, remove or list aliases (named pointers such as champion)",
+        cmd_alias,
+        usage="modelreg alias [options] NAME ALIAS VERSION\n"
+        "       modelreg alias [options] REF ALIAS\n"
+        "       modelreg alias [options] NAME ALIAS --delete\n"
+        "       modelreg alias [options] NAME",
+        epilog="examples:\n  modelreg alias churn champion 3\n  modelreg alias churn@production champion\n"
+        "  modelreg alias churn champion --delete\n  modelreg alias churn",
+    )
     p.add_argument("ref", metavar="NAME", help="a model name, or a version reference such as churn/3")
     p.add_argument("alias", nargs="?", metavar="ALIAS", help="e.g. champion (not a stage name)")
     p.add_argument("version", nargs="?", metavar="VERSION", help="the version number the alias points at")
@@ -681,8 +760,13 @@ def cmd_tag(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_tag(sub: Any) -> None:
-    p = _command(sub, "tag", "set or remove tags of a version (without changes: print them)", cmd_tag,
-                 epilog="examples:\n  modelreg tag churn/3 team=fraud reviewed=yes\n  modelreg tag churn/3 --remove reviewed")
+    p = _command(
+        sub,
+        "tag",
+        "set or remove tags of a version (without changes: print them)",
+        cmd_tag,
+        epilog="examples:\n  modelreg tag churn/3 team=fraud reviewed=yes\n  modelreg tag churn/3 --remove reviewed",
+    )
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="tags to add or change")
     p.add_argument("--remove", action="append", metavar="KEY", help="remove this tag (repeatable)")
@@ -720,8 +804,13 @@ def cmd_log_metrics(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_log_metrics(sub: Any) -> None:
-    p = _command(sub, "log-metrics", "record metrics measured after registration (evaluation, monitoring)",
-                 cmd_log_metrics, epilog="example:\n  modelreg log-metrics churn@production auc_live=0.87 --step 7")
+    p = _command(
+        sub,
+        "log-metrics",
+        "record metrics measured after registration (evaluation, monitoring)",
+        cmd_log_metrics,
+        epilog="example:\n  modelreg log-metrics churn@production auc_live=0.87 --step 7",
+    )
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("pairs", nargs="+", metavar="KEY=NUMBER", help="metrics to record; finite numbers only")
     p.add_argument("--step", type=int, metavar="N", help="a step or sequence number (e.g. the day of monitoring)")
@@ -736,8 +825,10 @@ def cmd_metrics(ctx: Context, args: argparse.Namespace) -> None:
     if not points:
         ctx.note("no metrics")
         return
-    ctx.table(["KEY", "VALUE", "SOURCE", "STEP", "TIME (UTC)", "ACTOR"],
-              [[p.key, p.value, p.source, p.step, _when(p.time), p.actor] for p in points])
+    ctx.table(
+        ["KEY", "VALUE", "SOURCE", "STEP", "TIME (UTC)", "ACTOR"],
+        [[p.key, p.value, p.source, p.step, _when(p.time), p.actor] for p in points],
+    )
 
 
 def _add_metrics(sub: Any) -> None:
@@ -758,8 +849,13 @@ def cmd_download(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_download(sub: Any) -> None:
-    p = _command(sub, "download", "fetch a version's artifact (streamed and sha256-verified); prints its path",
-                 cmd_download, epilog="example:\n  modelreg download churn@production ./deploy")
+    p = _command(
+        sub,
+        "download",
+        "fetch a version's artifact (streamed and sha256-verified); prints its path",
+        cmd_download,
+        epilog="example:\n  modelreg download churn@production ./deploy",
+    )
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("dest", nargs="?", default=".", metavar="DEST", help="folder to write into (default: .)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file or folder of the same name")
@@ -805,7 +901,7 @@ def cmd_history(ctx: Context, args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--limit must be 0 or more, got {args.limit}")
     events = ctx.registry.history(args.ref)
     if args.limit is not None:
-        events = events[-args.limit:] if args.limit else []
+        events = events[-args.limit :] if args.limit else []
     if ctx.json:
         ctx.emit(events)
         return
@@ -814,15 +910,30 @@ def cmd_history(ctx: Context, args: argparse.Namespace) -> None:
         return
     many = args.ref is None
     headers = (["MODEL"] if many else []) + ["SEQ", "TIME (UTC)", "ACTOR", "ACTION", "VERSION", "CHANGE", "COMMENT"]
-    rows = [([e.model] if many else []) + [e.seq, _when(e.time), e.actor, e.action, e.version,
-                                             _clip(describe_change(e), 70), _clip(e.comment or "", 50)]
-            for e in events]
+    rows = [
+        ([e.model] if many else [])
+        + [
+            e.seq,
+            _when(e.time),
+            e.actor,
+            e.action,
+            e.version,
+            _clip(describe_change(e), 70),
+            _clip(e.comment or "", 50),
+        ]
+        for e in events
+    ]
     ctx.table(headers, rows)
 
 
 def _add_history(sub: Any) -> None:
-    p = _command(sub, "history", "the audit trail, oldest first: of everything, a model, or one version", cmd_history,
-                 epilog="examples:\n  modelreg history churn\n  modelreg history churn/3\n  modelreg history --limit 20")
+    p = _command(
+        sub,
+        "history",
+        "the audit trail, oldest first: of everything, a model, or one version",
+        cmd_history,
+        epilog="examples:\n  modelreg history churn\n  modelreg history churn/3\n  modelreg history --limit 20",
+    )
     p.add_argument("ref", nargs="?", metavar="NAME|REF", help="a model (churn) or a version (churn/3)")
     p.add_argument("--limit", type=int, metavar="N", help="only the last N events")
 
@@ -840,11 +951,16 @@ def cmd_search(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_search(sub: Any) -> None:
-    p = _command(sub, "search", "search versions across models", cmd_search,
-                 epilog="query fields: name, version, stage, alias, created_by, created_at, description,\n"
-                        "metrics.<key>, params.<key>, tags.<key>, lineage.<path>; operators = != < <= > >= like in;\n"
-                        "clauses joined by `and`.\n\nexample:\n"
-                        "  modelreg search \"metrics.auc > 0.9 and tags.team = 'fraud'\" --order-by 'metrics.auc desc' --limit 5")
+    p = _command(
+        sub,
+        "search",
+        "search versions across models",
+        cmd_search,
+        epilog="query fields: name, version, stage, alias, created_by, created_at, description,\n"
+        "metrics.<key>, params.<key>, tags.<key>, lineage.<path>; operators = != < <= > >= like in;\n"
+        "clauses joined by `and`.\n\nexample:\n"
+        "  modelreg search \"metrics.auc > 0.9 and tags.team = 'fraud'\" --order-by 'metrics.auc desc' --limit 5",
+    )
     p.add_argument("query", nargs="?", metavar="QUERY", help="e.g. \"metrics.auc > 0.9 and stage = 'production'\"")
     p.add_argument("--order-by", action="append", metavar="FIELD [asc|desc]", help="sort key (repeatable)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N results")
@@ -859,11 +975,16 @@ def cmd_compare(ctx: Context, args: argparse.Namespace) -> None:
     for title, diff in (("params", cmp.params), ("metrics", cmp.metrics), ("tags", cmp.tags), ("lineage", cmp.lineage)):
         if diff:
             ctx.out(f"\n{title}")
-            body = format_table(["KEY", cmp.a, cmp.b],
-                                [[k, _clip(_cell(d.get("a")), 50), _clip(_cell(d.get("b")), 50)] for k, d in diff.items()])
+            body = format_table(
+                ["KEY", cmp.a, cmp.b],
+                [[k, _clip(_cell(d.get("a")), 50), _clip(_cell(d.get("b")), 50)] for k, d in diff.items()],
+            )
             ctx.out("\n".join("  " + ln for ln in body.splitlines()))
-    files = [("added", p) for p in cmp.files_added] + [("removed", p) for p in cmp.files_removed] + \
-            [("changed", p) for p in cmp.files_changed]
+    files = (
+        [("added", p) for p in cmp.files_added]
+        + [("removed", p) for p in cmp.files_removed]
+        + [("changed", p) for p in cmp.files_changed]
+    )
     if files:
         ctx.out("\nfiles")
         ctx.out("\n".join(_kv(files)))
@@ -872,8 +993,13 @@ def cmd_compare(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_compare(sub: Any) -> None:
-    p = _command(sub, "compare", "differences between two versions: params, metrics, tags, lineage, files", cmd_compare,
-                 epilog="example:\n  modelreg compare churn/2 churn@production")
+    p = _command(
+        sub,
+        "compare",
+        "differences between two versions: params, metrics, tags, lineage, files",
+        cmd_compare,
+        epilog="example:\n  modelreg compare churn/2 churn@production",
+    )
     p.add_argument("a", metavar="REF_A")
     p.add_argument("b", metavar="REF_B")
 
@@ -884,8 +1010,10 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
     if ctx.json:
         ctx.emit(report)
     else:
-        what = (f"{report.models_checked} model(s), {report.events_checked} audit event(s), "
-                f"{report.blobs_checked} blob(s) ({human_size(report.bytes_checked)})")
+        what = (
+            f"{report.models_checked} model(s), {report.events_checked} audit event(s), "
+            f"{report.blobs_checked} blob(s) ({human_size(report.bytes_checked)})"
+        )
         if report.ok:
             ctx.out(f"ok: checked {what}")
         else:
@@ -913,8 +1041,10 @@ def cmd_gc(ctx: Context, args: argparse.Namespace) -> None:
         ctx.emit(report)
         return
     verb = "would remove" if report.dry_run else "removed"
-    ctx.out(f"{verb} {len(report.removed)} unreferenced blob(s), {human_size(report.bytes_freed)}; "
-            f"kept {report.kept_referenced} in use and {report.kept_recent} newer than {args.grace}")
+    ctx.out(
+        f"{verb} {len(report.removed)} unreferenced blob(s), {human_size(report.bytes_freed)}; "
+        f"kept {report.kept_referenced} in use and {report.kept_recent} newer than {args.grace}"
+    )
     if report.dry_run:
         for digest in report.removed:
             ctx.out(f"  {digest}")
@@ -923,11 +1053,20 @@ def cmd_gc(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_gc(sub: Any) -> None:
-    p = _command(sub, "gc", "delete blobs no version uses (after purges or interrupted registrations)", cmd_gc,
-                 epilog="example:\n  modelreg gc --grace 30m --dry-run")
-    p.add_argument("--grace", default="1h", metavar="DURATION",
-                   help="keep unreferenced blobs younger than this, e.g. 30m, 1h, 2d, 0s (default: 1h); "
-                        "protects registrations in flight")
+    p = _command(
+        sub,
+        "gc",
+        "delete blobs no version uses (after purges or interrupted registrations)",
+        cmd_gc,
+        epilog="example:\n  modelreg gc --grace 30m --dry-run",
+    )
+    p.add_argument(
+        "--grace",
+        default="1h",
+        metavar="DURATION",
+        help="keep unreferenced blobs younger than this, e.g. 30m, 1h, 2d, 0s (default: 1h); "
+        "protects registrations in flight",
+    )
     p.add_argument("--dry-run", action="store_true", help="only report what would be removed")
 
 
@@ -940,8 +1079,13 @@ def cmd_purge(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_purge(sub: Any) -> None:
-    p = _command(sub, "purge", "hard delete a version's record (its number stays reserved; audited)", cmd_purge,
-                 epilog="example:\n  modelreg purge churn/3 --comment 'trained on leaked data'")
+    p = _command(
+        sub,
+        "purge",
+        "hard delete a version's record (its number stays reserved; audited)",
+        cmd_purge,
+        epilog="example:\n  modelreg purge churn/3 --comment 'trained on leaked data'",
+    )
     p.add_argument("ref", metavar="NAME/VERSION", help="an explicit version, e.g. churn/3")
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
@@ -957,7 +1101,9 @@ def cmd_archive(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _add_archive(sub: Any) -> None:
-    p = _command(sub, "archive", "soft delete: move a version to archived (still downloadable, reversible)", cmd_archive)
+    p = _command(
+        sub, "archive", "soft delete: move a version to archived (still downloadable, reversible)", cmd_archive
+    )
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
@@ -985,15 +1131,17 @@ def cmd_cache_clear(ctx: Context, args: argparse.Namespace) -> None:
 
 def _add_cache(sub: Any) -> None:
     p = sub.add_parser(
-        "cache", help="show or clear the local download cache",
+        "cache",
+        help="show or clear the local download cache",
         description="The local cache of downloaded blobs ($MODELREG_CACHE_DIR, else ~/.cache/modelreg).",
     )
     actions = p.add_subparsers(dest="cache_command", metavar="ACTION")
     info = actions.add_parser("info", help="show the cache location, number of blobs and total size")
     info.set_defaults(func=cmd_cache_info)
     clear = actions.add_parser("clear", help="delete cached blobs (downloads fetch them again)")
-    clear.add_argument("--older-than", metavar="DURATION",
-                       help="only blobs not used for this long, e.g. 30d or 12h (default: all)")
+    clear.add_argument(
+        "--older-than", metavar="DURATION", help="only blobs not used for this long, e.g. 30d or 12h (default: all)"
+    )
     clear.set_defaults(func=cmd_cache_clear)
     for q in (info, clear):
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
@@ -1006,12 +1154,19 @@ def cmd_copy(ctx: Context, args: argparse.Namespace) -> int:
     with Registry(args.src) as src, Registry(args.dst) as dst:
         report = src.copy_to(dst, models=args.model, verify=not args.no_verify, note=ctx.note)
     if ctx.json:
-        ctx.emit({
-            "models": report.models, "versions": report.versions, "events_copied": report.events_copied,
-            "events_already_there": report.events_already_there, "blobs_copied": report.blobs_copied,
-            "bytes_copied": report.bytes_copied, "blobs_already_there": report.blobs_already_there,
-            "verified": report.verified, "problems": report.problems,
-        })
+        ctx.emit(
+            {
+                "models": report.models,
+                "versions": report.versions,
+                "events_copied": report.events_copied,
+                "events_already_there": report.events_already_there,
+                "blobs_copied": report.blobs_copied,
+                "bytes_copied": report.bytes_copied,
+                "blobs_already_there": report.blobs_already_there,
+                "verified": report.verified,
+                "problems": report.problems,
+            }
+        )
     else:
         ctx.out(
             f"copied {len(report.models)} models, {report.versions} versions: {report.events_copied} events "
@@ -1027,7 +1182,8 @@ def cmd_copy(ctx: Context, args: argparse.Namespace) -> int:
 
 def _add_copy(sub: Any) -> None:
     p = sub.add_parser(
-        "copy", help="copy models, versions, blobs and history into another registry",
+        "copy",
+        help="copy models, versions, blobs and history into another registry",
         description="Copy every model, version, blob, stage, alias and the audit history from SRC into DST "
         "(e.g. a local registry into a bucket). Safe to rerun: continues where it stopped; verified at the end.",
         epilog="example:\n  modelreg copy ./models s3://team-bucket/registry",
@@ -1040,9 +1196,27 @@ def _add_copy(sub: Any) -> None:
 
 
 _BUILTINS: list[Callable[[Any], None]] = [
-    _add_register, _add_list, _add_versions, _add_show, _add_transition, _add_rollback, _add_alias, _add_tag,
-    _add_describe, _add_log_metrics, _add_metrics, _add_download, _add_history, _add_search, _add_compare,
-    _add_verify, _add_gc, _add_purge, _add_archive, _add_cache, _add_copy,
+    _add_register,
+    _add_list,
+    _add_versions,
+    _add_show,
+    _add_transition,
+    _add_rollback,
+    _add_alias,
+    _add_tag,
+    _add_describe,
+    _add_log_metrics,
+    _add_metrics,
+    _add_download,
+    _add_history,
+    _add_search,
+    _add_compare,
+    _add_verify,
+    _add_gc,
+    _add_purge,
+    _add_archive,
+    _add_cache,
+    _add_copy,
 ]
 
 
@@ -1111,7 +1285,7 @@ def _abort(ctx: Context | None) -> None:
     if ctx is not None:
         try:
             ctx.close()
-        except Exception:  # noqa: BLE001 - report the original error, not the cleanup one
+        except Exception:
             pass
 
 

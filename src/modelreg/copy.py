@@ -90,18 +90,34 @@ def _require_registry(reg: Any, role: str) -> None:
 
 
 def _draft(ev: AuditEvent) -> EventDraft:
-    return EventDraft(action=ev.action, actor=ev.actor, version=ev.version, before=ev.before, after=ev.after,
-                      comment=ev.comment, time=ev.time)
+    return EventDraft(
+        action=ev.action,
+        actor=ev.actor,
+        version=ev.version,
+        before=ev.before,
+        after=ev.after,
+        comment=ev.comment,
+        time=ev.time,
+    )
 
 
 def _version_draft(mv: ModelVersion) -> VersionDraft:
     known = set(ModelVersion.model_fields)
     extra = {k: v for k, v in (mv.model_extra or {}).items() if k not in known and k not in VersionState.model_fields}
-    return VersionDraft.model_validate({
-        **extra,
-        "name": mv.name, "artifact": mv.artifact, "params": mv.params, "metrics": mv.metrics, "tags": mv.tags,
-        "lineage": mv.lineage, "description": mv.description, "created_by": mv.created_by, "created_at": mv.created_at,
-    })
+    return VersionDraft.model_validate(
+        {
+            **extra,
+            "name": mv.name,
+            "artifact": mv.artifact,
+            "params": mv.params,
+            "metrics": mv.metrics,
+            "tags": mv.tags,
+            "lineage": mv.lineage,
+            "description": mv.description,
+            "created_by": mv.created_by,
+            "created_at": mv.created_at,
+        }
+    )
 
 
 def _placeholder(name: str, ev: AuditEvent) -> VersionDraft:
@@ -109,8 +125,11 @@ def _placeholder(name: str, ev: AuditEvent) -> VersionDraft:
     after = ev.after or {}
     digest = str(after.get("digest") or "sha256:" + "0" * 64)
     return VersionDraft(
-        name=name, artifact=Artifact(kind="file", name="purged", digest=digest, size=int(after.get("size") or 0), files=[]),
-        created_by=ev.actor, created_at=ev.time, description="placeholder of a version purged in the source",
+        name=name,
+        artifact=Artifact(kind="file", name="purged", digest=digest, size=int(after.get("size") or 0), files=[]),
+        created_by=ev.actor,
+        created_at=ev.time,
+        description="placeholder of a version purged in the source",
     )
 
 
@@ -140,8 +159,9 @@ def _model_names(src: Registry) -> list[str]:
     return names
 
 
-def _copy_model(src: Registry, dst: Registry, name: str, report: CopyReport, tmpdir: str,
-                note: Callable[[str], None]) -> None:
+def _copy_model(
+    src: Registry, dst: Registry, name: str, report: CopyReport, tmpdir: str, note: Callable[[str], None]
+) -> None:
     s_meta, d_meta = src.metadata, dst.metadata
     problems, _ = src.verify_audit(name) if not name.startswith("_") else ([], 0)
     if problems:
@@ -167,13 +187,13 @@ def _copy_model(src: Registry, dst: Registry, name: str, report: CopyReport, tmp
         done = d_meta.list_events(name)
     except ModelNotFound:
         done = []
-    if len(done) > len(events) or any(a.hash != b.hash for a, b in zip(done, events)):
+    if len(done) > len(events) or any(a.hash != b.hash for a, b in zip(done, events, strict=False)):
         raise AlreadyExistsError(
             f"model {name!r} exists in the destination with a different history; copy into an empty registry, "
             "or remove or rename that model there first"
         )
     report.events_already_there += len(done)
-    todo = events[len(done):]
+    todo = events[len(done) :]
     if todo:
         note(f"{name}: replaying {len(todo)} of {len(events)} events")
     batch: list[EventDraft] = []
@@ -188,11 +208,17 @@ def _copy_model(src: Registry, dst: Registry, name: str, report: CopyReport, tmp
     for ev in todo:
         if ev.action == "create_model" and ev.seq == 1:
             d_meta.create_model(
-                RegisteredModel.model_validate({
-                    **{k: v for k, v in (model.model_extra or {}).items()},
-                    "name": name, "description": model.description, "tags": model.tags, "owner": model.owner,
-                    "created_at": model.created_at, "updated_at": model.created_at,
-                }),
+                RegisteredModel.model_validate(
+                    {
+                        **{k: v for k, v in (model.model_extra or {}).items()},
+                        "name": name,
+                        "description": model.description,
+                        "tags": model.tags,
+                        "owner": model.owner,
+                        "created_at": model.created_at,
+                        "updated_at": model.created_at,
+                    }
+                ),
                 _draft(ev),
             )
             report.events_copied += 1
@@ -223,10 +249,16 @@ def _copy_model(src: Registry, dst: Registry, name: str, report: CopyReport, tmp
                 f"{name}: versions {sorted(state.versions)} in the destination do not match the source's "
                 f"{sorted(target.versions)}"
             )
-        return state.model_copy(update={
-            "description": target.description, "tags": dict(target.tags), "owner": target.owner,
-            "versions": dict(target.versions), "aliases": dict(target.aliases), "extensions": target.extensions,
-        }), []
+        return state.model_copy(
+            update={
+                "description": target.description,
+                "tags": dict(target.tags),
+                "owner": target.owner,
+                "versions": dict(target.versions),
+                "aliases": dict(target.aliases),
+                "extensions": target.extensions,
+            }
+        ), []
 
     d_meta.update(name, settle)
     if not name.startswith("_"):

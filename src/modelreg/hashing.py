@@ -15,7 +15,9 @@ ProgressFn = Callable[[str, int, int], None]
 file stored in one pass, hashed as it is written: ``upload`` only)."""
 
 
-def sha256_stream(stream: BinaryIO, *, total: int = 0, progress: ProgressFn | None = None, phase: str = "hash") -> tuple[str, int]:
+def sha256_stream(
+    stream: BinaryIO, *, total: int = 0, progress: ProgressFn | None = None, phase: str = "hash"
+) -> tuple[str, int]:
     """Hash a binary stream; return (``sha256:<hex>``, bytes read).
 
     ``total`` (the expected size, if known) also sizes the buffer: a small file does not get
@@ -58,8 +60,9 @@ PARALLEL_MIN = 2 * CHUNK
 smaller copies run in the calling thread alone (a thread and its buffers cost more than they save
 there)."""
 
-_NO_COPY_FILE_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF,
-                                 errno.ETXTBSY})
+_NO_COPY_FILE_RANGE = frozenset(
+    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF, errno.ETXTBSY}
+)
 """Errors with which ``copy_file_range`` refuses a pair of files before copying anything."""
 
 _Step = Callable[[memoryview], int]
@@ -76,7 +79,7 @@ def _raw_fds(src: BinaryIO, dst: BinaryIO) -> tuple[int, int] | None:
         if not dst.readable():  # each copied chunk is read back from dst for the hash
             return None
         fds = src.fileno(), dst.fileno()
-        if any(f.tell() != os.lseek(fd, 0, os.SEEK_CUR) for f, fd in zip((src, dst), fds)):
+        if any(f.tell() != os.lseek(fd, 0, os.SEEK_CUR) for f, fd in zip((src, dst), fds, strict=True)):
             return None
     except (AttributeError, OSError, ValueError):  # not a real file (io.UnsupportedOperation is both)
         return None
@@ -142,8 +145,9 @@ def _kernel_step(sfd: int, dfd: int, fallback: _Step) -> _Step:
     return step
 
 
-def sha256_copy(src: BinaryIO, dst: BinaryIO, *, total: int = 0, progress: ProgressFn | None = None,
-                phase: str = "download") -> tuple[str, int]:
+def sha256_copy(
+    src: BinaryIO, dst: BinaryIO, *, total: int = 0, progress: ProgressFn | None = None, phase: str = "download"
+) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` from their current positions; return (``sha256:<hex>``, bytes) of what
     was written.
 
@@ -192,7 +196,7 @@ def _copy_threaded(step: _Step, total: int, progress: ProgressFn | None, phase: 
                 if not stop.is_set():
                     h.update(buf[:n])
                 free.put(buf)
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+        except BaseException as exc:
             failure.append(exc)
             free.put(None)  # wakes the calling thread if it waits for a buffer
 

@@ -65,6 +65,7 @@ _MONO = 'style="font-family:monospace"'
 
 # -- formatting helpers (also used by the web UI) -----------------------------------------
 
+
 def e(value: Any) -> str:
     """Escape any value for HTML text or a quoted attribute."""
     return html.escape("" if value is None else str(value), quote=True)
@@ -161,8 +162,13 @@ def summarize_event(event: AuditEvent) -> str:
     if a == "purge":
         return f"purged (was {before.get('stage', '?')})"
     if "request" in after and "to" in after:  # governance: request, approve, reject, cancel, close
-        verb = {"request_transition": "requested", "approve": "approved", "reject": "rejected",
-                "cancel_request": "cancelled", "close_request": str(after.get("status") or "closed")}.get(a, a)
+        verb = {
+            "request_transition": "requested",
+            "approve": "approved",
+            "reject": "rejected",
+            "cancel_request": "cancelled",
+            "close_request": str(after.get("status") or "closed"),
+        }.get(a, a)
         return f"{verb} {after.get('from', '?')} \u2192 {after.get('to', '?')} ({after['request']})"
     if a == "create_model":
         return f"model created, owner {after.get('owner')}" if after.get("owner") else "model created"
@@ -173,16 +179,21 @@ def summarize_event(event: AuditEvent) -> str:
 
 # -- building blocks ------------------------------------------------------------------------
 
+
 def _badge(stage: Any) -> str:
     value = getattr(stage, "value", stage)
     fg, bg = _STAGE_COLORS.get(str(value), ("#333", "#eee"))
-    return (f'<span style="color:{fg};background:{bg};border-radius:4px;padding:0 6px;'
-            f'font-size:0.85em;white-space:nowrap">{e(value)}</span>')
+    return (
+        f'<span style="color:{fg};background:{bg};border-radius:4px;padding:0 6px;'
+        f'font-size:0.85em;white-space:nowrap">{e(value)}</span>'
+    )
 
 
 def _chip(text: str) -> str:
-    return (f'<span style="border:1px solid #999;border-radius:8px;padding:0 6px;'
-            f'font-size:0.85em;white-space:nowrap">{e(text)}</span>')
+    return (
+        f'<span style="border:1px solid #999;border-radius:8px;padding:0 6px;'
+        f'font-size:0.85em;white-space:nowrap">{e(text)}</span>'
+    )
 
 
 def _kv_table(rows: Iterable[tuple[str, str]], key_head: str = "", value_head: str = "") -> str:
@@ -211,10 +222,11 @@ def _elide(items: list[Any]) -> tuple[list[Any], str]:
 
 # -- records ------------------------------------------------------------------------------------
 
+
 def version_html(mv: ModelVersion) -> str:
     """A version: header with stage and aliases, then artifact, metrics, params, lineage, tags."""
     aliases = " ".join(_chip("@" + a) for a in mv.aliases)
-    parts = [f'<div><strong {_MONO}>{e(mv.ref)}</strong> {_badge(mv.stage)} {aliases}</div>']
+    parts = [f"<div><strong {_MONO}>{e(mv.ref)}</strong> {_badge(mv.stage)} {aliases}</div>"]
     if mv.description:
         parts.append(f'<div style="margin:2px 0 4px 0">{e(fmt_value(mv.description, 300))}</div>')
     art = mv.artifact
@@ -230,12 +242,20 @@ def version_html(mv: ModelVersion) -> str:
         rows = []
         for k in sorted(metrics):
             reg, cur = mv.metrics.get(k), metrics[k]
-            note = "" if k not in mv.logged_metrics else f" (registered {e(fmt_value(reg))})" if reg is not None else " (logged)"
+            note = (
+                ""
+                if k not in mv.logged_metrics
+                else f" (registered {e(fmt_value(reg))})"
+                if reg is not None
+                else " (logged)"
+            )
             rows.append((k, f"{e(fmt_value(cur))}{note}"))
         parts.append(_section(f"metrics ({len(metrics)})", _kv_table(rows)))
     params = flatten(mv.params)
     if params:
-        parts.append(_section(f"params ({len(params)})", _kv_table((k, e(fmt_value(v))) for k, v in sorted(params.items()))))
+        parts.append(
+            _section(f"params ({len(params)})", _kv_table((k, e(fmt_value(v))) for k, v in sorted(params.items())))
+        )
     lin = mv.lineage
     lrows: list[tuple[str, str]] = []
     if lin.run_id or lin.run_url:
@@ -252,7 +272,9 @@ def version_html(mv: ModelVersion) -> str:
     if lrows:
         parts.append(_section("lineage", _kv_table(lrows)))
     if mv.tags:
-        parts.append(_section(f"tags ({len(mv.tags)})", _kv_table((k, e(fmt_value(v))) for k, v in sorted(mv.tags.items()))))
+        parts.append(
+            _section(f"tags ({len(mv.tags)})", _kv_table((k, e(fmt_value(v))) for k, v in sorted(mv.tags.items())))
+        )
     return '<div class="modelreg-version">' + "".join(parts) + "</div>"
 
 
@@ -271,7 +293,9 @@ def model_html(model: RegisteredModel) -> str:
     if model.tags:
         rows.append(("tags", e(", ".join(f"{k}={fmt_value(v, 40)}" for k, v in sorted(model.tags.items())))))
     desc = f'<div style="margin:2px 0 4px 0">{e(fmt_value(model.description, 300))}</div>' if model.description else ""
-    return f'<div class="modelreg-model"><div><strong {_MONO}>{e(model.name)}</strong></div>{desc}{_kv_table(rows)}</div>'
+    return (
+        f'<div class="modelreg-model"><div><strong {_MONO}>{e(model.name)}</strong></div>{desc}{_kv_table(rows)}</div>'
+    )
 
 
 def comparison_html(c: Comparison) -> str:
@@ -279,21 +303,31 @@ def comparison_html(c: Comparison) -> str:
     rows: list[list[str]] = []
     for section in ("metrics", "params", "tags", "lineage"):
         for key, pair in getattr(c, section).items():
-            rows.append([e(section), f"<code>{e(key)}</code>", e(fmt_value(pair.get("a"))), e(fmt_value(pair.get("b")))])
+            rows.append(
+                [e(section), f"<code>{e(key)}</code>", e(fmt_value(pair.get("a"))), e(fmt_value(pair.get("b")))]
+            )
     for label, paths in (("added", c.files_added), ("removed", c.files_removed), ("changed", c.files_changed)):
         for p in paths:
             rows.append(["files", f"<code>{e(p)}</code>", "" if label == "added" else "\u2713", e(label)])
-    title = f'<div><strong {_MONO}>{e(c.a)}</strong> vs <strong {_MONO}>{e(c.b)}</strong>'
+    title = f"<div><strong {_MONO}>{e(c.a)}</strong> vs <strong {_MONO}>{e(c.b)}</strong>"
     title += " \u2014 same artifact" if c.same_artifact else " \u2014 different artifacts"
     title += "</div>"
     if not rows:
-        return f'<div class="modelreg-compare">{title}<div>no differences in params, metrics, tags, lineage or files</div></div>'
+        nothing = "no differences in params, metrics, tags, lineage or files"
+        return f'<div class="modelreg-compare">{title}<div>{nothing}</div></div>'
     return f'<div class="modelreg-compare">{title}{_grid(["", "key", c.a, c.b], rows)}</div>'
 
 
 def _event_row(ev: AuditEvent, with_model: bool) -> list[str]:
-    row = [str(ev.seq), e(fmt_time(ev.time)), e(ev.actor), f"<code>{e(ev.action)}</code>",
-           "" if ev.version is None else f"v{ev.version}", e(summarize_event(ev)), e(fmt_value(ev.comment or "", 120))]
+    row = [
+        str(ev.seq),
+        e(fmt_time(ev.time)),
+        e(ev.actor),
+        f"<code>{e(ev.action)}</code>",
+        "" if ev.version is None else f"v{ev.version}",
+        e(summarize_event(ev)),
+        e(fmt_value(ev.comment or "", 120)),
+    ]
     return ([f"<code>{e(ev.model)}</code>"] if with_model else []) + row
 
 
@@ -315,7 +349,9 @@ def events_html(events: Iterable[AuditEvent]) -> str:
     with_model = len({ev.model for ev in items}) > 1
     shown, note = _elide(items)
     headers = (["model"] if with_model else []) + _EVENT_HEADERS
-    return '<div class="modelreg-events">' + _grid(headers, [_event_row(ev, with_model) for ev in shown], note) + "</div>"
+    return (
+        '<div class="modelreg-events">' + _grid(headers, [_event_row(ev, with_model) for ev in shown], note) + "</div>"
+    )
 
 
 def versions_html(versions: Iterable[ModelVersion]) -> str:
@@ -335,14 +371,26 @@ def versions_html(versions: Iterable[ModelVersion]) -> str:
     for mv in shown:
         m = mv.current_metrics
         row = ([f"<code>{e(mv.name)}</code>"] if with_name else []) + [
-            f"v{mv.version}", _badge(mv.stage), " ".join(_chip("@" + a) for a in mv.aliases),
+            f"v{mv.version}",
+            _badge(mv.stage),
+            " ".join(_chip("@" + a) for a in mv.aliases),
             *[e(fmt_value(m.get(k))) for k in keys],
-            e(mv.created_by), e(fmt_time(mv.created_at)), e(human_size(mv.size)),
+            e(mv.created_by),
+            e(fmt_time(mv.created_at)),
+            e(human_size(mv.size)),
             f'<code title="{e(mv.digest)}">{e(short_digest(mv.digest))}</code>',
         ]
         rows.append(row)
     headers = (["model"] if with_name else []) + [
-        "version", "stage", "aliases", *keys, "created by", "created (UTC)", "size", "digest"]
+        "version",
+        "stage",
+        "aliases",
+        *keys,
+        "created by",
+        "created (UTC)",
+        "size",
+        "digest",
+    ]
     return '<div class="modelreg-versions">' + _grid(headers, rows, note) + "</div>"
 
 
@@ -355,16 +403,24 @@ def models_html(models: Iterable[RegisteredModel]) -> str:
     rows = []
     for m in shown:
         st = m.stages or {}
-        rows.append([
-            f"<code>{e(m.name)}</code>", "" if m.latest_version is None else f"v{m.latest_version}", str(m.version_count),
-            e(", ".join(f"v{v}" for v in st.get("production", []))), e(", ".join(f"v{v}" for v in st.get("staging", []))),
-            e(m.owner or ""), e(fmt_time(m.updated_at)), e(fmt_value(m.description, 60)),
-        ])
+        rows.append(
+            [
+                f"<code>{e(m.name)}</code>",
+                "" if m.latest_version is None else f"v{m.latest_version}",
+                str(m.version_count),
+                e(", ".join(f"v{v}" for v in st.get("production", []))),
+                e(", ".join(f"v{v}" for v in st.get("staging", []))),
+                e(m.owner or ""),
+                e(fmt_time(m.updated_at)),
+                e(fmt_value(m.description, 60)),
+            ]
+        )
     headers = ["model", "latest", "versions", "production", "staging", "owner", "last change (UTC)", "description"]
     return '<div class="modelreg-models">' + _grid(headers, rows, note) + "</div>"
 
 
 # -- list wrappers ---------------------------------------------------------------------------------
+
 
 class VersionList(list):
     """A ``list`` of :class:`~modelreg.ModelVersion` that displays as a table in notebooks."""
@@ -396,14 +452,16 @@ def table(items: Iterable[Any]) -> VersionList | EventList | ModelList:
     # import them (the records import their views when they render in a notebook)
     data = list(items)
     first = data[0] if data else None
-    if first is None or hasattr(first, "artifact") and hasattr(first, "version"):
+    if first is None or (hasattr(first, "artifact") and hasattr(first, "version")):
         kind: type = VersionList
     elif hasattr(first, "seq") and hasattr(first, "prev_hash"):
         kind = EventList
     elif hasattr(first, "version_count") and hasattr(first, "stages"):
         kind = ModelList
     else:
-        raise TypeError(f"table() shows ModelVersion, AuditEvent or RegisteredModel items, not {type(data[0]).__name__}")
+        raise TypeError(
+            f"table() shows ModelVersion, AuditEvent or RegisteredModel items, not {type(data[0]).__name__}"
+        )
     if any(not isinstance(x, type(data[0])) for x in data):
         raise TypeError("table() needs items of one kind (all versions, all events or all models)")
     return kind(data)

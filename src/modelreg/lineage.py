@@ -13,11 +13,25 @@ from pathlib import Path
 
 from .models import CodeVersion, Environment
 
-__all__ = ["capture_code", "capture_environment", "KEY_PACKAGES"]
+__all__ = ["KEY_PACKAGES", "capture_code", "capture_environment"]
 
 KEY_PACKAGES = (
-    "modelreg", "numpy", "pandas", "scikit-learn", "scipy", "torch", "tensorflow", "keras", "jax",
-    "xgboost", "lightgbm", "catboost", "onnx", "onnxruntime", "transformers", "statsmodels",
+    "modelreg",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "torch",
+    "tensorflow",
+    "keras",
+    "jax",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "onnx",
+    "onnxruntime",
+    "transformers",
+    "statsmodels",
 )
 
 _CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
@@ -26,7 +40,12 @@ _CREDENTIALS_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", r
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
         out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False,
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
         )
     except (OSError, subprocess.SubprocessError):
@@ -72,7 +91,9 @@ def capture_code(start: str | os.PathLike[str] | None = None) -> CodeVersion | N
     branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
     status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
     return CodeVersion(
-        commit=commit, repo=remote or top, branch=None if branch == "HEAD" else branch,
+        commit=commit,
+        repo=remote or top,
+        branch=None if branch == "HEAD" else branch,
         dirty=None if status is None else bool(status),
     )
 
@@ -87,5 +108,7 @@ def capture_environment() -> Environment:
         except importlib_metadata.PackageNotFoundError:
             continue
     return Environment(
-        python=sys.version.split()[0], platform=platform.platform(terse=True), packages=packages,
+        python=sys.version.split()[0],
+        platform=platform.platform(terse=True),
+        packages=packages,
     )

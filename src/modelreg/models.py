@@ -574,10 +574,15 @@ class Comparison(_Record):
     same_artifact: bool = False
 
     def __repr__(self) -> str:
-        files = "same artifact" if self.same_artifact else (
-            f"files +{len(self.files_added)} -{len(self.files_removed)} ~{len(self.files_changed)}")
-        return (f"Comparison({self.a!r} vs {self.b!r}: {len(self.params)} params, {len(self.metrics)} metrics, "
-                f"{len(self.tags)} tags, {len(self.lineage)} lineage fields differ; {files})")
+        files = (
+            "same artifact"
+            if self.same_artifact
+            else (f"files +{len(self.files_added)} -{len(self.files_removed)} ~{len(self.files_changed)}")
+        )
+        return (
+            f"Comparison({self.a!r} vs {self.b!r}: {len(self.params)} params, {len(self.metrics)} metrics, "
+            f"{len(self.tags)} tags, {len(self.lineage)} lineage fields differ; {files})"
+        )
 
     __str__ = __repr__
 

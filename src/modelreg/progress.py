@@ -115,7 +115,7 @@ class ProgressBar:
         rate = f"  {human_size(moved / elapsed)}/s" if elapsed > 0.05 and moved else ""
         if total > 0:
             frac = min(max(done / total, 0.0), 1.0)
-            filled = int(round(frac * self.width))
+            filled = round(frac * self.width)
             bar = "#" * filled + "." * (self.width - filled)
             return f"{phase:<9} {frac * 100:5.1f}% [{bar}] {human_size(done)}/{human_size(total)}{rate}"
         return f"{phase:<9} {human_size(done)}{rate}"

@@ -26,7 +26,7 @@ from typing import Any
 from .errors import InvalidInputError
 from .models import ModelVersion
 
-__all__ = ["Clause", "Query", "parse_order_by", "parse_query", "evaluate_in_python"]
+__all__ = ["Clause", "Query", "evaluate_in_python", "parse_order_by", "parse_query"]
 
 _PLAIN_FIELDS = {"name", "version", "stage", "alias", "created_by", "created_at", "description"}
 _PREFIXES = {"metrics", "params", "tags", "lineage"}
@@ -80,7 +80,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise InvalidInputError(f"cannot parse search query at {text[pos:pos + 20]!r}; {SYNTAX_HELP}")
+            raise InvalidInputError(f"cannot parse search query at {text[pos : pos + 20]!r}; {SYNTAX_HELP}")
         pos = m.end()
         if m.group("num") is not None:
             num = m.group("num")
@@ -178,6 +178,7 @@ def parse_order_by(order_by: str | list[str] | None) -> list[tuple[str, bool]]:
 
 # -- reference semantics ---------------------------------------------------------
 
+
 def field_value(mv: ModelVersion, field: str) -> Any:
     if field == "stage":
         return mv.stage.value
@@ -225,7 +226,12 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
     else:
         return False
     return {
-        "=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
+        "=": a == b,
+        "!=": a != b,
+        "<": a < b,
+        "<=": a <= b,
+        ">": a > b,
+        ">=": a >= b,
     }[op]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidReferenceError, InvalidInputError
+from .errors import InvalidInputError, InvalidReferenceError
 from .models import Stage
 from .validation import check_alias, check_name, check_version_number
 
@@ -57,7 +57,7 @@ def parse_ref(ref: str) -> Ref:
         )
     text = ref
     if text.startswith("models:/"):
-        text = text[len("models:/"):]
+        text = text[len("models:/") :]
     try:
         if "@" in text:
             name, _, selector = text.partition("@")

@@ -24,6 +24,7 @@ from .errors import (
     NotFoundError,
     VersionNotFound,
 )
+from .governance.api import GovernanceMixin
 from .hashing import ProgressFn, sha256_copy, sha256_stream
 from .html import EventList, ModelList, VersionList
 from .models import (
@@ -44,7 +45,6 @@ from .models import (
     VersionDraft,
     utcnow,
 )
-from .governance.api import GovernanceMixin
 from .query import parse_order_by, parse_query
 from .refs import Ref, parse_ref
 from .stages import StageRules
@@ -56,8 +56,8 @@ from .validation import (
     MAX_DEPTH,
     MAX_DESCRIPTION_LENGTH,
     MAX_INT,
-    MIN_INT,
     MAX_TEXT_LENGTH,
+    MIN_INT,
     check_actor,
     check_alias,
     check_json,
@@ -210,7 +210,9 @@ class Registry(GovernanceMixin):
             return check_actor(actor)
         return self._actor or default_actor()
 
-    def _ref(self, ref: str | Ref, version: int | str | None = None, stage: Any = None, alias: str | None = None) -> Ref:
+    def _ref(
+        self, ref: str | Ref, version: int | str | None = None, stage: Any = None, alias: str | None = None
+    ) -> Ref:
         r = ref if isinstance(ref, Ref) else parse_ref(ref)
         given = sum(x is not None for x in (version, stage, alias))
         if given > 1 or (given and (r.version is not None or r.stage is not None or r.alias is not None)):
@@ -288,19 +290,31 @@ class Registry(GovernanceMixin):
         if format is not None:
             check_label(format, "format", 100)
         src = Path(os.fspath(path)).expanduser()
-        artifact = store_artifact(self.artifacts, src, format=format, progress=progress,
-                                  follow_symlinks=bool(follow_symlinks))
+        artifact = store_artifact(
+            self.artifacts, src, format=format, progress=progress, follow_symlinks=bool(follow_symlinks)
+        )
         draft = VersionDraft(
-            name=name, artifact=artifact, params=params_, metrics=metrics_, tags=tags_, lineage=lineage_,
-            description=description_, created_by=who,
+            name=name,
+            artifact=artifact,
+            params=params_,
+            metrics=metrics_,
+            tags=tags_,
+            lineage=lineage_,
+            description=description_,
+            created_by=who,
         )
         # the event's time is stamped by the store inside its atomic step (never before the model's
         # previous event); a first registration creates the model in that same step, so a failure
         # leaves neither a version nor an empty model behind
         event = EventDraft(
-            action="register", actor=who,
-            after={"digest": artifact.digest, "size": artifact.size, "files": len(artifact.files),
-                   "stage": Stage.EXPERIMENTAL.value},
+            action="register",
+            actor=who,
+            after={
+                "digest": artifact.digest,
+                "size": artifact.size,
+                "files": len(artifact.files),
+                "stage": Stage.EXPERIMENTAL.value,
+            },
         )
         created = self._new_model(name, who)
         mv = self.metadata.add_version(draft, event, create=created)
@@ -380,8 +394,12 @@ class Registry(GovernanceMixin):
         who = self._who(actor)
         now = utcnow()
         model = RegisteredModel(
-            name=name, description=check_text(description, "description", MAX_DESCRIPTION_LENGTH),
-            tags=check_tags(tags), owner=owner or who, created_at=now, updated_at=now,
+            name=name,
+            description=check_text(description, "description", MAX_DESCRIPTION_LENGTH),
+            tags=check_tags(tags),
+            owner=owner or who,
+            created_at=now,
+            updated_at=now,
         )
         event = EventDraft(action="create_model", actor=who, after={"owner": model.owner})
         try:
@@ -415,7 +433,9 @@ class Registry(GovernanceMixin):
             versions = [v for v in versions if v.stage == target]
         return VersionList(versions)
 
-    def search(self, query: str | None = None, *, order_by: str | list[str] | None = None, limit: int | None = None) -> list[ModelVersion]:
+    def search(
+        self, query: str | None = None, *, order_by: str | list[str] | None = None, limit: int | None = None
+    ) -> list[ModelVersion]:
         """Search versions of all models, e.g. ``search("metrics.auc > 0.9 and tags.team = 'fraud'",
         order_by="metrics.auc desc", limit=10)``. See :mod:`modelreg.query` for the language."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -436,7 +456,10 @@ class Registry(GovernanceMixin):
     def metric_history(self, ref: str, key: str | None = None) -> list[MetricPoint]:
         """Every value of a version's metrics: the registered one, then each logged one, oldest first."""
         mv = self.get_version(ref)
-        points = [MetricPoint(key=k, value=v, time=mv.created_at, actor=mv.created_by, source="register") for k, v in mv.metrics.items()]
+        points = [
+            MetricPoint(key=k, value=v, time=mv.created_at, actor=mv.created_by, source="register")
+            for k, v in mv.metrics.items()
+        ]
         for ev in self.metadata.list_events(mv.name, actions=("log_metrics",)):
             if ev.action == "log_metrics" and ev.version == mv.version and ev.after:
                 step = ev.after.get("step")
@@ -490,7 +513,9 @@ class Registry(GovernanceMixin):
         """Soft delete: move a version to ``archived``. It stays downloadable and can come back."""
         return self.transition(ref, stage=Stage.ARCHIVED, comment=comment, actor=actor)
 
-    def rollback(self, name: str, stage: Stage | str = Stage.PRODUCTION, *, comment: str | None = None, actor: str | None = None) -> ModelVersion:
+    def rollback(
+        self, name: str, stage: Stage | str = Stage.PRODUCTION, *, comment: str | None = None, actor: str | None = None
+    ) -> ModelVersion:
         """Bring back the previous holder of ``stage`` (from the audit history); the current
         holder moves out (to archived for an exclusive stage). Returns the restored version."""
         check_name(name)
@@ -501,7 +526,9 @@ class Registry(GovernanceMixin):
         # target stage's gates apply or an emergency rollback may bypass them (modelreg.governance)
         return self._gov.rollback(name, target, who, note)
 
-    def set_alias(self, name: str, alias: str, version: int | str, *, actor: str | None = None, comment: str | None = None) -> ModelVersion:
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, actor: str | None = None, comment: str | None = None
+    ) -> ModelVersion:
         """Point ``alias`` (e.g. ``champion``) at a version; ``get_version("name@alias")`` resolves it."""
         check_alias(alias)
         r = self._ref(name, version)
@@ -513,8 +540,16 @@ class Registry(GovernanceMixin):
             if old == v:
                 return []
             state.aliases[alias] = v
-            return [EventDraft(action="set_alias", actor=who, version=v, before={"alias": alias, "version": old},
-                               after={"alias": alias, "version": v}, comment=note)]
+            return [
+                EventDraft(
+                    action="set_alias",
+                    actor=who,
+                    version=v,
+                    before={"alias": alias, "version": old},
+                    after={"alias": alias, "version": v},
+                    comment=note,
+                )
+            ]
 
         return self._update_version(r, fn)
 
@@ -528,12 +563,17 @@ class Registry(GovernanceMixin):
                 raise NotFoundError(f"model {name!r} has no alias {alias!r}")
             draft = state.model_copy(deep=True)
             old = draft.aliases.pop(alias)
-            return draft, [EventDraft(action="delete_alias", actor=who, version=old,
-                                      before={"alias": alias, "version": old}, after=None)]
+            return draft, [
+                EventDraft(
+                    action="delete_alias", actor=who, version=old, before={"alias": alias, "version": old}, after=None
+                )
+            ]
 
         self._gov.update(name, fn)
 
-    def set_tags(self, ref: str, tags: Mapping[str, str], *, actor: str | None = None, remove: Iterable[str] = ()) -> ModelVersion:
+    def set_tags(
+        self, ref: str, tags: Mapping[str, str], *, actor: str | None = None, remove: Iterable[str] = ()
+    ) -> ModelVersion:
         """Add or change tags of a version (``remove`` deletes keys); audited."""
         new = check_tags(tags)
         drop = [k for k in remove]
@@ -548,9 +588,15 @@ class Registry(GovernanceMixin):
                 return []
             state.versions[v] = state.versions[v].model_copy(update={"tags": merged, "updated_at": utcnow()})
             changed = {k for k in set(old) | set(merged) if old.get(k) != merged.get(k)}
-            return [EventDraft(action="set_tags", actor=who, version=v,
-                               before={k: old.get(k) for k in sorted(changed)},
-                               after={k: merged.get(k) for k in sorted(changed)})]
+            return [
+                EventDraft(
+                    action="set_tags",
+                    actor=who,
+                    version=v,
+                    before={k: old.get(k) for k in sorted(changed)},
+                    after={k: merged.get(k) for k in sorted(changed)},
+                )
+            ]
 
         return self._update_version(r, fn)
 
@@ -564,8 +610,15 @@ class Registry(GovernanceMixin):
             if old == text:
                 return []
             state.versions[v] = state.versions[v].model_copy(update={"description": text, "updated_at": utcnow()})
-            return [EventDraft(action="set_description", actor=who, version=v,
-                               before={"description": old}, after={"description": text})]
+            return [
+                EventDraft(
+                    action="set_description",
+                    actor=who,
+                    version=v,
+                    before={"description": old},
+                    after={"description": text},
+                )
+            ]
 
         return self._update_version(r, fn)
 
@@ -596,8 +649,9 @@ class Registry(GovernanceMixin):
             after = {k: v for k, v in upd.items() if before[k] != v}
             if not after:
                 return state, []
-            return state.model_copy(update=upd), [EventDraft(
-                action="update_model", actor=who, before={k: before[k] for k in after}, after=after)]
+            return state.model_copy(update=upd), [
+                EventDraft(action="update_model", actor=who, before={k: before[k] for k in after}, after=after)
+            ]
 
         self._gov.update(name, fn)
         return self.metadata.get_model(name)
@@ -628,12 +682,22 @@ class Registry(GovernanceMixin):
         def fn(state: ModelState, v: int) -> list[EventDraft]:
             vs = state.versions[v]
             now = utcnow()
-            state.versions[v] = vs.model_copy(update={"logged_metrics": {**vs.logged_metrics, **values}, "updated_at": now})
+            state.versions[v] = vs.model_copy(
+                update={"logged_metrics": {**vs.logged_metrics, **values}, "updated_at": now}
+            )
             after: dict[str, Any] = {"metrics": values}
             if step is not None:
                 after["step"] = step
-            return [EventDraft(action="log_metrics", actor=who, version=v,
-                               before={k: vs.logged_metrics.get(k) for k in values}, after=after, comment=note)]
+            return [
+                EventDraft(
+                    action="log_metrics",
+                    actor=who,
+                    version=v,
+                    before={k: vs.logged_metrics.get(k) for k in values},
+                    after=after,
+                    comment=note,
+                )
+            ]
 
         return self._update_version(r, fn)
 
@@ -661,10 +725,16 @@ class Registry(GovernanceMixin):
                     f"{mv.ref} is in {Stage(vs.stage).value}; transition it to archived (or roll back) before purging"
                 )
             aliases = sorted(a for a, v in state.aliases.items() if v == r.version)
-            box[:] = [EventDraft(
-                action="purge", actor=who, version=r.version, comment=note,
-                before={"digest": mv.digest, "stage": Stage(vs.stage).value, "aliases": aliases}, after=None,
-            )]
+            box[:] = [
+                EventDraft(
+                    action="purge",
+                    actor=who,
+                    version=r.version,
+                    comment=note,
+                    before={"digest": mv.digest, "stage": Stage(vs.stage).value, "aliases": aliases},
+                    after=None,
+                )
+            ]
             return box[0]
 
         self.metadata.purge_version(r.name, r.version, guard)
@@ -693,7 +763,9 @@ class Registry(GovernanceMixin):
         check_relpath(name)
         target = dest_dir / name
         if target.exists() and not overwrite:
-            raise AlreadyExistsError(f"{str(target)!r} exists already; pass overwrite=True (CLI: --overwrite) or pick another folder")
+            raise AlreadyExistsError(
+                f"{str(target)!r} exists already; pass overwrite=True (CLI: --overwrite) or pick another folder"
+            )
         staging = dest_dir / f".modelreg-{uuid.uuid4().hex}.tmp"
         staging.mkdir()
         try:
@@ -768,7 +840,8 @@ class Registry(GovernanceMixin):
         fa = {f.path: f.digest for f in va.artifact.files}
         fb = {f.path: f.digest for f in vb.artifact.files}
         return Comparison(
-            a=va.ref, b=vb.ref,
+            a=va.ref,
+            b=vb.ref,
             params=_diff(_flatten(va.params), _flatten(vb.params)),
             metrics=_diff(va.current_metrics, vb.current_metrics),
             tags=_diff(va.tags, vb.tags),
@@ -806,26 +879,49 @@ class Registry(GovernanceMixin):
         for ev in events:
             label = f"event #{ev.seq} of {name!r} ({ev.action} by {ev.actor} at {ev.time.isoformat()})"
             if ev.seq != expected_seq:
-                missing = (f"event #{expected_seq} of {name!r} is" if ev.seq - 1 == expected_seq
-                           else f"events #{expected_seq}..#{ev.seq - 1} of {name!r} are")
-                problems.append(Problem(kind="audit_gap", model=name, version=ev.version,
-                                        detail=f"{missing} missing (deleted?)"))
+                missing = (
+                    f"event #{expected_seq} of {name!r} is"
+                    if ev.seq - 1 == expected_seq
+                    else f"events #{expected_seq}..#{ev.seq - 1} of {name!r} are"
+                )
+                problems.append(
+                    Problem(kind="audit_gap", model=name, version=ev.version, detail=f"{missing} missing (deleted?)")
+                )
             if ev.prev_hash != prev_hash:
-                problems.append(Problem(kind="audit_link", model=name, version=ev.version,
-                                        detail=f"{label} does not link to the event before it"))
+                problems.append(
+                    Problem(
+                        kind="audit_link",
+                        model=name,
+                        version=ev.version,
+                        detail=f"{label} does not link to the event before it",
+                    )
+                )
             if ev.expected_hash() != ev.hash:
-                problems.append(Problem(kind="audit_edited", model=name, version=ev.version,
-                                        detail=f"{label} was edited: its content no longer matches its hash"))
+                problems.append(
+                    Problem(
+                        kind="audit_edited",
+                        model=name,
+                        version=ev.version,
+                        detail=f"{label} was edited: its content no longer matches its hash",
+                    )
+                )
             prev_hash, expected_seq = ev.hash, ev.seq + 1
         head_seq, head_hash = self.metadata.audit_head(name)
         last_seq = events[-1].seq if events else 0
         if head_seq != last_seq or head_hash != prev_hash:
-            problems.append(Problem(kind="audit_tail", model=name,
-                                    detail=f"the audit chain of {name!r} ends at event #{last_seq} but the model records "
-                                           f"#{head_seq}; events at the end were deleted or replaced"))
+            problems.append(
+                Problem(
+                    kind="audit_tail",
+                    model=name,
+                    detail=f"the audit chain of {name!r} ends at event #{last_seq} but the model records "
+                    f"#{head_seq}; events at the end were deleted or replaced",
+                )
+            )
         return problems, len(events)
 
-    def verify(self, name: str | None = None, *, blobs: bool = True, progress: ProgressFn | None = None) -> VerifyReport:
+    def verify(
+        self, name: str | None = None, *, blobs: bool = True, progress: ProgressFn | None = None
+    ) -> VerifyReport:
         """Re-hash every blob in use and check every audit chain; ``report.ok`` is True when clean.
 
         Each problem names the model, version, file or event concerned.
@@ -840,8 +936,14 @@ class Registry(GovernanceMixin):
             n_events += count
             for mv in self.metadata.list_versions(model.name):
                 if mv.artifact.kind == "directory" and _manifest_digest(list(mv.artifact.files)) != mv.artifact.digest:
-                    problems.append(Problem(kind="manifest", model=mv.name, version=mv.version,
-                                            detail=f"{mv.ref}: the file manifest does not match the artifact digest"))
+                    problems.append(
+                        Problem(
+                            kind="manifest",
+                            model=mv.name,
+                            version=mv.version,
+                            detail=f"{mv.ref}: the file manifest does not match the artifact digest",
+                        )
+                    )
                 if not blobs:
                     continue
                 for entry in mv.artifact.files:
@@ -850,10 +952,22 @@ class Registry(GovernanceMixin):
                         n_blobs += 1
                         n_bytes += entry.size
                     if seen[entry.digest]:
-                        problems.append(Problem(kind="blob", model=mv.name, version=mv.version,
-                                                detail=f"{mv.ref}: file {entry.path!r}: {seen[entry.digest]}"))
-        return VerifyReport(ok=not problems, problems=problems, models_checked=len(models),
-                            events_checked=n_events, blobs_checked=n_blobs, bytes_checked=n_bytes)
+                        problems.append(
+                            Problem(
+                                kind="blob",
+                                model=mv.name,
+                                version=mv.version,
+                                detail=f"{mv.ref}: file {entry.path!r}: {seen[entry.digest]}",
+                            )
+                        )
+        return VerifyReport(
+            ok=not problems,
+            problems=problems,
+            models_checked=len(models),
+            events_checked=n_events,
+            blobs_checked=n_blobs,
+            bytes_checked=n_bytes,
+        )
 
     def _check_blob(self, entry: FileEntry, progress: ProgressFn | None) -> str | None:
         try:
@@ -906,6 +1020,13 @@ class Registry(GovernanceMixin):
                 logging.getLogger("modelreg").warning("gc: could not clean up interrupted uploads: %s", partials_error)
         # a store written for the earlier contract returns plain names: size unknown, counted as 0
         partial_bytes = sum(int(getattr(p, "size", 0) or 0) for p in partials)
-        return GcReport(removed=removed, bytes_freed=freed, kept_referenced=kept_ref, kept_recent=kept_recent,
-                        dry_run=dry_run, partials_removed=len(partials), partial_bytes_freed=partial_bytes,
-                        partials_error=partials_error)
+        return GcReport(
+            removed=removed,
+            bytes_freed=freed,
+            kept_referenced=kept_ref,
+            kept_recent=kept_recent,
+            dry_run=dry_run,
+            partials_removed=len(partials),
+            partial_bytes_freed=partial_bytes,
+            partials_error=partials_error,
+        )

@@ -53,9 +53,7 @@ class StageRules:
 
     def check(self, name: str, version: int, source: Stage, target: Stage) -> None:
         if source == target:
-            raise InvalidTransitionError(
-                f"{name}/{version} is already in {target.value}; nothing to do"
-            )
+            raise InvalidTransitionError(f"{name}/{version} is already in {target.value}; nothing to do")
         if target not in self.transitions.get(source, frozenset()):
             allowed = ", ".join(s.value for s in self.allowed(source)) or "none"
             raise InvalidTransitionError(
@@ -64,8 +62,14 @@ class StageRules:
             )
 
     def move(
-        self, state: ModelState, version: int, target: Stage, actor: str, comment: str | None,
-        action: str = "transition", extra: dict | None = None,
+        self,
+        state: ModelState,
+        version: int,
+        target: Stage,
+        actor: str,
+        comment: str | None,
+        action: str = "transition",
+        extra: dict | None = None,
     ) -> list[EventDraft]:
         """Move ``version`` to ``target`` in ``state`` (a mutable copy) and return the audit events.
 
@@ -83,16 +87,27 @@ class StageRules:
                     continue
                 displaced = self.displaced_to
                 state.versions[other] = state.versions[other].model_copy(update={"stage": displaced, "updated_at": now})
-                events.append(EventDraft(
-                    action=action, actor=actor, version=other,
-                    before={"stage": target.value}, after={"stage": displaced.value},
-                    comment=f"replaced in {target.value} by version {version}",
-                ))
+                events.append(
+                    EventDraft(
+                        action=action,
+                        actor=actor,
+                        version=other,
+                        before={"stage": target.value},
+                        after={"stage": displaced.value},
+                        comment=f"replaced in {target.value} by version {version}",
+                    )
+                )
         state.versions[version] = state.versions[version].model_copy(update={"stage": target, "updated_at": now})
-        events.append(EventDraft(
-            action=action, actor=actor, version=version,
-            before={"stage": source.value}, after={"stage": target.value, **(extra or {})}, comment=comment,
-        ))
+        events.append(
+            EventDraft(
+                action=action,
+                actor=actor,
+                version=version,
+                before={"stage": source.value},
+                after={"stage": target.value, **(extra or {})},
+                comment=comment,
+            )
+        )
         return events
 
     @classmethod

@@ -53,8 +53,13 @@ __all__ = ["SourceFile", "collect_files", "manifest_digest", "store_artifact"]
 
 FOLLOW_HINT = "pass follow_symlinks=True (CLI --follow-symlinks) to store what it points to"
 
-_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-               | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 """How a source file is opened for hashing: never through a symlink swapped in after collection
 (the path opened is always a resolved one), and without blocking if a FIFO appeared there since
 (it is then refused by its fstat)."""
@@ -102,8 +107,11 @@ def _what(mode: int) -> str:
 
 
 def _special(shown: str, mode: int, via: str = "", *, member: bool = True) -> InvalidInputError:
-    todo = ("remove it from the folder (or register a folder without it)" if member
-            else "register a regular file or a folder")
+    todo = (
+        "remove it from the folder (or register a folder without it)"
+        if member
+        else "register a regular file or a folder"
+    )
     return InvalidInputError(
         f"{shown!r} is {via}{_what(mode)}; only regular files and folders (and symlinks to them) can be "
         f"registered: {todo}"
@@ -180,8 +188,9 @@ def collect_files(src: Path, *, follow_symlinks: bool = False) -> tuple[str, lis
     raise _special(shown, st.st_mode, f"a symlink to {_readlink(shown)!r}, " if target else "", member=False)
 
 
-def _walk(folder: str, prefix: str, root_shown: str, root: str, ancestors: set[tuple[int, int]],
-          follow: bool) -> Iterator[SourceFile]:
+def _walk(
+    folder: str, prefix: str, root_shown: str, root: str, ancestors: set[tuple[int, int]], follow: bool
+) -> Iterator[SourceFile]:
     """The files under ``folder`` (a resolved path) as artifact path ``prefix``; ``ancestors`` are the
     folders being walked (a symlink to one of them is a loop)."""
     folder_shown = os.path.join(root_shown, prefix.rstrip("/")) if prefix else root_shown
@@ -269,8 +278,12 @@ def _read_whole(f: SourceFile, fd: int, st: os.stat_result, size: int, what: str
     bytes where ``st`` promised ``st.st_size``)."""
     after = os.fstat(fd)
     if after.st_nlink == 0:  # unlinked: deleted, or a new file was renamed over it
-        return _changed(f, "it was replaced by a new file while it was read" if os.path.lexists(f.path)
-                        else "it was deleted while it was read")
+        return _changed(
+            f,
+            "it was replaced by a new file while it was read"
+            if os.path.lexists(f.path)
+            else "it was deleted while it was read",
+        )
     if size != st.st_size:
         return _changed(f, f"{size} bytes were read where {st.st_size} were expected")
     if _key(after) != _key(st):
@@ -329,8 +342,9 @@ def _blob_matches(artifacts: ArtifactStore, entry: FileEntry) -> bool:
     return digest == entry.digest and size == entry.size
 
 
-def _upload(artifacts: ArtifactStore, f: SourceFile, entry: FileEntry, before: Key,
-            progress: ProgressFn | None) -> None:
+def _upload(
+    artifacts: ArtifactStore, f: SourceFile, entry: FileEntry, before: Key, progress: ProgressFn | None
+) -> None:
     """``put_file`` with the change detection around it; a blob this call uploaded under a digest
     its content may not match is deleted before the error is raised."""
     _check_unchanged(f, before, "before uploading")
@@ -376,8 +390,14 @@ def _upload(artifacts: ArtifactStore, f: SourceFile, entry: FileEntry, before: K
     raise failure
 
 
-def store_artifact(artifacts: ArtifactStore, src: Path, *, format: str | None = None,
-                   progress: ProgressFn | None = None, follow_symlinks: bool = False) -> Artifact:
+def store_artifact(
+    artifacts: ArtifactStore,
+    src: Path,
+    *,
+    format: str | None = None,
+    progress: ProgressFn | None = None,
+    follow_symlinks: bool = False,
+) -> Artifact:
     """Collect, hash and upload the file or folder ``src``; return the Artifact record to commit.
 
     Raises InvalidInputError for inputs that cannot be registered (see the module docstring) and
@@ -398,6 +418,11 @@ def store_artifact(artifacts: ArtifactStore, src: Path, *, format: str | None = 
         _upload(artifacts, f, entry, before, progress)
     digest = entries[0].digest if kind == "file" else manifest_digest(entries)
     return Artifact(
-        kind=kind, name=src.name or "artifact", digest=digest, size=sum(e.size for e in entries),
-        files=entries, format=format, symlink_target=target,
+        kind=kind,
+        name=src.name or "artifact",
+        digest=digest,
+        size=sum(e.size for e in entries),
+        files=entries,
+        format=format,
+        symlink_target=target,
     )

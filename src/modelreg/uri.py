@@ -54,24 +54,19 @@ Grammar (``parse_location``):
 
 from __future__ import annotations
 
-import importlib
 import os
-import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError, MissingDependencyError
 from .stores._fs import (
-    LOCAL_SCHEMES,
     SCHEME_PATTERN,
     SCHEMES,
     STORAGE_SCHEMES,
     filesystem_for,
     is_installed,
     missing_dependency,
-    require_backend,
     scheme_of,
 )
 
@@ -91,10 +86,27 @@ RESERVED_SCHEMES: dict[str, str] = {
     "http": "a remote registry through its HTTP API (http://, https://)",
     "https": "a remote registry through its HTTP API (http://, https://)",
 }
-OTHER_SCHEMES = frozenset({
-    "adl", "ftp", "ftps", "git", "github", "hdfs", "hf", "mongodb", "mysql", "oss", "redis", "sftp",
-    "smb", "ssh", "wasb", "wasbs", "webhdfs",
-})
+OTHER_SCHEMES = frozenset(
+    {
+        "adl",
+        "ftp",
+        "ftps",
+        "git",
+        "github",
+        "hdfs",
+        "hf",
+        "mongodb",
+        "mysql",
+        "oss",
+        "redis",
+        "sftp",
+        "smb",
+        "ssh",
+        "wasb",
+        "wasbs",
+        "webhdfs",
+    }
+)
 """Common URL schemes modelreg does not open; written without ``//`` they still read as a URL."""
 
 SQLITE_FILENAME = "modelreg.db"
@@ -134,15 +146,22 @@ def _reserved(scheme: str) -> str | None:
 
 
 def _known(scheme: str) -> bool:
-    return (scheme in STORAGE_SCHEMES or scheme == "sqlite" or scheme.startswith("json+")
-            or _reserved(scheme) is not None or scheme in OTHER_SCHEMES)
+    return (
+        scheme in STORAGE_SCHEMES
+        or scheme == "sqlite"
+        or scheme.startswith("json+")
+        or _reserved(scheme) is not None
+        or scheme in OTHER_SCHEMES
+    )
 
 
 def _works_today(role: str) -> str:
     urls = ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
     if role == "metadata":
-        return ("sqlite:///path/to/reg.db, a path ending in .db, or json+<storage URL> "
-                "(e.g. json+s3://bucket/registry/metadata)")
+        return (
+            "sqlite:///path/to/reg.db, a path ending in .db, or json+<storage URL> "
+            "(e.g. json+s3://bucket/registry/metadata)"
+        )
     if role == "artifacts":
         return f"a folder path, or a storage URL ({urls})"
     return f"a folder path, sqlite://<folder>, or a storage URL ({urls})"
@@ -150,7 +169,7 @@ def _works_today(role: str) -> str:
 
 def _suggest(scheme: str, rest: str) -> str:
     """``s3:/bucket/x`` -> ``s3://bucket/x``; ``file:/tmp/x`` -> ``file:///tmp/x``."""
-    base = scheme[len("json+"):] if scheme.startswith("json+") else scheme
+    base = scheme[len("json+") :] if scheme.startswith("json+") else scheme
     if base == "sqlite":  # an absolute path takes four slashes
         return f"{scheme}:///{rest}"
     if base == "file":
@@ -158,9 +177,7 @@ def _suggest(scheme: str, rest: str) -> str:
     return f"{scheme}://{rest.lstrip('/')}"
 
 
-def parse_location(
-    value: str | os.PathLike[str], role: str = "registry", *, source: str | None = None
-) -> Location:
+def parse_location(value: str | os.PathLike[str], role: str = "registry", *, source: str | None = None) -> Location:
     """Read ``value`` by the module's grammar, for ``role`` ``"registry"``, ``"metadata"`` or
     ``"artifacts"``; raise InvalidInputError or MissingDependencyError naming it and the fix.
 
@@ -180,7 +197,7 @@ def parse_location(
     m = None if not isinstance(value, str) else SCHEME_PATTERN.match(text)  # a PathLike is always a path
     if m is None:
         return _for_role(Location(text, "path", text), role, fail)
-    scheme, rest = m.group(1).lower(), text[m.end():]
+    scheme, rest = m.group(1).lower(), text[m.end() :]
     is_url = rest.startswith("//")
     if not is_url and not _known(scheme) and not rest.startswith("/"):
         return _for_role(Location(text, "path", text), role, fail)  # rule 5: e.g. models:v2
@@ -191,8 +208,10 @@ def parse_location(
     if not _known(scheme) or scheme in OTHER_SCHEMES:
         raise fail(f"unknown scheme {scheme!r}; supported: {_works_today(role)}", hint_folder=not is_url)
     if not is_url:
-        raise fail(f"is not a valid URL ('{scheme}:' must be followed by '//'); "
-                   f"did you mean {_suggest(scheme, rest)!r}?", hint_folder=True)
+        raise fail(
+            f"is not a valid URL ('{scheme}:' must be followed by '//'); did you mean {_suggest(scheme, rest)!r}?",
+            hint_folder=True,
+        )
 
     if scheme == "sqlite":
         # as SQLAlchemy and MLflow read it: sqlite:///reg.db is the relative reg.db,
@@ -201,17 +220,22 @@ def parse_location(
         if path.startswith("/"):
             path = path[1:]
         if path in ("", "/"):
-            noun, example = (("database file", "sqlite:///path/to/reg.db") if role == "metadata"
-                             else ("folder", "sqlite:///path/to/folder"))
+            noun, example = (
+                ("database file", "sqlite:///path/to/reg.db")
+                if role == "metadata"
+                else ("folder", "sqlite:///path/to/folder")
+            )
             raise fail(f"names no {noun}; use {example}")
         return _for_role(Location(text, "sqlite", path, scheme), role, fail)
     if scheme.startswith("json+"):
-        inner = text[len("json+"):]
+        inner = text[len("json+") :]
         inner_scheme = scheme_of(inner)
         if inner_scheme not in STORAGE_SCHEMES:
-            raise fail("json+ must be followed by a storage URL ("
-                       + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
-                       + "), e.g. json+s3://bucket/registry/metadata or json+file:///srv/registry/metadata")
+            raise fail(
+                "json+ must be followed by a storage URL ("
+                + ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+                + "), e.g. json+s3://bucket/registry/metadata or json+file:///srv/registry/metadata"
+            )
         _check_storage_url(inner, str(inner_scheme), fail)
         return _for_role(Location(text, "json", inner, inner_scheme), role, fail)
     _check_storage_url(text, scheme, fail)
@@ -234,14 +258,18 @@ def _check_storage_url(url: str, scheme: str, fail: Any) -> None:
 def _for_role(loc: Location, role: str, fail: Any) -> Location:
     """Refuse a well-formed location that does not fit ``role``."""
     if role == "registry" and loc.kind == "json":
-        raise fail(f"json+<url> names a metadata store only; pass it as metadata=... together with "
-                   f"artifacts=..., or open the whole registry at {loc.target!r}")
+        raise fail(
+            f"json+<url> names a metadata store only; pass it as metadata=... together with "
+            f"artifacts=..., or open the whole registry at {loc.target!r}"
+        )
     if role == "artifacts" and loc.kind in ("sqlite", "json"):
         raise fail(f"names a metadata store, not an artifact store; use {_works_today('artifacts')}")
     if role == "metadata":
         if loc.kind == "url":
-            raise fail(f"a storage URL holds JSON metadata only with the json+ prefix; did you mean "
-                       f"{'json+' + loc.text!r}? (or use {_works_today('metadata')})")
+            raise fail(
+                f"a storage URL holds JSON metadata only with the json+ prefix; did you mean "
+                f"{'json+' + loc.text!r}? (or use {_works_today('metadata')})"
+            )
         if loc.kind == "path" and not loc.text.endswith(".db"):
             raise fail(f"unsupported metadata location (a plain path must end in .db); use {_works_today('metadata')}")
     return loc
@@ -325,7 +353,9 @@ def _make_folder(folder: Path, given: str) -> None:
     except OSError as exc:
         from .stores._cloud import translate
 
-        raise translate(exc, backend="local", location=given, action="create", obj=f"the folder {str(folder)!r}") from exc
+        raise translate(
+            exc, backend="local", location=given, action="create", obj=f"the folder {str(folder)!r}"
+        ) from exc
 
 
 def _json_store(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:

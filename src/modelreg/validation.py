@@ -78,8 +78,7 @@ def check_alias(alias: Any) -> str:
     """Aliases follow the rule of one name segment and may not be a stage name."""
     if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias) or len(alias) > MAX_NAME_LENGTH or ".." in alias:
         raise InvalidInputError(
-            f"invalid alias {alias!r}; use letters, digits, '.', '_' and '-', starting with a letter "
-            "(e.g. 'champion')"
+            f"invalid alias {alias!r}; use letters, digits, '.', '_' and '-', starting with a letter (e.g. 'champion')"
         )
     if alias.lower() in {s.value for s in Stage}:
         raise InvalidInputError(
@@ -169,7 +168,9 @@ def _check_encodable(value: str, what: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} contains a lone surrogate character, which is not valid Unicode text") from None
+        raise InvalidInputError(
+            f"{what} contains a lone surrogate character, which is not valid Unicode text"
+        ) from None
 
 
 def check_json(value: Any, what: str, *, depth: int = MAX_DEPTH, max_bytes: int = MAX_JSON_BYTES) -> Any:
@@ -188,7 +189,8 @@ def check_json(value: Any, what: str, *, depth: int = MAX_DEPTH, max_bytes: int 
         raise InvalidInputError(f"{what} is not JSON-serialisable: {exc}") from None
     if size > max_bytes:
         raise InvalidInputError(
-            f"{what} is {size} bytes as JSON; the cap is {max_bytes}, store large data in the artifact")
+            f"{what} is {size} bytes as JSON; the cap is {max_bytes}, store large data in the artifact"
+        )
     return out
 
 
@@ -204,7 +206,8 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
         if not MIN_INT <= value <= MAX_INT:
             raise InvalidInputError(
                 f"{path} is {_short(value)}; integers must fit in 64 bits ({MIN_INT}..{MAX_INT}), "
-                "store larger numbers as strings")
+                "store larger numbers as strings"
+            )
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -218,7 +221,8 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
     if isinstance(value, (list, tuple, Mapping)):
         if depth <= 0:
             raise InvalidInputError(
-                f"{path} is nested more than {MAX_DEPTH} levels deep; flatten it (the limit is {MAX_DEPTH} levels)")
+                f"{path} is nested more than {MAX_DEPTH} levels deep; flatten it (the limit is {MAX_DEPTH} levels)"
+            )
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for k, item in value.items():
@@ -246,7 +250,9 @@ def check_params(params: Any) -> dict[str, Any]:
         out[key] = _json_value(value, f"param {key}", MAX_DEPTH - 1)
     size = len(json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     if size > MAX_PARAMS_BYTES:
-        raise InvalidInputError(f"params are {size} bytes as JSON; the cap is {MAX_PARAMS_BYTES}, store large data in the artifact")
+        raise InvalidInputError(
+            f"params are {size} bytes as JSON; the cap is {MAX_PARAMS_BYTES}, store large data in the artifact"
+        )
     return out
 
 
@@ -306,7 +312,9 @@ def check_label(value: Any, what: str, cap: int = MAX_TEXT_LENGTH) -> str:
     if len(value) > cap:
         raise InvalidInputError(f"{what} {value[:40]!r}... is {len(value)} characters long; the cap is {cap}")
     if _CONTROL_RE.search(value):
-        raise InvalidInputError(f"{what} {_short(value)} contains a control character (newline, tab, NUL...); remove it")
+        raise InvalidInputError(
+            f"{what} {_short(value)} contains a control character (newline, tab, NUL...); remove it"
+        )
     if value != value.strip():
         raise InvalidInputError(f"{what} {value!r} has leading or trailing whitespace; remove it")
     _check_encodable(value, what)
@@ -315,7 +323,9 @@ def check_label(value: Any, what: str, cap: int = MAX_TEXT_LENGTH) -> str:
 
 def check_actor(actor: Any) -> str:
     if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR_LENGTH:
-        raise InvalidInputError(f"actor must be a non-empty string of at most {MAX_ACTOR_LENGTH} characters, got {actor!r}")
+        raise InvalidInputError(
+            f"actor must be a non-empty string of at most {MAX_ACTOR_LENGTH} characters, got {actor!r}"
+        )
     return check_label(actor, "actor", MAX_ACTOR_LENGTH)
 
 

@@ -89,14 +89,21 @@ def run_helper(script: str, *args: str, timeout: float = 300) -> subprocess.Comp
     """Run ``tests/helpers/<script>`` with this interpreter and the current environment."""
     return subprocess.run(
         [sys.executable, str(HELPERS / script), *args],
-        capture_output=True, text=True, timeout=timeout, env=dict(os.environ), check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+        check=False,
     )
 
 
 def start_helper(script: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(HELPERS / script), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
     )
 
 

@@ -31,13 +31,16 @@ def main() -> int:
     root, name, path, point = sys.argv[1:5]
     progress = None
     if point in ("hash", "upload"):
+
         def progress(phase: str, done: int, total: int) -> None:
             if phase == point and 0 < done < total:
                 print(f"killed during {phase} at {done} of {total} bytes", flush=True)
                 die()
     elif point == "before_commit":
+
         def add_version(self: SQLiteMetadataStore, *args: Any, **kwargs: Any) -> Any:
             die()
+
         SQLiteMetadataStore.add_version = add_version  # type: ignore[method-assign]
     elif point == "in_transaction":
         original = SQLiteMetadataStore._append_events
@@ -46,6 +49,7 @@ def main() -> int:
             original(self, conn, model, drafts)
             if any(d.action == "register" for d in drafts):
                 die()
+
         SQLiteMetadataStore._append_events = append_events  # type: ignore[method-assign]
     elif point == "after_commit":
         committed = SQLiteMetadataStore.add_version
@@ -53,6 +57,7 @@ def main() -> int:
         def add_then_die(self: SQLiteMetadataStore, *args: Any, **kwargs: Any) -> Any:
             committed(self, *args, **kwargs)
             die()
+
         SQLiteMetadataStore.add_version = add_then_die  # type: ignore[method-assign]
     else:
         print(f"unknown crash point {point!r}", file=sys.stderr)

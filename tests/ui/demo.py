@@ -24,15 +24,22 @@ def _lineage(i: int, parents: list[str] | None = None) -> dict[str, Any]:
     return {
         "run_id": f"run-{4100 + i}",
         "run_url": f"https://mlflow.example.com/#/experiments/7/runs/run-{4100 + i}",
-        "code": {"commit": f"{(0x9f3c2a1 + i * 7919):07x}e1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8"[:40],
-                 "repo": "git@github.com:acme/churn-model.git", "branch": "main", "dirty": i == 5},
+        "code": {
+            "commit": f"{(0x9F3C2A1 + i * 7919):07x}e1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8"[:40],
+            "repo": "git@github.com:acme/churn-model.git",
+            "branch": "main",
+            "dirty": i == 5,
+        },
         "datasets": [
             {"uri": "s3://acme-data/churn/train.parquet", "version": f"2026-10-{10 + i:02d}", "role": "train"},
             {"uri": "s3://acme-data/churn/holdout.parquet", "version": "2026-10-01", "role": "eval"},
         ],
         "parents": parents or [],
-        "environment": {"python": "3.11.7", "platform": "Linux-6.1-x86_64",
-                        "packages": {"scikit-learn": "1.7.2", "numpy": "2.3.1"}},
+        "environment": {
+            "python": "3.11.7",
+            "platform": "Linux-6.1-x86_64",
+            "packages": {"scikit-learn": "1.7.2", "numpy": "2.3.1"},
+        },
     }
 
 
@@ -77,9 +84,17 @@ def _populate(reg: Registry, workdir: Path, advance: Callable[..., None]) -> Non
         advance(days=i % 2 + 2, hours=3)
         f = _write(workdir / f"churn-{i}" / "model.onnx", f"churn model {i}\n".encode() * (200 * i))
         reg.register(
-            "churn", f, actor="ana" if i % 3 else "ben", capture=None, format="onnx",
-            params={"max_depth": 4 + i % 3, "learning_rate": round(0.1 / i, 4), "n_estimators": 100 * i,
-                    "features": {"window_days": 30 if i < 5 else 60, "drop_na": True}},
+            "churn",
+            f,
+            actor="ana" if i % 3 else "ben",
+            capture=None,
+            format="onnx",
+            params={
+                "max_depth": 4 + i % 3,
+                "learning_rate": round(0.1 / i, 4),
+                "n_estimators": 100 * i,
+                "features": {"window_days": 30 if i < 5 else 60, "drop_na": True},
+            },
             metrics={"auc": auc, "f1": round(auc - 0.12 + (i % 2) * 0.01, 3), "latency_ms": 14.0 - i * 0.7},
             tags={"team": "retention", "framework": "xgboost"},
             lineage=_lineage(i, parents=[f"churn/{i - 1}"] if i > 1 else []),
@@ -114,10 +129,17 @@ def _populate(reg: Registry, workdir: Path, advance: Callable[..., None]) -> Non
         _write(folder / f"v{i}" / "config.json", json.dumps({"layers": 3 + (i > 2), "dropout": 0.1}).encode())
         _write(folder / f"v{i}" / "tokenizer" / "vocab.txt", b"a\nb\nc\n" * 50)
         advance(days=1)
-        reg.register("fraud/detector", folder / f"v{i}", actor="chen", capture=None, format="pytorch",
-                     params={"layers": 3 + (i > 2), "dropout": 0.1, "lr": 0.001 * i},
-                     metrics={"precision": 0.91 + i / 100, "recall": 0.78 + i / 50},
-                     tags={"team": "fraud"}, lineage={"run_id": f"fr-{i}", "datasets": [{"uri": "gs://acme/fraud/2026-q3"}]})
+        reg.register(
+            "fraud/detector",
+            folder / f"v{i}",
+            actor="chen",
+            capture=None,
+            format="pytorch",
+            params={"layers": 3 + (i > 2), "dropout": 0.1, "lr": 0.001 * i},
+            metrics={"precision": 0.91 + i / 100, "recall": 0.78 + i / 50},
+            tags={"team": "fraud"},
+            lineage={"run_id": f"fr-{i}", "datasets": [{"uri": "gs://acme/fraud/2026-q3"}]},
+        )
     reg.update_model("fraud/detector", description="Card-fraud detector for the payments API.", actor="chen")
     reg.transition("fraud/detector", 2, "production", actor="chen")
     reg.transition("fraud/detector", 3, "staging", actor="chen")

@@ -48,6 +48,7 @@ def rows_of(page: str, table_id: str) -> list[str]:
 
 # -- pages ------------------------------------------------------------------------------------
 
+
 def test_models_page_lists_every_model_with_holders_and_owner(client: TestClient, demo_registry: Registry) -> None:
     r = client.get("/")
     assert r.status_code == 200
@@ -236,6 +237,7 @@ def test_audit_page_reports_a_tampered_chain(client: TestClient, demo_registry: 
 
 # -- actions, CSRF and confirmation -----------------------------------------------------------------------
 
+
 def test_transition_needs_confirmation_then_changes_the_stage(client: TestClient, demo_registry: Registry) -> None:
     token = token_of(client.get("/version/churn/8").text)
     data = {"ref": "churn/8", "stage": "production", "comment": "ship it", CSRF_FIELD: token}
@@ -271,8 +273,12 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(client: TestClient, 
         assert r.status_code == 403, extra
         assert "CSRF" in r.text
     # the right token, but from a page of another origin
-    r = client.post("/action/transition", data={**data, CSRF_FIELD: cookie_token},
-                    headers={"origin": "http://evil.example"}, follow_redirects=False)
+    r = client.post(
+        "/action/transition",
+        data={**data, CSRF_FIELD: cookie_token},
+        headers={"origin": "http://evil.example"},
+        follow_redirects=False,
+    )
     assert r.status_code == 403
     # the right token without the cookie (another browser)
     fresh = TestClient(client.app)
@@ -299,7 +305,10 @@ def test_alias_tag_and_description_actions(client: TestClient, demo_registry: Re
     assert "reviewed" not in demo_registry.get_version("churn/3").tags
     assert act(client, "set_description", {"ref": "churn/3", "description": "baseline"}, page=page).status_code == 303
     assert demo_registry.get_version("churn/3").description == "baseline"
-    assert act(client, "model_description", {"name": "churn", "description": "new text"}, page="/model/churn").status_code == 303
+    assert (
+        act(client, "model_description", {"name": "churn", "description": "new text"}, page="/model/churn").status_code
+        == 303
+    )
     assert demo_registry.get_model("churn").description == "new text"
     actions = [e.action for e in demo_registry.history("churn")[-6:]]
     assert actions == ["set_alias", "delete_alias", "set_tags", "set_tags", "set_description", "update_model"]
@@ -319,9 +328,11 @@ def test_read_only_hides_and_refuses_every_change(demo_registry: Registry) -> No
             assert 'method="post"' not in page, url
             assert "read-only" in page
         token = c.cookies.get(CSRF_COOKIE)
-        for kind, data in (("transition", {"ref": "churn/8", "stage": "staging"}),
-                           ("set_description", {"ref": "churn/8", "description": "x"}),
-                           ("set_alias", {"ref": "churn/8", "alias": "x"})):
+        for kind, data in (
+            ("transition", {"ref": "churn/8", "stage": "staging"}),
+            ("set_description", {"ref": "churn/8", "description": "x"}),
+            ("set_alias", {"ref": "churn/8", "alias": "x"}),
+        ):
             r = c.post(f"/action/{kind}", data={**data, CSRF_FIELD: token, "confirm": "yes"}, follow_redirects=False)
             assert r.status_code == 403 and "read-only" in r.text
     assert [e.action for e in demo_registry.history("churn", 8)] == ["register"]
@@ -329,17 +340,28 @@ def test_read_only_hides_and_refuses_every_change(demo_registry: Registry) -> No
 
 # -- escaping and secrets ------------------------------------------------------------------------
 
+
 def test_user_text_is_escaped_everywhere(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "r")
     f = tmp_path / "m.bin"
     f.write_bytes(b"x")
-    reg.register("xss", f, capture=None, description=XSS, params={"p": XSS}, tags={"t": XSS},
-                 metrics={"auc": 0.5}, lineage={"run_url": "javascript:alert(1)", "run_id": XSS})
+    reg.register(
+        "xss",
+        f,
+        capture=None,
+        description=XSS,
+        params={"p": XSS},
+        tags={"t": XSS},
+        metrics={"auc": 0.5},
+        lineage={"run_url": "javascript:alert(1)", "run_id": XSS},
+    )
     reg.update_model("xss", description=XSS)
     reg.transition("xss", 1, "staging", comment=XSS)
     with TestClient(create_app(reg)) as c:
-        pages = [c.get(u).text for u in ("/", "/model/xss", "/version/xss/1", "/compare?v=xss/1&v=xss/1",
-                                          "/audit", f"/?q={XSS}")]
+        pages = [
+            c.get(u).text
+            for u in ("/", "/model/xss", "/version/xss/1", "/compare?v=xss/1&v=xss/1", "/audit", f"/?q={XSS}")
+        ]
         confirm = act(c, "set_description", {"ref": "xss/1", "description": XSS}, confirm=False).text
     for page in [*pages, confirm]:
         assert "<script>alert(1)" not in page
@@ -367,14 +389,26 @@ def test_host_header_is_checked_when_serving_loopback(demo_registry: Registry) -
 
 def test_no_credentials_are_ever_rendered(tmp_path: Path) -> None:
     secret = "FAKE-SECRET-d41d8cd98f00b204"
-    reg = Registry(metadata=f"sqlite:///{tmp_path / 'reg.db'}", artifacts=f"memory://blobs-{tmp_path.name}",
-                   storage_options={"secret": secret, "key": secret, "token": secret})
+    reg = Registry(
+        metadata=f"sqlite:///{tmp_path / 'reg.db'}",
+        artifacts=f"memory://blobs-{tmp_path.name}",
+        storage_options={"secret": secret, "key": secret, "token": secret},
+    )
     f = tmp_path / "m.bin"
     f.write_bytes(b"weights")
     reg.register("m", f, capture=None, metrics={"auc": 0.7})
     with TestClient(create_app(reg)) as c:
-        urls = ["/", "/model/m", "/version/m/1", "/compare?v=m/1&v=m/1", "/audit", "/model/missing",
-                "/version/m/9", "/nowhere", "/download/m/1"]
+        urls = [
+            "/",
+            "/model/m",
+            "/version/m/1",
+            "/compare?v=m/1&v=m/1",
+            "/audit",
+            "/model/missing",
+            "/version/m/9",
+            "/nowhere",
+            "/download/m/1",
+        ]
         for url in urls:
             r = c.get(url)
             assert secret not in r.text, url
@@ -391,6 +425,7 @@ def test_redact_url_removes_user_info_and_secret_parameters() -> None:
 
 
 # -- packaging ------------------------------------------------------------------------------------------------
+
 
 def test_import_modelreg_does_not_import_the_web_stack() -> None:
     code = (
@@ -485,6 +520,7 @@ def test_approving_your_own_request_shows_the_policy_message(demo_registry: Regi
 
 # -- the command -------------------------------------------------------------------------------------------------
 
+
 def test_modelreg_ui_command_serves_on_loopback(demo_registry: Registry, reg_path: Path) -> None:
     """`modelreg ui` (through the main CLI) binds 127.0.0.1 by default and honours --read-only."""
     import os
@@ -496,7 +532,10 @@ def test_modelreg_ui_command_serves_on_loopback(demo_registry: Registry, reg_pat
     env = {**os.environ, "MODELREG_ACTOR": "cli-user"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelreg", "--registry", str(reg_path), "ui", "--port", "0", "--read-only"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         lines: queue.Queue[str] = queue.Queue()

@@ -36,8 +36,14 @@ DOCS_IMG = ROOT / "docs" / "img"
 DOCS_SHOTS = {"models", "model", "version", "compare", "audit", "confirm", "error", "read-only", "requests"}
 CHROMIUM = os.environ.get("MODELREG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 ACTOR = "web-user"
@@ -79,7 +85,11 @@ def _start(path: Path, home: Path, *extra: str) -> Server:
     # a relative --registry keeps this machine's temporary paths out of the screenshots
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelreg.ui", "--registry", path.name, "--port", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=path.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=path.parent,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
@@ -179,6 +189,7 @@ def expect(locator: Any) -> Any:
 
 
 # -- scenarios -------------------------------------------------------------------------------------------
+
 
 def test_browse_models_model_and_version(page: Any, server: Server) -> None:
     page.goto(server.url + "/")
@@ -311,8 +322,10 @@ def test_compare_selected_versions(page: Any, server: Server) -> None:
     page.locator("#diff-toggle").click()
     expect(page.locator("#diff-toggle")).to_have_text("Show all rows")
     assert 0 < page.locator("#compare-table tbody tr.differs").count() < all_rows
-    assert page.locator("#compare-table tbody tr.differs").count() == page.locator(
-        "#compare-table tbody tr:not(.section)").count()
+    assert (
+        page.locator("#compare-table tbody tr.differs").count()
+        == page.locator("#compare-table tbody tr:not(.section)").count()
+    )
 
 
 def test_audit_log_with_verification_and_actor_filter(page: Any, server: Server) -> None:

@@ -108,7 +108,8 @@ def test_comparison_html_lists_each_difference(demo_registry: Registry) -> None:
     out = c._repr_html_()
     rows = parse(out).tags.count("tr") - 1
     assert rows == len(c.params) + len(c.metrics) + len(c.tags) + len(c.lineage) + len(c.files_added) + len(
-        c.files_removed) + len(c.files_changed)
+        c.files_removed
+    ) + len(c.files_changed)
     same = demo_registry.compare("churn/5", "churn/5")
     assert "no differences" in text_of(same._repr_html_()) and "same artifact" in text_of(same._repr_html_())
 
@@ -123,14 +124,26 @@ def test_every_view_escapes_user_text(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "r")
     f = tmp_path / "m.bin"
     f.write_bytes(b"x")
-    reg.register("xss", f, capture=None, description=XSS, params={"p": XSS}, tags={"t": XSS}, metrics={"m": 1.0},
-                 lineage={"run_id": XSS, "run_url": XSS, "datasets": [{"uri": XSS}]})
+    reg.register(
+        "xss",
+        f,
+        capture=None,
+        description=XSS,
+        params={"p": XSS},
+        tags={"t": XSS},
+        metrics={"m": 1.0},
+        lineage={"run_id": XSS, "run_url": XSS, "datasets": [{"uri": XSS}]},
+    )
     reg.register("xss", f, capture=None, params={"p": 2})
     reg.update_model("xss", description=XSS, tags={"t": XSS})
     reg.transition("xss", 1, "staging", comment=XSS)
     outs = [
-        reg.get_version("xss/1")._repr_html_(), reg.get_model("xss")._repr_html_(), reg.list_versions("xss")._repr_html_(),
-        reg.history("xss")._repr_html_(), reg.compare("xss/1", "xss/2")._repr_html_(), reg.list_models()._repr_html_(),
+        reg.get_version("xss/1")._repr_html_(),
+        reg.get_model("xss")._repr_html_(),
+        reg.list_versions("xss")._repr_html_(),
+        reg.history("xss")._repr_html_(),
+        reg.compare("xss/1", "xss/2")._repr_html_(),
+        reg.list_models()._repr_html_(),
         reg.history("xss")[-1]._repr_html_(),
     ]
     for out in outs:
@@ -141,8 +154,12 @@ def test_every_view_escapes_user_text(tmp_path: Path) -> None:
 
 
 def test_plain_reprs_stay_short(demo_registry: Registry) -> None:
-    objs = [demo_registry.get_version("churn/5"), demo_registry.get_model("churn"), demo_registry.history("churn")[-1],
-            demo_registry.compare("churn/4", "churn/5")]
+    objs = [
+        demo_registry.get_version("churn/5"),
+        demo_registry.get_model("churn"),
+        demo_registry.history("churn")[-1],
+        demo_registry.compare("churn/4", "churn/5"),
+    ]
     for obj in objs:
         text = repr(obj)
         assert "\n" not in text and len(text) < 200, text

@@ -24,11 +24,20 @@ if TYPE_CHECKING:
 
 # imported on first use, so that ``import modelreg`` stays light
 _LAZY = {
-    "TOPICS": "events", "EventsPage": "events",
-    "resolve_actor": "identity", "set_actor_resolvers": "identity",
-    "LINEAGE_FIELDS": "policy", "ApprovalRule": "policy", "Gate": "policy", "Policy": "policy",
-    "Approval": "requests", "TransitionRequest": "requests",
-    "DeliveryResult": "webhooks", "WebhookConfig": "webhooks", "sign": "webhooks", "verify_signature": "webhooks",
+    "TOPICS": "events",
+    "EventsPage": "events",
+    "resolve_actor": "identity",
+    "set_actor_resolvers": "identity",
+    "LINEAGE_FIELDS": "policy",
+    "ApprovalRule": "policy",
+    "Gate": "policy",
+    "Policy": "policy",
+    "Approval": "requests",
+    "TransitionRequest": "requests",
+    "DeliveryResult": "webhooks",
+    "WebhookConfig": "webhooks",
+    "sign": "webhooks",
+    "verify_signature": "webhooks",
 }
 
 

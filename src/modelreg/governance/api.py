@@ -27,6 +27,7 @@ class GovernanceMixin:
     _gov: Governance
 
     if TYPE_CHECKING:  # provided by Registry
+
         def _who(self, actor: str | None) -> str: ...
         def _ref(self, ref: Any, version: Any = None, stage: Any = None, alias: Any = None) -> Any: ...
 
@@ -174,8 +175,16 @@ class GovernanceMixin:
         from .webhooks import WebhookConfig as _Config
 
         who = self._who(actor)
-        hook = _Config.create(url, secret_env=secret_env, events=events, models=models, timeout=timeout,
-                              max_attempts=max_attempts, backoff=backoff, actor=who)
+        hook = _Config.create(
+            url,
+            secret_env=secret_env,
+            events=events,
+            models=models,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            actor=who,
+        )
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         return self._gov.add_webhook(hook, who, note)
 

@@ -86,9 +86,19 @@ def cmd_requests(ctx: Any, args: argparse.Namespace) -> None:
     if not reqs:
         ctx.note(f"no {'' if args.status == 'all' else args.status + ' '}transition requests")
         return
-    rows = [[q.id, q.ref, f"{q.from_stage.value} -> {q.to_stage.value}", q.status, q.requester,
-             ",".join(q.approvers) or "-", _when(q.created_at), (q.unmet[0] if q.unmet else "")[:70]]
-            for q in reqs]
+    rows = [
+        [
+            q.id,
+            q.ref,
+            f"{q.from_stage.value} -> {q.to_stage.value}",
+            q.status,
+            q.requester,
+            ",".join(q.approvers) or "-",
+            _when(q.created_at),
+            (q.unmet[0] if q.unmet else "")[:70],
+        ]
+        for q in reqs
+    ]
     ctx.table(["ID", "VERSION", "MOVE", "STATUS", "REQUESTER", "APPROVED BY", "CREATED (UTC)", "WAITING FOR"], rows)
 
 
@@ -115,8 +125,10 @@ def cmd_policy(ctx: Any, args: argparse.Namespace) -> int | None:
         ctx.out("transitions:")
         for src, targets in policy.transitions.items():
             ctx.out(f"  {src.value:<13} -> {', '.join(t.value for t in targets) or '-'}")
-        ctx.out(f"exclusive: {', '.join(s.value for s in policy.exclusive) or '-'} "
-                f"(the previous holder moves to {policy.displaced_to.value})")
+        ctx.out(
+            f"exclusive: {', '.join(s.value for s in policy.exclusive) or '-'} "
+            f"(the previous holder moves to {policy.displaced_to.value})"
+        )
         for group, members in sorted(policy.groups.items()):
             ctx.out(f"group {group}: {', '.join(members)}")
         for stage, gate in policy.gates.items():
@@ -157,9 +169,13 @@ def cmd_policy(ctx: Any, args: argparse.Namespace) -> int | None:
         if not events:
             ctx.note("the policy was never changed (the default applies)")
             return None
-        ctx.table(["SEQ", "TIME (UTC)", "ACTOR", "DIGEST", "COMMENT"],
-                  [[e.seq, _when(e.time), e.actor, str((e.after or {}).get("digest", ""))[:19], e.comment or ""]
-                   for e in events])
+        ctx.table(
+            ["SEQ", "TIME (UTC)", "ACTOR", "DIGEST", "COMMENT"],
+            [
+                [e.seq, _when(e.time), e.actor, str((e.after or {}).get("digest", ""))[:19], e.comment or ""]
+                for e in events
+            ],
+        )
         return None
     raise InvalidInputError(f"unknown policy action {args.action!r}; use show, set, check or history")
 
@@ -169,15 +185,28 @@ def cmd_events(ctx: Any, args: argparse.Namespace) -> None:
     cursor_file = Path(args.cursor_file) if args.cursor_file else None
     if cursor_file is not None and since is None and cursor_file.is_file():
         since = cursor_file.read_text(encoding="utf-8").strip() or None
-    page = ctx.registry.events(since, limit=args.limit, actions=args.action or None, models=args.model or None,
-                               include_internal=args.internal)
+    page = ctx.registry.events(
+        since, limit=args.limit, actions=args.action or None, models=args.model or None, include_internal=args.internal
+    )
     if ctx.json:
         ctx.emit({"events": page.events, "cursor": page.cursor, "has_more": page.has_more})
     else:
         if page.events:
-            ctx.table(["MODEL", "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "VERSION", "AFTER"],
-                      [[e.model, e.seq, _when(e.time), e.actor, e.action, e.version,
-                        json.dumps(e.after, separators=(",", ":"))[:60] if e.after else ""] for e in page.events])
+            ctx.table(
+                ["MODEL", "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "VERSION", "AFTER"],
+                [
+                    [
+                        e.model,
+                        e.seq,
+                        _when(e.time),
+                        e.actor,
+                        e.action,
+                        e.version,
+                        json.dumps(e.after, separators=(",", ":"))[:60] if e.after else "",
+                    ]
+                    for e in page.events
+                ],
+            )
         else:
             ctx.note("no new events")
         ctx.note(f"cursor: {page.cursor}" + (" (more events follow)" if page.has_more else ""))
@@ -193,10 +222,17 @@ def cmd_webhook(ctx: Any, args: argparse.Namespace) -> None:
         if not args.url:
             raise InvalidInputError("usage: modelreg webhook add URL --secret-env VAR [--event TOPIC ...]")
         if not args.secret_env:
-            raise InvalidInputError("webhook add needs --secret-env VAR: the name of the environment variable holding "
-                                    "the signing secret (the secret itself is never stored)")
-        hook = reg.add_webhook(args.url, secret_env=args.secret_env, events=args.event or None,
-                               models=args.model or None, comment=args.comment)
+            raise InvalidInputError(
+                "webhook add needs --secret-env VAR: the name of the environment variable holding "
+                "the signing secret (the secret itself is never stored)"
+            )
+        hook = reg.add_webhook(
+            args.url,
+            secret_env=args.secret_env,
+            events=args.event or None,
+            models=args.model or None,
+            comment=args.comment,
+        )
         if ctx.json:
             ctx.emit(hook)
         else:
@@ -208,9 +244,13 @@ def cmd_webhook(ctx: Any, args: argparse.Namespace) -> None:
         elif not hooks:
             ctx.note("no webhooks; add one with `modelreg webhook add URL --secret-env VAR`")
         else:
-            ctx.table(["ID", "URL", "EVENTS", "MODELS", "SECRET FROM"],
-                      [[h.id, h.url, ",".join(h.events), ",".join(h.models) if h.models else "*", "$" + h.secret_env]
-                       for h in hooks])
+            ctx.table(
+                ["ID", "URL", "EVENTS", "MODELS", "SECRET FROM"],
+                [
+                    [h.id, h.url, ",".join(h.events), ",".join(h.models) if h.models else "*", "$" + h.secret_env]
+                    for h in hooks
+                ],
+            )
     elif args.action == "remove":
         if not args.url:
             raise InvalidInputError("usage: modelreg webhook remove ID")
@@ -226,9 +266,22 @@ def cmd_webhook(ctx: Any, args: argparse.Namespace) -> None:
         elif not results:
             ctx.note("no deliveries recorded")
         else:
-            ctx.table(["TIME (UTC)", "WEBHOOK", "EVENT", "ACTION", "OK", "ATTEMPTS", "STATUS", "ERROR"],
-                      [[_when(r.time), r.webhook, f"{r.model}#{r.seq}", r.action, r.ok, r.attempts, r.status,
-                        (r.error or "")[:60]] for r in results])
+            ctx.table(
+                ["TIME (UTC)", "WEBHOOK", "EVENT", "ACTION", "OK", "ATTEMPTS", "STATUS", "ERROR"],
+                [
+                    [
+                        _when(r.time),
+                        r.webhook,
+                        f"{r.model}#{r.seq}",
+                        r.action,
+                        r.ok,
+                        r.attempts,
+                        r.status,
+                        (r.error or "")[:60],
+                    ]
+                    for r in results
+                ],
+            )
     else:
         raise InvalidInputError(f"unknown webhook action {args.action!r}; use add, list, remove or deliveries")
 
@@ -239,8 +292,13 @@ def add_commands(sub: Any) -> None:
 
     def command(name: str, func: Any, epilog: str | None = None) -> argparse.ArgumentParser:
         text = helps[name]
-        p = sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".", epilog=epilog,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=text[:1].upper() + text[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(func=func)
         return p
 
@@ -249,34 +307,51 @@ def add_commands(sub: Any) -> None:
     p.add_argument("stage", metavar="STAGE", help="target stage")
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
-    for name, func in (("approve", cmd_approve), ("reject", cmd_reject), ("cancel", cmd_cancel),
-                       ("complete", cmd_complete)):
+    for name, func in (
+        ("approve", cmd_approve),
+        ("reject", cmd_reject),
+        ("cancel", cmd_cancel),
+        ("complete", cmd_complete),
+    ):
         p = command(name, func, epilog=f"example:\n  modelreg {name} churn:1f2e3d4c -m '...'")
         p.add_argument("id", metavar="REQUEST_ID", help="request id, e.g. churn:1f2e3d4c (see `modelreg requests`)")
         p.add_argument("--comment", "-m", metavar="TEXT", help="recorded in the audit trail")
 
     p = command("requests", cmd_requests)
-    p.add_argument("--status", default="pending",
-                   choices=["pending", "completed", "rejected", "cancelled", "superseded", "all"],
-                   help="which requests (default: pending)")
+    p.add_argument(
+        "--status",
+        default="pending",
+        choices=["pending", "completed", "rejected", "cancelled", "superseded", "all"],
+        help="which requests (default: pending)",
+    )
     p.add_argument("--model", metavar="NAME", help="only this model's requests")
 
-    p = command("policy", cmd_policy, epilog=(
-        "actions:\n  show                 the policy in force\n  set FILE             store a JSON policy "
-        "('-' reads stdin)\n  check REF STAGE      what would block a direct transition (exit 1 if blocked)\n"
-        "  history              every change of the policy\n\nexample policy:\n"
-        '  {"groups": {"risk": ["ana@example.com", "bo@example.com"]},\n'
-        '   "gates": {"production": {"approvals": [{"count": 1, "group": "risk"}],\n'
-        '                            "metrics": ["metrics.auc >= @production"],\n'
-        '                            "lineage": ["dataset_digest", "code_commit"]}}}'))
+    p = command(
+        "policy",
+        cmd_policy,
+        epilog=(
+            "actions:\n  show                 the policy in force\n  set FILE             store a JSON policy "
+            "('-' reads stdin)\n  check REF STAGE      what would block a direct transition (exit 1 if blocked)\n"
+            "  history              every change of the policy\n\nexample policy:\n"
+            '  {"groups": {"risk": ["ana@example.com", "bo@example.com"]},\n'
+            '   "gates": {"production": {"approvals": [{"count": 1, "group": "risk"}],\n'
+            '                            "metrics": ["metrics.auc >= @production"],\n'
+            '                            "lineage": ["dataset_digest", "code_commit"]}}}'
+        ),
+    )
     p.add_argument("action", choices=["show", "set", "check", "history"], help="what to do")
     p.add_argument("args", nargs="*", metavar="ARG", help="FILE for set; REF STAGE for check")
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded with `set`)")
 
-    p = command("events", cmd_events, epilog=(
-        "A deployer following promotions:\n"
-        "  modelreg events --cursor-file .deploy-cursor --action transition --action rollback\n"
-        "prints the events since the cursor saved in the file, then saves the new cursor."))
+    p = command(
+        "events",
+        cmd_events,
+        epilog=(
+            "A deployer following promotions:\n"
+            "  modelreg events --cursor-file .deploy-cursor --action transition --action rollback\n"
+            "prints the events since the cursor saved in the file, then saves the new cursor."
+        ),
+    )
     p.add_argument("--since", metavar="CURSOR", help="cursor of an earlier read ('now': only the current end)")
     p.add_argument("--cursor-file", metavar="PATH", help="read --since from PATH and write the new cursor to it")
     p.add_argument("--limit", type=int, metavar="N", help="at most N events")
@@ -284,9 +359,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--model", action="append", metavar="NAME", help="only these models (repeatable)")
     p.add_argument("--internal", action="store_true", help="include policy and webhook changes")
 
-    p = command("webhook", cmd_webhook, epilog=(
-        "actions:\n  add URL --secret-env VAR [--event TOPIC ...] [--model NAME ...]\n  list\n  remove ID\n"
-        "  deliveries [--limit N]\n\nThe registry stores the variable's name, never the secret."))
+    p = command(
+        "webhook",
+        cmd_webhook,
+        epilog=(
+            "actions:\n  add URL --secret-env VAR [--event TOPIC ...] [--model NAME ...]\n  list\n  remove ID\n"
+            "  deliveries [--limit N]\n\nThe registry stores the variable's name, never the secret."
+        ),
+    )
     p.add_argument("action", choices=["add", "list", "remove", "deliveries"], help="what to do")
     p.add_argument("url", nargs="?", metavar="URL|ID", help="URL for add, id for remove")
     p.add_argument("--secret-env", metavar="VAR", help="environment variable holding the signing secret")

@@ -143,11 +143,11 @@ class Governance:
         except ModelNotFound:
             pass
         now = utcnow()
-        model = RegisteredModel(name=name, description="modelreg internal document", owner=actor,
-                                created_at=now, updated_at=now)
+        model = RegisteredModel(
+            name=name, description="modelreg internal document", owner=actor, created_at=now, updated_at=now
+        )
         try:
-            self.store.create_model(model, EventDraft(action="create_model", actor=actor,
-                                                      after={"owner": actor}))
+            self.store.create_model(model, EventDraft(action="create_model", actor=actor, after={"owner": actor}))
         except AlreadyExistsError:
             pass
 
@@ -181,11 +181,15 @@ class Governance:
                 return state, []
             draft = state.model_copy(deep=True)
             draft.extensions["policy"] = new.to_dict()
-            return draft, [EventDraft(
-                action="set_policy", actor=actor, comment=comment,
-                before={"digest": current.digest(), "stored": "policy" in state.extensions},
-                after={"digest": new.digest(), "policy": new.to_dict()},
-            )]
+            return draft, [
+                EventDraft(
+                    action="set_policy",
+                    actor=actor,
+                    comment=comment,
+                    before={"digest": current.digest(), "stored": "policy" in state.extensions},
+                    after={"digest": new.digest(), "policy": new.to_dict()},
+                )
+            ]
 
         self.update(REGISTRY_DOC, fn)
         return new
@@ -227,10 +231,12 @@ class Governance:
             hooks = self.webhooks(cached=True)
             if hooks:
                 self.dispatcher().submit(hooks, name, drafts)
-        except Exception:  # noqa: BLE001 - notification never fails the committed operation
+        except Exception:
             log.exception("could not notify listeners of %s's %s", name, [d.action for d in drafts])
 
-    def _run(self, name: str, fn: Callable[[ModelState], tuple[ModelState, list[EventDraft]]], records: _Records) -> ModelState:
+    def _run(
+        self, name: str, fn: Callable[[ModelState], tuple[ModelState, list[EventDraft]]], records: _Records
+    ) -> ModelState:
         for _ in range(MAX_ATTEMPTS):
             try:
                 return self.update(name, fn)
@@ -308,7 +314,8 @@ class Governance:
 
         def read_history() -> None:
             history["entered"] = [
-                e.version for e in self.store.list_events(name, after=history["after"], actions=("transition", "rollback"))
+                e.version
+                for e in self.store.list_events(name, after=history["after"], actions=("transition", "rollback"))
                 if e.version is not None and (e.after or {}).get("stage") == target.value
             ]
 
@@ -320,7 +327,9 @@ class Governance:
             entered: list[int] = history["entered"]
             current = set(state.holders(target))
             if not current:
-                raise InvalidTransitionError(f"no version of {name!r} is in {target.value}; there is nothing to roll back")
+                raise InvalidTransitionError(
+                    f"no version of {name!r} is in {target.value}; there is nothing to roll back"
+                )
             previous = None
             for v in reversed(entered):
                 if v not in current and v in state.versions:
@@ -331,7 +340,8 @@ class Governance:
             newest = max(current, key=lambda v: max((i for i, x in enumerate(entered) if x == v), default=-1))
             if previous is None:
                 raise InvalidTransitionError(
-                    f"{name!r} has no earlier version that held {target.value} and still exists; nothing to roll back to"
+                    f"{name!r} has no earlier version that held {target.value} and still exists; nothing to roll "
+                    "back to"
                 )
             draft = state.model_copy(deep=True)
             bypassed: list[str] = []
@@ -340,13 +350,17 @@ class Governance:
                 if unmet and not policy.emergency_rollback:
                     raise _violation(
                         f"cannot roll back {name}@{target.value} to version {previous} (this policy does not let "
-                        f"rollbacks bypass gates; request the transition with reg.request_transition('{name}/{previous}', "
-                        f"{target.value!r}))", unmet,
+                        "rollbacks bypass gates; request the transition with "
+                        f"reg.request_transition('{name}/{previous}', "
+                        f"{target.value!r}))",
+                        unmet,
                     )
                 if unmet and not note:
                     raise _violation(
-                        f"rolling {name}@{target.value} back to version {previous} is an emergency rollback that bypasses "
-                        "gates; say why with comment=... (CLI: --comment), it is recorded in the audit trail", unmet,
+                        f"rolling {name}@{target.value} back to version {previous} is an emergency rollback that "
+                        "bypasses "
+                        "gates; say why with comment=... (CLI: --comment), it is recorded in the audit trail",
+                        unmet,
                     )
                 bypassed = unmet
             now = utcnow()
@@ -354,19 +368,31 @@ class Governance:
             displaced = rules.displaced_to
             for out in sorted(current if target in rules.exclusive else {newest}):
                 draft.versions[out] = draft.versions[out].model_copy(update={"stage": displaced, "updated_at": now})
-                events.append(EventDraft(
-                    action="rollback", actor=who, version=out, before={"stage": target.value},
-                    after={"stage": displaced.value}, comment=note or f"rolled back to version {previous}",
-                ))
+                events.append(
+                    EventDraft(
+                        action="rollback",
+                        actor=who,
+                        version=out,
+                        before={"stage": target.value},
+                        after={"stage": displaced.value},
+                        comment=note or f"rolled back to version {previous}",
+                    )
+                )
             before = Stage(draft.versions[previous].stage)
             draft.versions[previous] = draft.versions[previous].model_copy(update={"stage": target, "updated_at": now})
             after: dict[str, Any] = {"stage": target.value}
             if bypassed:
                 after.update(emergency=True, bypassed=bypassed)
-            events.append(EventDraft(
-                action="rollback", actor=who, version=previous, before={"stage": before.value},
-                after=after, comment=note or f"rolled back from version {newest}",
-            ))
+            events.append(
+                EventDraft(
+                    action="rollback",
+                    actor=who,
+                    version=previous,
+                    before={"stage": before.value},
+                    after=after,
+                    comment=note or f"rolled back from version {newest}",
+                )
+            )
             events += supersede(draft, previous, target, who)
             chosen["version"] = previous
             return draft, events
@@ -383,13 +409,27 @@ class Governance:
 
     # -- requests -----------------------------------------------------------------------------------------------
     def _try_complete(
-        self, policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records,
-        actor: str, *, explicit: bool = False, comment: str | None = None,
+        self,
+        policy: Policy,
+        rules: StageRules,
+        draft: ModelState,
+        req: TransitionRequest,
+        records: _Records,
+        actor: str,
+        *,
+        explicit: bool = False,
+        comment: str | None = None,
     ) -> tuple[TransitionRequest, list[EventDraft]]:
         """Complete ``req`` if its gates are met (and auto-completion is on, or ``explicit``)."""
         now = utcnow()
-        unmet = evaluate_gates(policy, req.to_stage, Candidate(records(req.version), draft), records,
-                               approvals=req.approvals, requester=req.requester)
+        unmet = evaluate_gates(
+            policy,
+            req.to_stage,
+            Candidate(records(req.version), draft),
+            records,
+            approvals=req.approvals,
+            requester=req.requester,
+        )
         source = Stage(draft.versions[req.version].stage)
         try:
             rules.check(req.model, req.version, source, req.to_stage)
@@ -403,8 +443,14 @@ class Governance:
             return req.model_copy(update={"unmet": unmet, "updated_at": now}), []
         if not policy.auto_complete and not explicit:
             return req.model_copy(update={"unmet": [], "updated_at": now}), []
-        events = rules.move(draft, req.version, req.to_stage, actor, comment or req.comment,
-                            extra={"request": req.id, "requested_by": req.requester, "approved_by": req.approvers})
+        events = rules.move(
+            draft,
+            req.version,
+            req.to_stage,
+            actor,
+            comment or req.comment,
+            extra={"request": req.id, "requested_by": req.requester, "approved_by": req.approvers},
+        )
         done = close(req, "completed", actor, comment)
         events += supersede(draft, req.version, req.to_stage, actor, except_id=req.id)
         return done, events
@@ -433,8 +479,17 @@ class Governance:
             if rid in existing:
                 raise ConflictError(f"request id {rid} is taken; retry")
             now = utcnow()
-            req = TransitionRequest(id=rid, model=name, version=version, from_stage=source, to_stage=target,
-                                    requester=who, comment=note, created_at=now, updated_at=now)
+            req = TransitionRequest(
+                id=rid,
+                model=name,
+                version=version,
+                from_stage=source,
+                to_stage=target,
+                requester=who,
+                comment=note,
+                created_at=now,
+                updated_at=now,
+            )
             events = [request_event("request_transition", req, who, note)]
             req, more = self._try_complete(policy, rules, draft, req, records, who)
             save_request(draft, req)
@@ -445,8 +500,12 @@ class Governance:
         return out["req"]
 
     def _request_op(
-        self, request_id: str, who: str, body: Callable[[Policy, StageRules, ModelState, TransitionRequest, _Records],
-                                                        tuple[TransitionRequest, list[EventDraft]]],
+        self,
+        request_id: str,
+        who: str,
+        body: Callable[
+            [Policy, StageRules, ModelState, TransitionRequest, _Records], tuple[TransitionRequest, list[EventDraft]]
+        ],
     ) -> TransitionRequest:
         name = parse_request_id(request_id)
         policy = self.policy()
@@ -487,14 +546,17 @@ class Governance:
             raise VersionNotFound(f"{req.ref} no longer exists (purged); cancel request {req.id}")
 
     def approve(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
-        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+        def body(
+            policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records
+        ) -> Any:
             self._require_open(req, "approved")
             self._require_version(draft, req)
             author = records(req.version).created_by
             refusals = policy.approval_refusals(req.to_stage, who, author, req.requester)
             if refusals:
                 raise PolicyViolation(
-                    f"{who} cannot approve request {req.id} ({req.ref} to {req.to_stage.value}): " + "; ".join(refusals),
+                    f"{who} cannot approve request {req.id} ({req.ref} to {req.to_stage.value}): "
+                    + "; ".join(refusals),
                     refusals,
                 )
             if any(same_actor(a.actor, who) for a in req.approvals):
@@ -502,8 +564,9 @@ class Governance:
                     f"{who} already approved request {req.id}; it needs approvals from other people"
                 )
             now = utcnow()
-            approved = req.model_copy(update={
-                "approvals": [*req.approvals, Approval(actor=who, time=now, comment=note)], "updated_at": now})
+            approved = req.model_copy(
+                update={"approvals": [*req.approvals, Approval(actor=who, time=now, comment=note)], "updated_at": now}
+            )
             events = [request_event("approve", req, who, note, approvals=len(approved.approvals))]
             done, more = self._try_complete(policy, rules, draft, approved, records, who)
             return done, events + more
@@ -511,7 +574,9 @@ class Governance:
         return self._request_op(request_id, who, body)
 
     def complete(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
-        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+        def body(
+            policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records
+        ) -> Any:
             self._require_open(req, "completed")
             self._require_version(draft, req)
             return self._try_complete(policy, rules, draft, req, records, who, explicit=True, comment=note)
@@ -519,28 +584,36 @@ class Governance:
         return self._request_op(request_id, who, body)
 
     def reject(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
-        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+        def body(
+            policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records
+        ) -> Any:
             self._require_open(req, "rejected")
             if same_actor(who, req.requester):
                 raise PolicyViolation(
-                    f"{who} made request {req.id}; withdraw it with cancel (modelreg cancel {req.id}) instead of rejecting it"
+                    f"{who} made request {req.id}; withdraw it with cancel (modelreg cancel {req.id}) instead of "
+                    "rejecting it"
                 )
             gate = policy.gate(req.to_stage)
             groups = [r.group for r in gate.approvals]
-            if gate.approvals and all(g is not None for g in groups):
-                if not any(policy.in_group(who, g) for g in groups if g is not None) and not (
-                        policy.admins and policy.is_admin(who)):
-                    names = ", ".join(repr(g) for g in dict.fromkeys(groups))
-                    raise PolicyViolation(
-                        f"{who} cannot reject request {req.id}: only reviewers in {names} (or a policy admin) can"
-                    )
+            if (
+                gate.approvals
+                and all(g is not None for g in groups)
+                and not any(policy.in_group(who, g) for g in groups if g is not None)
+                and not (policy.admins and policy.is_admin(who))
+            ):
+                names = ", ".join(repr(g) for g in dict.fromkeys(groups))
+                raise PolicyViolation(
+                    f"{who} cannot reject request {req.id}: only reviewers in {names} (or a policy admin) can"
+                )
             done = close(req, "rejected", who, note)
             return done, [request_event("reject", req, who, note, status="rejected")]
 
         return self._request_op(request_id, who, body)
 
     def cancel(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
-        def body(policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records) -> Any:
+        def body(
+            policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records
+        ) -> Any:
             self._require_open(req, "cancelled")
             if not same_actor(who, req.requester) and not (policy.admins and policy.is_admin(who)):
                 raise PolicyViolation(
@@ -568,12 +641,25 @@ class Governance:
         return sorted(out, key=lambda q: (q.created_at, q.id))
 
     # -- events feed ------------------------------------------------------------------------------------------------
-    def events(self, since: str | None, *, limit: int | None, actions: Iterable[str] | None,
-               models: Iterable[str] | None, include_internal: bool) -> EventsPage:
-        return read_feed(self.store, since, limit=limit, actions=actions, models=models,
-                         internal=[REGISTRY_DOC] if include_internal else ())
+    def events(
+        self,
+        since: str | None,
+        *,
+        limit: int | None,
+        actions: Iterable[str] | None,
+        models: Iterable[str] | None,
+        include_internal: bool,
+    ) -> EventsPage:
+        return read_feed(
+            self.store,
+            since,
+            limit=limit,
+            actions=actions,
+            models=models,
+            internal=[REGISTRY_DOC] if include_internal else (),
+        )
 
-    # -- webhooks -------------------------------------------------------------------------------------------------------
+    # -- webhooks --------------------------------------------------------------------------------------------------
     def webhooks(self, cached: bool = False) -> list[WebhookConfig]:
         if cached and self._hooks is not None and time.monotonic() - self._hooks[0] < self.hooks_ttl:
             return self._hooks[1]
@@ -592,9 +678,20 @@ class Governance:
             hooks = dict(draft.extensions.get("webhooks") or {})
             hooks[hook.id] = hook.model_dump(mode="json")
             draft.extensions["webhooks"] = hooks
-            return draft, [EventDraft(action="add_webhook", actor=actor, comment=comment, after={
-                "webhook": hook.id, "url": hook.url, "secret_env": hook.secret_env, "events": hook.events,
-                "models": hook.models})]
+            return draft, [
+                EventDraft(
+                    action="add_webhook",
+                    actor=actor,
+                    comment=comment,
+                    after={
+                        "webhook": hook.id,
+                        "url": hook.url,
+                        "secret_env": hook.secret_env,
+                        "events": hook.events,
+                        "models": hook.models,
+                    },
+                )
+            ]
 
         self.update(REGISTRY_DOC, fn)
         self._hooks = None
@@ -609,8 +706,14 @@ class Governance:
             old = hooks.pop(webhook_id)
             draft = state.model_copy(deep=True)
             draft.extensions["webhooks"] = hooks
-            return draft, [EventDraft(action="remove_webhook", actor=actor, comment=comment,
-                                      before={"webhook": webhook_id, "url": old.get("url")})]
+            return draft, [
+                EventDraft(
+                    action="remove_webhook",
+                    actor=actor,
+                    comment=comment,
+                    before={"webhook": webhook_id, "url": old.get("url")},
+                )
+            ]
 
         try:
             self.update(REGISTRY_DOC, fn)
@@ -621,8 +724,9 @@ class Governance:
     def dispatcher(self) -> Dispatcher:
         with self._lock:
             if self._dispatcher is None:
-                self._dispatcher = Dispatcher(self.store, self._record_delivery,
-                                              registry=self.reg.uri or getattr(self.store, "url", None))
+                self._dispatcher = Dispatcher(
+                    self.store, self._record_delivery, registry=self.reg.uri or getattr(self.store, "url", None)
+                )
             return self._dispatcher
 
     def _record_delivery(self, result: DeliveryResult) -> None:
@@ -639,7 +743,9 @@ class Governance:
                 events = self.store.list_events(DELIVERIES_DOC)
             except ModelNotFound:
                 events = []
-            results = [DeliveryResult.model_validate(e.after) for e in events if e.action == "webhook_delivery" and e.after]
+            results = [
+                DeliveryResult.model_validate(e.after) for e in events if e.action == "webhook_delivery" and e.after
+            ]
         return results[-limit:] if limit else results
 
     def flush(self, timeout: float | None) -> bool:

@@ -84,10 +84,7 @@ def check_topic(topic: Any) -> str:
 
 
 def matches(topics: Iterable[str], action: str) -> bool:
-    for t in topics:
-        if t == "*" or t == action or action in TOPICS.get(t, ()):
-            return True
-    return False
+    return any(t in ("*", action) or action in TOPICS.get(t, ()) for t in topics)
 
 
 Listener = Callable[[AuditEvent], Any]
@@ -127,8 +124,10 @@ class Subscribers:
                 if matches([topic], ev.action):
                     try:
                         fn(ev)
-                    except Exception:  # noqa: BLE001 - a listener never fails the registry operation
-                        log.exception("event listener %r for %r failed on %s#%d (%s)", fn, topic, ev.model, ev.seq, ev.action)
+                    except Exception:
+                        log.exception(
+                            "event listener %r for %r failed on %s#%d (%s)", fn, topic, ev.model, ev.seq, ev.action
+                        )
 
 
 def _same(ev: AuditEvent, draft: EventDraft) -> bool:
@@ -168,8 +167,8 @@ SEAL_SLACK = 64
 def _find(events: list[AuditEvent], drafts: Sequence[EventDraft]) -> list[AuditEvent] | None:
     n = len(drafts)
     for end in range(len(events), n - 1, -1):
-        window = events[end - n:end]
-        if all(_same(e, d) for e, d in zip(window, drafts)):
+        window = events[end - n : end]
+        if all(_same(e, d) for e, d in zip(window, drafts, strict=False)):
             return window
     return None
 
@@ -187,12 +186,13 @@ def decode_cursor(cursor: str | None) -> dict[str, int]:
     if cursor is None or cursor == "":
         return {}
     bad = InvalidInputError(
-        f"invalid events cursor {cursor[:40] if isinstance(cursor, str) else cursor!r}; pass the `cursor` of an earlier "
+        f"invalid events cursor {cursor[:40] if isinstance(cursor, str) else cursor!r}; pass the `cursor` of an "
+        "earlier "
         "reg.events() page, 'now', or None to start from the beginning"
     )
     if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
         raise bad
-    body = cursor[len(_CURSOR_PREFIX):]
+    body = cursor[len(_CURSOR_PREFIX) :]
     try:
         data = json.loads(zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
     except (ValueError, zlib.error):

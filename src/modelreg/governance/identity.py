@@ -61,7 +61,11 @@ def git_actor() -> str | None:
             return _git_cache[cwd]
     try:
         out = subprocess.run(
-            ["git", "config", "--get", "user.email"], capture_output=True, text=True, timeout=5, check=False,
+            ["git", "config", "--get", "user.email"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
         email = out.stdout.strip() if out.returncode == 0 else ""
@@ -77,7 +81,7 @@ def os_actor() -> str | None:
     """The operating-system user name."""
     try:
         return getpass.getuser() or None
-    except Exception:  # noqa: BLE001 - no user database (some containers)
+    except Exception:
         return None
 
 

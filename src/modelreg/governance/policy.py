@@ -81,8 +81,12 @@ _METRIC_RE = re.compile(rf"^\s*metrics\.(?P<key>{_KEY})\s*(?P<op>>=|<=|==|!=|>|<
 _RHS_NUMBER = re.compile(rf"^(?P<num>{_NUMBER})$")
 _RHS_STAGE = re.compile(rf"^@(?P<stage>[A-Za-z]+)(?:\s*(?P<sign>[-+])\s*(?P<tol>{_NUMBER}))?$")
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b,
-    "<": lambda a, b: a < b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
 }
 _METRIC_HELP = (
     "write 'metrics.<key> <op> <number>' or 'metrics.<key> <op> @<stage> [+|- <number>]' with op one of "
@@ -129,7 +133,9 @@ class MetricCondition:
                 stage = Stage(st.group("stage").lower())
             except ValueError:
                 valid = ", ".join(s.value for s in Stage)
-                raise ValueError(f"metric gate {text!r} names unknown stage {st.group('stage')!r}; use one of {valid}") from None
+                raise ValueError(
+                    f"metric gate {text!r} names unknown stage {st.group('stage')!r}; use one of {valid}"
+                ) from None
             offset = float(st.group("tol") or 0.0)
             if st.group("sign") == "-":
                 offset = -offset
@@ -359,8 +365,10 @@ class Policy(_Strict):
         outside = not any(self.in_group(actor, g) for g in groups if g is not None)
         if gate.approvals and all(g is not None for g in groups) and outside:
             names = ", ".join(repr(g) for g in dict.fromkeys(groups))
-            reasons.append(f"{actor} is not in {'group' if len(set(groups)) == 1 else 'any of the groups'} "
-                           f"{names}, whose approvals the move to {target.value} needs")
+            reasons.append(
+                f"{actor} is not in {'group' if len(set(groups)) == 1 else 'any of the groups'} "
+                f"{names}, whose approvals the move to {target.value} needs"
+            )
         return reasons
 
 
@@ -434,10 +442,14 @@ def evaluate_gates(
                 f"{hint} (CLI: modelreg request {ref} {target.value}) and have it approved"
             )
         else:
-            valid = [a.actor for a in approvals if not (
-                (gate.approver_not_author and same_actor(a.actor, author))
-                or (gate.approver_not_requester and same_actor(a.actor, requester))
-            )]
+            valid = [
+                a.actor
+                for a in approvals
+                if not (
+                    (gate.approver_not_author and same_actor(a.actor, author))
+                    or (gate.approver_not_requester and same_actor(a.actor, requester))
+                )
+            ]
             for rule in gate.approvals:
                 counted = [a for a in valid if rule.group is None or policy.in_group(a, rule.group)]
                 if len(counted) < rule.count:
@@ -453,7 +465,8 @@ def evaluate_gates(
         value = metrics.get(cond.key)
         if value is None:
             unmet.append(
-                f"{label}: {ref} has no metric {cond.key!r}; log it with reg.log_metrics({ref!r}, {{{cond.key!r}: ...}})"
+                f"{label}: {ref} has no metric {cond.key!r}; log it with reg.log_metrics({ref!r}, "
+                f"{{{cond.key!r}: ...}})"
             )
             continue
         if cond.stage is None:
@@ -498,8 +511,7 @@ def _lineage_missing(req: str, lineage: Any) -> str | None:
         return None if datasets else "records no dataset; register it with lineage={'datasets': [{'uri': ...}]}"
     if req == "dataset_digest":
         if not datasets:
-            return ("records no dataset; register it with lineage={'datasets': [{'uri': ..., "
-                    "'digest': 'sha256:...'}]}")
+            return "records no dataset; register it with lineage={'datasets': [{'uri': ..., 'digest': 'sha256:...'}]}"
         without = [d.uri for d in datasets if not d.digest]
         if without:
             return f"records no digest for dataset(s) {', '.join(without)}; record 'digest' for every dataset"

@@ -157,21 +157,33 @@ def save_request(state: ModelState, req: TransitionRequest) -> None:
 
 def close(req: TransitionRequest, status: str, actor: str, comment: str | None, **extra: Any) -> TransitionRequest:
     now = utcnow()
-    return req.model_copy(update={
-        "status": status, "closed_by": actor, "closed_at": now, "close_comment": comment, "updated_at": now,
-        "unmet": [], **extra,
-    })
+    return req.model_copy(
+        update={
+            "status": status,
+            "closed_by": actor,
+            "closed_at": now,
+            "close_comment": comment,
+            "updated_at": now,
+            "unmet": [],
+            **extra,
+        }
+    )
 
 
 def request_event(action: str, req: TransitionRequest, actor: str, comment: str | None, **after: Any) -> EventDraft:
     return EventDraft(
-        action=action, actor=actor, version=req.version, comment=comment,
+        action=action,
+        actor=actor,
+        version=req.version,
+        comment=comment,
         before={"request": req.id, "status": req.status} if action != "request_transition" else None,
         after={"request": req.id, "from": req.from_stage.value, "to": req.to_stage.value, **after},
     )
 
 
-def supersede(state: ModelState, version: int, stage: Stage, actor: str, except_id: str | None = None) -> list[EventDraft]:
+def supersede(
+    state: ModelState, version: int, stage: Stage, actor: str, except_id: str | None = None
+) -> list[EventDraft]:
     """Close pending requests that asked to move ``version`` to ``stage``, which it has now reached."""
     events = []
     for req in load_requests(state).values():

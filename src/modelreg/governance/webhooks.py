@@ -107,8 +107,16 @@ class WebhookConfig(_Record):
 
     @classmethod
     def create(
-        cls, url: str, *, secret_env: str, events: Iterable[str] | None, models: Iterable[str] | None,
-        timeout: float, max_attempts: int, backoff: float, actor: str,
+        cls,
+        url: str,
+        *,
+        secret_env: str,
+        events: Iterable[str] | None,
+        models: Iterable[str] | None,
+        timeout: float,
+        max_attempts: int,
+        backoff: float,
+        actor: str,
     ) -> WebhookConfig:
         from urllib.parse import urlsplit
 
@@ -130,9 +138,16 @@ class WebhookConfig(_Record):
         if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not 0 <= backoff <= MAX_BACKOFF:
             raise InvalidInputError(f"backoff must be between 0 and {MAX_BACKOFF} seconds, got {backoff!r}")
         return cls(
-            id="wh-" + uuid.uuid4().hex[:8], url=url, secret_env=secret_env, events=topics,
-            models=sorted(set(models)) if models is not None else None, timeout=float(timeout),
-            max_attempts=max_attempts, backoff=float(backoff), created_by=actor, created_at=utcnow(),
+            id="wh-" + uuid.uuid4().hex[:8],
+            url=url,
+            secret_env=secret_env,
+            events=topics,
+            models=sorted(set(models)) if models is not None else None,
+            timeout=float(timeout),
+            max_attempts=max_attempts,
+            backoff=float(backoff),
+            created_by=actor,
+            created_at=utcnow(),
         )
 
 
@@ -160,7 +175,12 @@ def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
 
 
 def verify_signature(
-    secret: str | bytes, body: bytes, timestamp: str, signature: str, *, tolerance: float = 300.0,
+    secret: str | bytes,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    *,
+    tolerance: float = 300.0,
     now: float | None = None,
 ) -> bool:
     """For receivers: True if ``signature`` signs ``body`` at ``timestamp`` and the timestamp is fresh.
@@ -224,8 +244,9 @@ def deliver(
     attempts, status, error, ok = 0, None, None, False
     secret = env.get(hook.secret_env)
     if not secret:
-        error = (f"environment variable {hook.secret_env} (the webhook secret) is not set in this process; "
-                 "nothing was sent")
+        error = (
+            f"environment variable {hook.secret_env} (the webhook secret) is not set in this process; nothing was sent"
+        )
     else:
         body = payload(ev, hook, delivery, registry)
         from .._version import __version__
@@ -241,14 +262,19 @@ def deliver(
                     (sleep or time.sleep)(delay)
             attempts += 1
             ts = str(int(time.time()))
-            req = urllib.request.Request(hook.url, data=body, method="POST", headers={
-                "Content-Type": "application/json",
-                "User-Agent": f"modelreg/{__version__}",
-                SIGNATURE_HEADER: sign(secret, ts, body),
-                TIMESTAMP_HEADER: ts,
-                EVENT_HEADER: ev.action,
-                DELIVERY_HEADER: delivery,
-            })
+            req = urllib.request.Request(
+                hook.url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": f"modelreg/{__version__}",
+                    SIGNATURE_HEADER: sign(secret, ts, body),
+                    TIMESTAMP_HEADER: ts,
+                    EVENT_HEADER: ev.action,
+                    DELIVERY_HEADER: delivery,
+                },
+            )
             retry = False
             try:
                 with _get_opener().open(req, timeout=hook.timeout) as resp:
@@ -262,7 +288,7 @@ def deliver(
                 detail = ""
                 try:
                     detail = exc.read(200).decode("utf-8", "replace").strip()
-                except Exception:  # noqa: BLE001 - the body is only a detail for the error message
+                except Exception:
                     pass
                 error = f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
                 retry = exc.code >= 500 or exc.code in _RETRY_STATUS
@@ -277,8 +303,17 @@ def deliver(
         if not ok and attempts >= hook.max_attempts and attempts > 1:
             error = f"{error} (gave up after {attempts} attempts)"
     return DeliveryResult(
-        webhook=hook.id, url=hook.url, delivery=delivery, model=ev.model, seq=ev.seq, action=ev.action, ok=ok,
-        attempts=attempts, status=status, error=None if ok else error, time=utcnow(),
+        webhook=hook.id,
+        url=hook.url,
+        delivery=delivery,
+        model=ev.model,
+        seq=ev.seq,
+        action=ev.action,
+        ok=ok,
+        attempts=attempts,
+        status=status,
+        error=None if ok else error,
+        time=utcnow(),
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
 
@@ -342,7 +377,7 @@ class Dispatcher:
                     return
                 hooks, model, drafts = item
                 self._handle(hooks, model, drafts)
-            except Exception:  # noqa: BLE001 - the worker must survive anything
+            except Exception:
                 log.exception("webhook delivery failed unexpectedly")
             finally:
                 self._queue.task_done()
@@ -358,11 +393,18 @@ class Dispatcher:
                 result = deliver(hook, ev, registry=self._registry, environ=self._environ, stop=self._stop)
                 self.results.append(result)
                 if not result.ok:
-                    log.warning("webhook %s (%s) failed for %s#%d %s: %s", hook.id, hook.url, ev.model, ev.seq,
-                                ev.action, result.error)
+                    log.warning(
+                        "webhook %s (%s) failed for %s#%d %s: %s",
+                        hook.id,
+                        hook.url,
+                        ev.model,
+                        ev.seq,
+                        ev.action,
+                        result.error,
+                    )
                 try:
                     self._record(result)
-                except Exception:  # noqa: BLE001 - recording is best effort; the result stays in memory
+                except Exception:
                     log.exception("could not record the webhook delivery result %s", result.delivery)
 
     def flush(self, timeout: float | None = None) -> bool:

@@ -120,10 +120,15 @@ DEFAULTS: dict[str, TransferConfig] = {
 }
 
 _BACKENDS = {
-    "s3": "s3", "s3a": "s3",
-    "gs": "gcs", "gcs": "gcs",
-    "az": "azure", "abfs": "azure", "abfss": "azure",
-    "file": "local", "local": "local",
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "file": "local",
+    "local": "local",
 }
 
 _LIMITS = {  # (minimum part size except the last, maximum number of parts)
@@ -239,26 +244,58 @@ class FileSlice(io.RawIOBase):
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_CODES = {
-    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-    "InternalError", "ServiceUnavailable", "ServerBusy", "OperationTimedOut", "RequestLimitExceeded",
-    "TooManyRequests", "TooManyRequestsException", "InternalServerError",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServerBusy",
+    "OperationTimedOut",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "TooManyRequestsException",
+    "InternalServerError",
 }
 _TRANSIENT_ERRNOS = {
-    errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
-    errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN,
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
 }
 _TRANSIENT_NAMES = {
     # botocore
-    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
-    "ResponseStreamingError", "IncompleteReadError", "HTTPClientError", "ProxyConnectionError",
-    # aiohttp
-    "ServerDisconnectedError", "ClientConnectionError", "ClientConnectorError", "ClientOSError",
-    "ClientPayloadError", "ServerTimeoutError", "ConnectionTimeoutError", "SocketTimeoutError",
-    # azure-core
-    "ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError", "ServiceResponseTimeoutError",
+    "EndpointConnectionError",
+    "ConnectionClosedError",
+    "ReadTimeoutError",
+    "ConnectTimeoutError",
+    "ResponseStreamingError",
     "IncompleteReadError",
+    "HTTPClientError",
+    "ProxyConnectionError",
+    # aiohttp
+    "ServerDisconnectedError",
+    "ClientConnectionError",
+    "ClientConnectorError",
+    "ClientOSError",
+    "ClientPayloadError",
+    "ServerTimeoutError",
+    "ConnectionTimeoutError",
+    "SocketTimeoutError",
+    # azure-core
+    "ServiceRequestError",
+    "ServiceResponseError",
+    "ServiceRequestTimeoutError",
+    "ServiceResponseTimeoutError",
     # fsspec, urllib3, requests
-    "FSTimeoutError", "ProtocolError", "ChunkedEncodingError",
+    "FSTimeoutError",
+    "ProtocolError",
+    "ChunkedEncodingError",
 }
 
 
@@ -355,8 +392,9 @@ def with_retries(fn: Callable[[], T], config: TransferConfig, what: str) -> T:
             if attempt >= config.retries or not is_transient(exc):
                 raise
             delay = config.delay(attempt)
-            logger.warning("%s failed (%s), retry %d/%d in %.1f s", what, type(exc).__name__, attempt,
-                           config.retries - 1, delay)
+            logger.warning(
+                "%s failed (%s), retry %d/%d in %.1f s", what, type(exc).__name__, attempt, config.retries - 1, delay
+            )
             time.sleep(delay)
             attempt += 1
 
@@ -372,8 +410,9 @@ async def with_retries_async(fn: Callable[[], Any], config: TransferConfig, what
             if attempt >= config.retries or not is_transient(exc):
                 raise
             delay = config.delay(attempt)
-            logger.warning("%s failed (%s), retry %d/%d in %.1f s", what, type(exc).__name__, attempt,
-                           config.retries - 1, delay)
+            logger.warning(
+                "%s failed (%s), retry %d/%d in %.1f s", what, type(exc).__name__, attempt, config.retries - 1, delay
+            )
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -408,7 +447,11 @@ def secrets_in(options: Any) -> list[str]:
             for v in value:
                 walk(v, key)
         elif isinstance(value, str):
-            if _SECRET_KEY.search(key) and len(value) >= 4 and value not in ("anon", "google_default", "cache", "cloud"):
+            if (
+                _SECRET_KEY.search(key)
+                and len(value) >= 4
+                and value not in ("anon", "google_default", "cache", "cloud")
+            ):
                 found.add(value)
             for m in _CONN_SECRET.finditer(value):
                 found.add(m.group(2))
@@ -431,26 +474,27 @@ def mask(text: str, secrets: Iterable[str]) -> str:
 _WHAT_TO_CHECK = {
     "s3": {
         "access": "check the AWS credentials (storage_options key/secret, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                  "AWS_PROFILE or the instance role) and that they allow s3:GetObject, s3:PutObject, s3:DeleteObject "
-                  "and s3:ListBucket on this bucket",
+        "AWS_PROFILE or the instance role) and that they allow s3:GetObject, s3:PutObject, s3:DeleteObject "
+        "and s3:ListBucket on this bucket",
         "bucket": "check the bucket name in the URL, that the bucket exists and its region",
         "network": "check the endpoint (storage_options endpoint_url or AWS_ENDPOINT_URL), the network and the "
-                   "service status",
+        "service status",
     },
     "gcs": {
         "access": "check the Google credentials (storage_options token, GOOGLE_APPLICATION_CREDENTIALS or "
-                  "`gcloud auth application-default login`) and that they grant storage.objects.get, create, list and delete on this bucket (e.g. the Storage Object User role)",
+        "`gcloud auth application-default login`) and that they grant storage.objects.get, create, list and delete "
+        "on this bucket (e.g. the Storage Object User role)",
         "bucket": "check the bucket name in the URL and that the bucket exists",
         "network": "check the endpoint (storage_options endpoint_url or STORAGE_EMULATOR_HOST), the network and "
-                   "the service status",
+        "the service status",
     },
     "azure": {
         "access": "check the Azure credentials (storage_options connection_string, account_key, sas_token or "
-                  "credential; AZURE_STORAGE_CONNECTION_STRING; or DefaultAzureCredential with the Storage Blob "
-                  "Data Contributor role on this container)",
+        "credential; AZURE_STORAGE_CONNECTION_STRING; or DefaultAzureCredential with the Storage Blob "
+        "Data Contributor role on this container)",
         "bucket": "check the container name in the URL, account_name, and that the container exists",
         "network": "check the account endpoint (connection_string BlobEndpoint or account_name), the network and "
-                   "the service status",
+        "the service status",
     },
     "local": {
         "access": "check that this user may write to the folder and that its file system is not mounted read-only",
@@ -468,13 +512,27 @@ _FREE_SPACE = "free space on that disk or raise the storage quota, then retry"
 _NOT_FOUND_CODES = {"NoSuchKey", "BlobNotFound", "NotFound", "404"}
 _NO_BUCKET_CODES = {"NoSuchBucket", "ContainerNotFound", "ResourceNotFound"}
 _ACCESS_CODES = {
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthenticationFailed", "AuthorizationFailure",
-    "AuthorizationPermissionMismatch", "InvalidToken", "ExpiredToken", "Forbidden", "AccountIsDisabled",
-    "InsufficientAccountPermissions", "AllAccessDisabled",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "Forbidden",
+    "AccountIsDisabled",
+    "InsufficientAccountPermissions",
+    "AllAccessDisabled",
 }
 _SPACE_CODES = {"XMinioStorageFull", "StorageFull", "InsufficientStorage"}
 _BUSY_CODES = {
-    "SlowDown", "Throttling", "ThrottlingException", "ServerBusy", "TooManyRequests", "TooManyRequestsException",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ServerBusy",
+    "TooManyRequests",
+    "TooManyRequestsException",
     "RequestLimitExceeded",
 }
 _SPACE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -491,7 +549,11 @@ def classify(exc: BaseException) -> str:
     """
     for e in _chain(exc):
         code = _error_code(e)
-        if code in _NO_BUCKET_CODES or "bucket does not exist" in str(e).lower() or "container does not exist" in str(e).lower():
+        if (
+            code in _NO_BUCKET_CODES
+            or "bucket does not exist" in str(e).lower()
+            or "container does not exist" in str(e).lower()
+        ):
             return "no_bucket"
         if code in _ACCESS_CODES:
             return "access"
@@ -523,8 +585,14 @@ def classify(exc: BaseException) -> str:
             return "space"
         if status == 429:
             return "busy"
-        if type(e).__name__ in ("ClientAuthenticationError", "DefaultCredentialsError", "RefreshError", "NoCredentialsError",
-                                "PartialCredentialsError", "CredentialRetrievalError"):
+        if type(e).__name__ in (
+            "ClientAuthenticationError",
+            "DefaultCredentialsError",
+            "RefreshError",
+            "NoCredentialsError",
+            "PartialCredentialsError",
+            "CredentialRetrievalError",
+        ):
             return "access"
     if is_transient(exc):
         return "network"
@@ -567,18 +635,23 @@ def translate(
     if kind == "no_bucket":
         missing = "folder" if backend == "local" else "bucket or container"
         return StorageNotFoundError(
-            f"could not {action} {obj} in the {where}: the {missing} does not exist ({detail}); {hints['bucket']}")
+            f"could not {action} {obj} in the {where}: the {missing} does not exist ({detail}); {hints['bucket']}"
+        )
     if kind == "access":
         return AccessDeniedError(f"access denied trying to {action} {obj} in the {where} ({detail}); {hints['access']}")
     if kind == "space":
         return OutOfSpaceError(f"could not {action} {obj} in the {where}: no space left ({detail}); {_FREE_SPACE}")
     if kind == "busy":
-        return BackendBusyError(f"could not {action} {obj} in the {where}{tries}: the service is busy (throttling "
-                                f"requests) and unreachable for now ({detail}); retry later; if it persists, "
-                                f"{hints['network']}")
+        return BackendBusyError(
+            f"could not {action} {obj} in the {where}{tries}: the service is busy (throttling "
+            f"requests) and unreachable for now ({detail}); retry later; if it persists, "
+            f"{hints['network']}"
+        )
     if kind == "network":
-        return UnreachableError(f"could not {action} {obj} in the {where}{tries}: the service is unreachable or failing "
-                                f"({detail}); {hints['network']}")
+        return UnreachableError(
+            f"could not {action} {obj} in the {where}{tries}: the service is unreachable or failing "
+            f"({detail}); {hints['network']}"
+        )
     return BackendError(f"could not {action} {obj} in the {where} ({detail}); {hints['bucket']}, and {hints['access']}")
 
 
@@ -611,8 +684,9 @@ def _run(fs: Any, coro: Any) -> Any:
     return sync(fs.loop, lambda: coro)
 
 
-def upload_file(fs: Any, backend: str, local: str, remote: str, config: TransferConfig,
-                progress: ProgressFn | None = None) -> None:
+def upload_file(
+    fs: Any, backend: str, local: str, remote: str, config: TransferConfig, progress: ProgressFn | None = None
+) -> None:
     """Upload ``local`` to ``remote`` with bounded memory, retrying each part on transient errors.
 
     The object appears under ``remote`` only when complete (S3 multipart
@@ -627,6 +701,7 @@ def upload_file(fs: Any, backend: str, local: str, remote: str, config: Transfer
     elif backend == "gcs" and _is_async(fs) and hasattr(fs, "session"):
         _run(fs, _gcs_upload(fs, local, remote, size, config, tracker))
     else:
+
         def put_generic() -> None:
             tracker.done = 0
             fs.put_file(local, remote, callback=_Callback(tracker))
@@ -635,8 +710,15 @@ def upload_file(fs: Any, backend: str, local: str, remote: str, config: Transfer
     tracker.finish()
 
 
-def download_file(fs: Any, backend: str, remote: str, local: str, size: int, config: TransferConfig,
-                  progress: ProgressFn | None = None) -> None:
+def download_file(
+    fs: Any,
+    backend: str,
+    remote: str,
+    local: str,
+    size: int,
+    config: TransferConfig,
+    progress: ProgressFn | None = None,
+) -> None:
     """Download ``remote`` to the local file ``local`` with bounded memory (unverified: hash it after).
 
     S3 and GCS stream one GET to disk in small reads (a failed read resumes at its
@@ -733,6 +815,7 @@ async def _s3_upload(fs: Any, local: str, remote: str, size: int, config: Transf
     chunk = part_size(size, config, "s3")
 
     if size <= chunk:
+
         async def put_once() -> None:
             with FileSlice(local, 0, size) as body:
                 await fs._call_s3("put_object", Bucket=bucket, Key=key, Body=body, ContentLength=size)
@@ -746,16 +829,24 @@ async def _s3_upload(fs: Any, local: str, remote: str, size: int, config: Transf
     # object gets a composite checksum (without it some servers hash the whole object again)
     mpu = await with_retries_async(
         lambda: fs._call_s3("create_multipart_upload", Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32"),
-        config, f"upload of s3://{remote}",
+        config,
+        f"upload of s3://{remote}",
     )
     upload_id = mpu["UploadId"]
 
     def job(number: int, offset: int, length: int) -> Callable[[], Any]:
         async def send() -> dict[str, Any]:
             with FileSlice(local, offset, length) as body:
-                out = await fs._call_s3("upload_part", Bucket=bucket, Key=key, UploadId=upload_id,
-                                        PartNumber=number, Body=body, ContentLength=length,
-                                        ChecksumAlgorithm="CRC32")
+                out = await fs._call_s3(
+                    "upload_part",
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ContentLength=length,
+                    ChecksumAlgorithm="CRC32",
+                )
             part = {"PartNumber": number, "ETag": out["ETag"]}
             if out.get("ChecksumCRC32"):
                 part["ChecksumCRC32"] = out["ChecksumCRC32"]
@@ -772,28 +863,38 @@ async def _s3_upload(fs: Any, local: str, remote: str, size: int, config: Transf
     try:
         parts = await _bounded(jobs, config.concurrency)
         await with_retries_async(
-            lambda: fs._call_s3("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id,
-                                MultipartUpload={"Parts": parts}),
-            config, f"completing s3://{remote}",
+            lambda: fs._call_s3(
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            ),
+            config,
+            f"completing s3://{remote}",
         )
     except BaseException:
         try:
             await fs._call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
-        except Exception as exc:  # noqa: BLE001 - the original failure matters more
+        except Exception as exc:
             logger.debug("could not abort multipart upload of s3://%s: %s", remote, type(exc).__name__)
         raise
     fs.invalidate_cache(remote)
 
 
-async def _azure_upload(fs: Any, local: str, remote: str, size: int, config: TransferConfig, tracker: _Progress) -> None:
+async def _azure_upload(
+    fs: Any, local: str, remote: str, size: int, config: TransferConfig, tracker: _Progress
+) -> None:
     container, path, _ = fs.split_path(remote)
     chunk = part_size(size, config, "azure")
     prefix = os.urandom(8).hex()
     async with fs.service_client.get_blob_client(container, path) as bc:
         if size == 0:
-            await with_retries_async(lambda: bc.upload_blob(b"", overwrite=True, metadata={"is_directory": "false"},
-                                                            retry_total=0),
-                                     config, f"upload of az://{remote}")
+            await with_retries_async(
+                lambda: bc.upload_blob(b"", overwrite=True, metadata={"is_directory": "false"}, retry_total=0),
+                config,
+                f"upload of az://{remote}",
+            )
             fs.invalidate_cache(remote)
             return
 
@@ -821,9 +922,11 @@ async def _azure_upload(fs: Any, local: str, remote: str, size: int, config: Tra
             ids = await _bounded(jobs, config.concurrency)
             try:
                 await with_retries_async(
-                    lambda: bc.commit_block_list([BlobBlock(block_id=i) for i in ids],
-                                                 metadata={"is_directory": "false"}, retry_total=0),
-                    config, f"committing az://{remote}",
+                    lambda ids=ids: bc.commit_block_list(
+                        [BlobBlock(block_id=i) for i in ids], metadata={"is_directory": "false"}, retry_total=0
+                    ),
+                    config,
+                    f"committing az://{remote}",
                 )
                 break
             except Exception as exc:
@@ -832,7 +935,7 @@ async def _azure_upload(fs: Any, local: str, remote: str, size: int, config: Tra
                     raise
                 try:
                     props = await bc.get_blob_properties()
-                except Exception:  # noqa: BLE001 - not there: upload again
+                except Exception:
                     props = None
                 if props is not None and props.size == size:
                     break  # the other writer published the same content
@@ -868,12 +971,14 @@ async def _gcs_upload(fs: Any, local: str, remote: str, size: int, config: Trans
             content_range = f"bytes {offset}-{offset + length - 1}/{size if last else '*'}"
         else:
             content_range = f"bytes */{size}"
-        headers = fs._get_headers({"Content-Range": content_range, "Content-Length": str(length),
-                                   "Content-Type": "application/octet-stream"})
+        headers = fs._get_headers(
+            {"Content-Range": content_range, "Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        )
         await fs._set_session()
         with FileSlice(local, offset, length) as body:
-            async with fs.session.request("PUT", location, headers=headers, data=body if length else b"",
-                                          timeout=fs.requests_timeout) as r:
+            async with fs.session.request(
+                "PUT", location, headers=headers, data=body if length else b"", timeout=fs.requests_timeout
+            ) as r:
                 contents = await r.read()
                 if r.status == 308:  # chunk persisted, upload incomplete
                     return r.status, r.headers.get("Range"), b""
@@ -890,8 +995,15 @@ async def _gcs_upload(fs: Any, local: str, remote: str, size: int, config: Trans
             if attempt >= config.retries or not is_transient(exc):
                 raise
             delay = config.delay(attempt)
-            logger.warning("chunk at %d of gs://%s failed (%s), retry %d/%d in %.1f s", pos, remote,
-                           type(exc).__name__, attempt, config.retries - 1, delay)
+            logger.warning(
+                "chunk at %d of gs://%s failed (%s), retry %d/%d in %.1f s",
+                pos,
+                remote,
+                type(exc).__name__,
+                attempt,
+                config.retries - 1,
+                delay,
+            )
             await asyncio.sleep(delay)
             attempt += 1
             continue

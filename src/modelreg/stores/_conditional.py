@@ -240,7 +240,8 @@ class LocalIO(ObjectIO):
         except FileNotFoundError:
             return {}
         return {
-            e.name: None for e in entries
+            e.name: None
+            for e in entries
             if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file(follow_symlinks=False)
         }
 
@@ -450,7 +451,7 @@ class S3IO(_AsyncIO):
                 self.count("list")
                 resp = await s3.list_objects_v2(**self._kw("list_objects_v2", **kw))
                 for obj in resp.get("Contents", []):
-                    name = obj["Key"][len(prefix):]
+                    name = obj["Key"][len(prefix) :]
                     if name.endswith(".json"):
                         out[name] = _strip_quotes(obj["ETag"])
                 if not resp.get("IsTruncated"):
@@ -485,14 +486,24 @@ class GCSIO(_AsyncIO):
         url = f"{self.fs._location}/upload/storage/v1/b/{quote(bucket)}/o"
         metadata = _json.dumps({"name": key, "contentType": "application/json"})
         body = (
-            "--==0==\nContent-Type: application/json; charset=UTF-8\n\n" + metadata
-            + "\n--==0==\nContent-Type: application/json\n\n"
-        ).encode() + data + b"\n--==0==--"
+            (
+                "--==0==\nContent-Type: application/json; charset=UTF-8\n\n"
+                + metadata
+                + "\n--==0==\nContent-Type: application/json\n\n"
+            ).encode()
+            + data
+            + b"\n--==0==--"
+        )
         kw = {} if generation is None else {"ifGenerationMatch": str(generation)}
         self.count("put")
         j = await self.fs._call(
-            "POST", url, uploadType="multipart", headers={"Content-Type": 'multipart/related; boundary="==0=="'},
-            data=body, json_out=True, **kw,
+            "POST",
+            url,
+            uploadType="multipart",
+            headers={"Content-Type": 'multipart/related; boundary="==0=="'},
+            data=body,
+            json_out=True,
+            **kw,
         )
         return str(j.get("generation"))
 
@@ -533,7 +544,7 @@ class GCSIO(_AsyncIO):
                     kw["pageToken"] = token
                 page = await self.fs._call("GET", "b/{}/o", bucket, json_out=True, **kw)
                 for item in page.get("items", []):
-                    name = item["name"][len(prefix):]
+                    name = item["name"][len(prefix) :]
                     if name.endswith(".json") and "/" not in name:
                         out[name] = str(item.get("generation"))
                 token = page.get("nextPageToken")
@@ -576,8 +587,10 @@ class AzureIO(_AsyncIO):
         async with self._blob(path) as bc:
             try:
                 result = await bc.upload_blob(
-                    data, content_settings=ContentSettings(content_type="application/json"),
-                    metadata={"is_directory": "false"}, **kw,
+                    data,
+                    content_settings=ContentSettings(content_type="application/json"),
+                    metadata={"is_directory": "false"},
+                    **kw,
                 )
             except ResourceExistsError:
                 if kw.get("overwrite") is False:
@@ -593,8 +606,9 @@ class AzureIO(_AsyncIO):
     def swap(self, path: str, data: bytes, etag: str) -> str:
         from azure.core import MatchConditions
 
-        return self._run(lambda: self._upload(
-            path, data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified))
+        return self._run(
+            lambda: self._upload(path, data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
+        )
 
     def put(self, path: str, data: bytes) -> str:
         return self._run(lambda: self._upload(path, data, overwrite=True))
@@ -625,7 +639,7 @@ class AzureIO(_AsyncIO):
                     self.count("list")
                 first = False
                 async for item in page:
-                    name = item.name[len(prefix):]
+                    name = item.name[len(prefix) :]
                     if name.endswith(".json") and "/" not in name and getattr(item, "etag", None):
                         out[name] = _strip_quotes(item.etag)
             return out

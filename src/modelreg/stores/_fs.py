@@ -14,8 +14,15 @@ from typing import Any
 from ..errors import InvalidInputError, MissingDependencyError
 
 __all__ = [
-    "LOCAL_SCHEMES", "SCHEMES", "SCHEME_PATTERN", "STORAGE_SCHEMES", "filesystem_for", "is_installed",
-    "missing_dependency", "require_backend", "scheme_of",
+    "LOCAL_SCHEMES",
+    "SCHEMES",
+    "SCHEME_PATTERN",
+    "STORAGE_SCHEMES",
+    "filesystem_for",
+    "is_installed",
+    "missing_dependency",
+    "require_backend",
+    "scheme_of",
 ]
 
 # cloud scheme -> (module to import, extra to install)
@@ -37,7 +44,7 @@ SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 def scheme_of(url: str) -> str | None:
     """The lower-cased scheme of a ``scheme://...`` URL (grammar rules 2 and 3), else None."""
     m = SCHEME_PATTERN.match(url)
-    return m.group(1).lower() if m and url[m.end():].startswith("//") else None
+    return m.group(1).lower() if m and url[m.end() :].startswith("//") else None
 
 
 def require_backend(scheme: str, url: str | None = None) -> None:
@@ -67,8 +74,7 @@ def is_installed(module: str) -> bool:
 def missing_dependency(scheme: str, url: str | None, module: str, extra: str) -> MissingDependencyError:
     where = f"{url!r} uses the {scheme}:// scheme, which" if url else f"the {scheme}:// scheme"
     return MissingDependencyError(
-        f"{where} needs the {module} package, which is not installed; "
-        f'install it with: pip install "modelreg[{extra}]"'
+        f'{where} needs the {module} package, which is not installed; install it with: pip install "modelreg[{extra}]"'
     )
 
 

@@ -125,7 +125,7 @@ def _local_root(url: Any) -> str | None:
     if scheme is None:
         path = os.path.abspath(os.path.expanduser(url))
     elif url.startswith("file:///"):
-        path = url[len("file://"):]
+        path = url[len("file://") :]
     else:
         return None
     if "::" in path or "://" in path:
@@ -161,7 +161,15 @@ def _copy_fd(src: Any, dst: Any, total: int, progress: ProgressFn | None) -> int
             progress("upload", done, total)
 
 
-_NO_COPY_FILE_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF, errno.ETXTBSY}
+_NO_COPY_FILE_RANGE = {
+    errno.EXDEV,
+    errno.ENOSYS,
+    errno.EINVAL,
+    errno.EOPNOTSUPP,
+    errno.EPERM,
+    errno.EBADF,
+    errno.ETXTBSY,
+}
 """Errors with which ``copy_file_range`` refuses a pair of files before copying anything."""
 
 
@@ -264,10 +272,16 @@ class FsspecArtifactStore(ArtifactStore):
                     root = fs._strip_protocol(url)
             except ModelregError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - e.g. bad storage options
+            except Exception as exc:
                 scheme = url.split("://", 1)[0] if "://" in url else "file"
-                raise _cloud.translate(exc, backend=_cloud.backend_name(scheme), location=self.url, action="open",
-                                       obj="the store", secrets=self._secrets) from None
+                raise _cloud.translate(
+                    exc,
+                    backend=_cloud.backend_name(scheme),
+                    location=self.url,
+                    action="open",
+                    obj="the store",
+                    secrets=self._secrets,
+                ) from None
             protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self._fs = fs
         self.root = root.rstrip("/")
@@ -284,8 +298,13 @@ class FsspecArtifactStore(ArtifactStore):
         """Digests flagged by mark_suspect, persisted for other processes (stores that re-hash need none)."""
         self._looked_up: dict[str, tuple[float, dict[str, Any] | None]] = {}
         """What exists() found, by digest, for the put_file that follows it (see _stored_info)."""
-        overrides = {"chunk_size": chunk_size, "concurrency": concurrency, "retries": retries,
-                     "backoff": backoff, "backoff_max": backoff_max}
+        overrides = {
+            "chunk_size": chunk_size,
+            "concurrency": concurrency,
+            "retries": retries,
+            "backoff": backoff,
+            "backoff_max": backoff_max,
+        }
         given = {k: v for k, v in overrides.items() if v is not None}
         if transfer is None and not given and self._local:
             self._transfer = None  # the backend's defaults, made on first use (see the property)
@@ -328,13 +347,19 @@ class FsspecArtifactStore(ArtifactStore):
 
     # -- paths and errors ---------------------------------------------------------------------
     def _path(self, digest: str) -> str:
-        hexpart = check_digest(digest)[len("sha256:"):]
+        hexpart = check_digest(digest)[len("sha256:") :]
         return f"{self.root}/sha256/{hexpart[:2]}/{hexpart[2:]}"
 
     def _fail(self, action: str, obj: str, exc: BaseException) -> ModelregError:
-        return _cloud.translate(exc, backend=self.backend, location=self.url, action=action, obj=obj,
-                                secrets=self._secrets,
-                                attempts=self.transfer.retries if action == "upload" or self.backend == "other" else None)
+        return _cloud.translate(
+            exc,
+            backend=self.backend,
+            location=self.url,
+            action=action,
+            obj=obj,
+            secrets=self._secrets,
+            attempts=self.transfer.retries if action == "upload" or self.backend == "other" else None,
+        )
 
     def _raise(self, action: str, obj: str, exc: BaseException) -> None:
         """Raise the translated error; keep the SDK exception as the cause unless its text holds a credential."""
@@ -355,7 +380,7 @@ class FsspecArtifactStore(ArtifactStore):
             return _cloud.with_retries(fn, self.transfer, f"{action} {obj} in {self.url}")
         except ModelregError:
             raise
-        except Exception as exc:  # noqa: BLE001 - translated at the boundary
+        except Exception as exc:
             self._raise(action, obj, exc)
             raise  # unreachable
 
@@ -398,8 +423,14 @@ class FsspecArtifactStore(ArtifactStore):
                     out = self.fs.call_s3("head_object", Bucket=bucket, Key=key)
                 except FileNotFoundError:
                     return None
-                return {"name": path, "type": "file", "size": out["ContentLength"], "ETag": out.get("ETag", ""),
-                        "LastModified": out.get("LastModified"), "ContentType": out.get("ContentType")}
+                return {
+                    "name": path,
+                    "type": "file",
+                    "size": out["ContentLength"],
+                    "ETag": out.get("ETag", ""),
+                    "LastModified": out.get("LastModified"),
+                    "ContentType": out.get("ContentType"),
+                }
             try:
                 return dict(self.fs.info(path))
             except FileNotFoundError:
@@ -450,8 +481,14 @@ class FsspecArtifactStore(ArtifactStore):
             if self.backend == "s3":
                 bucket, key, _ = self.fs.split_path(path)
                 if int(self.fs.info(path).get("size") or 0) < 5 * 1024**3:
-                    self.fs.call_s3("copy_object", Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key},
-                                    MetadataDirective="REPLACE", Metadata={"modelreg-touched": stamp})
+                    self.fs.call_s3(
+                        "copy_object",
+                        Bucket=bucket,
+                        Key=key,
+                        CopySource={"Bucket": bucket, "Key": key},
+                        MetadataDirective="REPLACE",
+                        Metadata={"modelreg-touched": stamp},
+                    )
             elif self.backend == "gcs":
                 self.fs.cp_file(path, path)  # a server-side rewrite: a new generation, a new time
             elif self.backend == "azure":
@@ -459,7 +496,7 @@ class FsspecArtifactStore(ArtifactStore):
             else:
                 return
             self.fs.invalidate_cache(path)
-        except Exception as exc:  # noqa: BLE001 - best effort, gc's grace period still applies
+        except Exception as exc:
             _cloud.logger.debug("could not refresh the time of blob %s: %s", digest, type(exc).__name__)
 
     def put_file(self, digest: str, path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> None:
@@ -487,7 +524,7 @@ class FsspecArtifactStore(ArtifactStore):
             _cloud.upload_file(self.fs, self.backend, source, final, self.transfer, progress)
         except ModelregError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._raise("upload", f"blob {digest}", exc)
         if info is not None:
             _cloud.logger.info("replaced the damaged blob %s in %s", digest, self.url)
@@ -644,7 +681,7 @@ class FsspecArtifactStore(ArtifactStore):
         obj = f"blob {digest}"
         if self._local:
             try:
-                return open(path, "rb")  # noqa: SIM115
+                return open(path, "rb")
             except FileNotFoundError:
                 raise self._missing(digest) from None
             except OSError as exc:
@@ -657,13 +694,16 @@ class FsspecArtifactStore(ArtifactStore):
             return self.fs.open(path, "rb")
 
         try:
-            f = _cloud.with_retries(opener, self.transfer, f"open {obj} in {self.url}") if self.backend == "other" \
+            f = (
+                _cloud.with_retries(opener, self.transfer, f"open {obj} in {self.url}")
+                if self.backend == "other"
                 else opener()
+            )
         except FileNotFoundError:
             raise self._missing(digest) from None
         except ModelregError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._raise("read", obj, exc)
         return _ResumingReader(f, opener, self, obj)  # type: ignore[return-value]
 
@@ -680,7 +720,7 @@ class FsspecArtifactStore(ArtifactStore):
             raise self._missing(digest) from None
         except ModelregError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._raise("read", f"blob {digest}", exc)
 
     def _missing(self, digest: str) -> BlobNotFound:
@@ -699,7 +739,7 @@ class FsspecArtifactStore(ArtifactStore):
             raise self._missing(digest) from None
         except ModelregError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._raise("stat", f"blob {digest}", exc)
             raise  # unreachable
 
@@ -797,8 +837,9 @@ class FsspecArtifactStore(ArtifactStore):
             self._partial_failure("delete", "the partial upload", removed, failed)
         return removed
 
-    def _partial_failure(self, action: str, what: str, removed: list[PartialUpload],
-                         failed: list[tuple[str, BaseException]]) -> None:
+    def _partial_failure(
+        self, action: str, what: str, removed: list[PartialUpload], failed: list[tuple[str, BaseException]]
+    ) -> None:
         """Raise the (translated) error of the first leftover that could not be removed; the
         exception's ``removed_partials`` holds those that were."""
         name, exc = failed[0]
@@ -834,7 +875,7 @@ class FsspecArtifactStore(ArtifactStore):
             size = self._multipart_size(bucket, upload)
             try:
                 self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-            except Exception as exc:  # noqa: BLE001 - translated below, after the other uploads were tried
+            except Exception as exc:
                 failed.append((upload["Key"], exc))
                 continue
             removed.append(PartialUpload(upload["Key"], size))
@@ -847,13 +888,14 @@ class FsspecArtifactStore(ArtifactStore):
         total, marker = 0, 0
         try:
             while True:
-                out = self.fs.call_s3("list_parts", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"],
-                                      PartNumberMarker=marker)
+                out = self.fs.call_s3(
+                    "list_parts", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"], PartNumberMarker=marker
+                )
                 total += sum(int(p.get("Size") or 0) for p in out.get("Parts", []))
                 if not out.get("IsTruncated"):
                     return total
                 marker = int(out.get("NextPartNumberMarker") or 0)
-        except Exception as exc:  # noqa: BLE001 - the size is informative, the abort matters
+        except Exception as exc:
             _cloud.logger.debug("could not list the parts of %s: %s", upload.get("Key"), type(exc).__name__)
             return 0
 
@@ -924,11 +966,17 @@ class _ResumingReader(io.RawIOBase):
                 return data
             except ModelregError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if attempt >= config.retries or not _cloud.is_transient(exc):
                     self._store._raise("read", self._obj, exc)
-                _cloud.logger.warning("reading %s failed at byte %d (%s), retry %d/%d", self._obj, self._pos,
-                                      type(exc).__name__, attempt, config.retries - 1)
+                _cloud.logger.warning(
+                    "reading %s failed at byte %d (%s), retry %d/%d",
+                    self._obj,
+                    self._pos,
+                    type(exc).__name__,
+                    attempt,
+                    config.retries - 1,
+                )
                 import time
 
                 time.sleep(config.delay(attempt))
@@ -938,7 +986,7 @@ class _ResumingReader(io.RawIOBase):
                 try:
                     self._f = self._opener()
                     self._f.seek(self._pos)
-                except Exception as exc2:  # noqa: BLE001 - the next read attempt decides
+                except Exception as exc2:
                     if not _cloud.is_transient(exc2):
                         self._store._raise("read", self._obj, exc2)
                     self._f = _Failing(exc2)

@@ -17,7 +17,16 @@ from datetime import datetime
 from typing import BinaryIO
 
 from ..hashing import ProgressFn
-from ..models import AuditEvent, EventDraft, ModelState, ModelVersion, RegisteredModel, Stage, VersionDraft, VersionState
+from ..models import (
+    AuditEvent,
+    EventDraft,
+    ModelState,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    VersionDraft,
+    VersionState,
+)
 
 __all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "PartialUpload", "PurgeFn", "StoredBlob", "UpdateFn"]
 
@@ -136,7 +145,9 @@ class VersionView(MutableMapping[int, VersionState]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"VersionView(loaded={sorted(v for v, vs in self._base.items() if vs)}, assigned={sorted(self._changes)})"
+        return (
+            f"VersionView(loaded={sorted(v for v, vs in self._base.items() if vs)}, assigned={sorted(self._changes)})"
+        )
 
 
 def version_changes(old: ModelState, new: ModelState) -> dict[int, VersionState]:
@@ -319,7 +330,7 @@ class MetadataStore(abc.ABC):
     def audit_head(self, name: str) -> tuple[int, str]:
         """The sequence number and hash of the model's last event, as recorded with the model."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a store without connections keeps this one
         """Release connections; the store must not be used afterwards."""
 
 
@@ -442,7 +453,7 @@ class ArtifactStore(abc.ABC):
                 if progress is not None:
                     progress("download", done, total)
 
-    def touch(self, digest: str) -> None:
+    def touch(self, digest: str) -> None:  # noqa: B027 - optional: stores without times keep this one
         """Mark a blob as recently used, so gc's grace period protects it (best effort)."""
 
     def mark_suspect(self, digest: str, suspect: bool = True) -> None:
@@ -481,7 +492,7 @@ class ArtifactStore(abc.ABC):
         """
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional, as MetadataStore.close
         """Release resources."""
 
 

@@ -97,10 +97,10 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +125,8 @@ from ..models import (
     VersionState,
     utcnow,
 )
-from ._conditional import ObjectIO, PreconditionFailed, Read, io_for
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
+from ._conditional import ObjectIO, PreconditionFailed, Read, io_for
 from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, version_changes
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "JSONMetadataStore"]
@@ -173,8 +173,12 @@ class _Snap:
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 
 
@@ -300,6 +304,8 @@ def _bulk() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
+
+
 _SINGLE_WRITER_LOCKS: dict[str, threading.RLock] = {}
 
 
@@ -370,7 +376,7 @@ class JSONMetadataStore(MetadataStore):
             raw = self.io.read(f"{self.root}/format.json").data
         except FileNotFoundError:
             return
-        except Exception as exc:  # noqa: BLE001 - translated at the boundary
+        except Exception as exc:
             raise self._fail("open", "format.json", exc) from exc
         self._format = self._check_format(raw)
 
@@ -396,8 +402,11 @@ class JSONMetadataStore(MetadataStore):
         if self._format is not None:
             return
         fmt = {
-            "format": FORMAT_NAME, "version": FORMAT_VERSION, "registry_id": uuid.uuid4().hex,
-            "created_at": utcnow().isoformat(), "pack_size": self._new_pack_size,
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "registry_id": uuid.uuid4().hex,
+            "created_at": utcnow().isoformat(),
+            "pack_size": self._new_pack_size,
         }
         path, data = f"{self.root}/format.json", _dumps(fmt)
         try:
@@ -405,7 +414,7 @@ class JSONMetadataStore(MetadataStore):
         except FileExistsError:
             self._load_format()
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail("create", "format.json", exc) from exc
         if self.io.conditional:
             self._probe_conditions(path, data)
@@ -425,14 +434,17 @@ class JSONMetadataStore(MetadataStore):
         except FileExistsError:
             pass
         else:
-            raise BackendError(f"{self.url!r} accepted a second create-if-absent of format.json: it ignores "
-                               f"If-None-Match. {advice}")
+            raise BackendError(
+                f"{self.url!r} accepted a second create-if-absent of format.json: it ignores If-None-Match. {advice}"
+            )
         try:
             self.io.swap(path, data, self.io.bogus_etag)
         except PreconditionFailed:
             pass
         else:
-            raise BackendError(f"{self.url!r} accepted a compare-and-swap with a wrong etag: it ignores If-Match. {advice}")
+            raise BackendError(
+                f"{self.url!r} accepted a compare-and-swap with a wrong etag: it ignores If-Match. {advice}"
+            )
 
     @property
     def _sparse_docs(self) -> bool:
@@ -485,16 +497,27 @@ class JSONMetadataStore(MetadataStore):
         from ._cloud import classify
 
         cls, hint = {
-            "space": (OutOfSpaceError, "The storage is full: free space on it (or raise the storage quota), then retry"),
-            "access": (AccessDeniedError, "Access was denied: check your credentials and permissions for this "
-                                          "location, and that it is not read-only"),
+            "space": (
+                OutOfSpaceError,
+                "The storage is full: free space on it (or raise the storage quota), then retry",
+            ),
+            "access": (
+                AccessDeniedError,
+                "Access was denied: check your credentials and permissions for this "
+                "location, and that it is not read-only",
+            ),
             "no_bucket": (StorageNotFoundError, "The bucket, container or folder does not exist: check the location"),
             "busy": (BackendBusyError, "The service is busy (throttling requests): retry later"),
-            "network": (UnreachableError, "The service is unreachable or failing: check the endpoint, the network "
-                                          "and the service status, then retry"),
+            "network": (
+                UnreachableError,
+                "The service is unreachable or failing: check the endpoint, the network "
+                "and the service status, then retry",
+            ),
         }.get(classify(exc), (BackendError, "Check that the location exists and is reachable, and your credentials"))
-        return cls(f"{self.io.protocol} JSON registry at {self.url!r} could not {action} {what}: "
-                   f"{type(exc).__name__}: {exc}. {hint}")
+        return cls(
+            f"{self.io.protocol} JSON registry at {self.url!r} could not {action} {what}: "
+            f"{type(exc).__name__}: {exc}. {hint}"
+        )
 
     @staticmethod
     def _not_found(name: str) -> ModelNotFound:
@@ -554,8 +577,14 @@ class JSONMetadataStore(MetadataStore):
 
     # -- state documents ----------------------------------------------------------------------
     def _remember(
-        self, name: str, data: bytes, etag: str, stamp: str | None, doc: dict[str, Any] | None = None,
-        *, persist: bool = True,
+        self,
+        name: str,
+        data: bytes,
+        etag: str,
+        stamp: str | None,
+        doc: dict[str, Any] | None = None,
+        *,
+        persist: bool = True,
     ) -> _Snap:
         """Cache a state document read (or just written: then ``doc`` is its parsed form, never mutated again)."""
         key = (self.registry_id, name)
@@ -581,7 +610,7 @@ class JSONMetadataStore(MetadataStore):
             r = self.io.read(path)
         except FileNotFoundError:
             raise self._not_found(name) from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail("read", f"the state of model {name!r}", exc) from exc
         return self._remember(name, r.data, r.etag, self.io.stamp_of(r))
 
@@ -593,7 +622,7 @@ class JSONMetadataStore(MetadataStore):
         """Current state documents of every model (reserved ones included), by name."""
         try:
             stamps = self.io.list_stamps(f"{self.root}/models")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail("list", "models", exc) from exc
         out: dict[str, _Snap] = {}
         to_read: dict[str, str] = {}
@@ -655,7 +684,7 @@ class JSONMetadataStore(MetadataStore):
 
         try:
             return io._run(all_)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail("read", "model states", exc) from exc
 
     # -- building public records -----------------------------------------------------------------
@@ -691,21 +720,32 @@ class JSONMetadataStore(MetadataStore):
         for v in live:
             entry = entries.get(str(v))
             stages.setdefault(str(entry.get("stage", "experimental")) if entry else "experimental", []).append(v)
-        return RegisteredModel.model_validate({
-            **(doc.get("extra") or {}),
-            "name": doc["name"], "description": doc.get("description") or "", "tags": doc.get("tags") or {},
-            "owner": doc.get("owner"), "created_at": doc["created_at"], "updated_at": doc["updated_at"],
-            "latest_version": live[-1] if live else None, "version_count": len(live), "stages": stages,
-            "aliases": dict(sorted((doc.get("aliases") or {}).items())),
-        })
+        return RegisteredModel.model_validate(
+            {
+                **(doc.get("extra") or {}),
+                "name": doc["name"],
+                "description": doc.get("description") or "",
+                "tags": doc.get("tags") or {},
+                "owner": doc.get("owner"),
+                "created_at": doc["created_at"],
+                "updated_at": doc["updated_at"],
+                "latest_version": live[-1] if live else None,
+                "version_count": len(live),
+                "stages": stages,
+                "aliases": dict(sorted((doc.get("aliases") or {}).items())),
+            }
+        )
 
     def _state_from_doc(self, doc: dict[str, Any]) -> ModelState:
         name = doc["name"]
         return ModelState(
-            name=name, description=doc.get("description") or "", tags=doc.get("tags") or {},
+            name=name,
+            description=doc.get("description") or "",
+            tags=doc.get("tags") or {},
             owner=doc.get("owner"),
             versions={n: VersionState.model_validate(self._entry(name, doc, n)) for n in self._live(doc)},
-            aliases=dict(doc.get("aliases") or {}), last_version=int(doc.get("last_version", 0)),
+            aliases=dict(doc.get("aliases") or {}),
+            last_version=int(doc.get("last_version", 0)),
             extensions=doc.get("extensions") or {},
         )
 
@@ -735,19 +775,28 @@ class JSONMetadataStore(MetadataStore):
             return self._live(doc)
 
         return ModelState.model_construct(
-            name=doc["name"], description=doc.get("description") or "", tags=dict(doc.get("tags") or {}),
-            owner=doc.get("owner"), versions=VersionView(load, holders, numbers),
+            name=doc["name"],
+            description=doc.get("description") or "",
+            tags=dict(doc.get("tags") or {}),
+            owner=doc.get("owner"),
+            versions=VersionView(load, holders, numbers),
             aliases={a: int(v) for a, v in (doc.get("aliases") or {}).items()},
-            last_version=int(doc.get("last_version", 0)), extensions=doc.get("extensions") or {},
+            last_version=int(doc.get("last_version", 0)),
+            extensions=doc.get("extensions") or {},
         )
 
     @staticmethod
     def _build(name: str, n: int, record: dict[str, Any], vs: dict[str, Any], aliases: list[str]) -> ModelVersion:
         data = dict(record)
         data.update(
-            name=name, version=n, stage=vs.get("stage", "experimental"), tags=vs.get("tags") or {},
-            description=vs.get("description") or "", logged_metrics=vs.get("logged_metrics") or {},
-            updated_at=vs.get("updated_at"), aliases=aliases,
+            name=name,
+            version=n,
+            stage=vs.get("stage", "experimental"),
+            tags=vs.get("tags") or {},
+            description=vs.get("description") or "",
+            logged_metrics=vs.get("logged_metrics") or {},
+            updated_at=vs.get("updated_at"),
+            aliases=aliases,
         )
         for k, v in vs.items():  # unknown per-version state fields of newer writers
             if k not in VersionState.model_fields:
@@ -783,7 +832,7 @@ class JSONMetadataStore(MetadataStore):
             return
         try:
             got = self.io.read_many(missing)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail("read", "version packs", exc) from exc
         for path, data in got.items():
             name, k = missing[path]
@@ -825,7 +874,7 @@ class JSONMetadataStore(MetadataStore):
                     f"the record of {name}/{n} is missing from {self.url!r} although the model lists it; "
                     "the registry was modified outside modelreg (run `modelreg verify`)"
                 ) from None
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("read", f"version {name}/{n}", exc) from exc
         vdoc = json.loads(data)
         if vdoc.get("purged") or "record" not in vdoc:
@@ -893,12 +942,21 @@ class JSONMetadataStore(MetadataStore):
         key = (self.registry_id, name, "tombstone", n)
         if key in _SHARED.durable:
             return
-        self.io.put(self._version_path(name, n), _dumps({
-            "kind": "modelreg-version", "name": name, "version": n, "purged": True,
-        }))
+        self.io.put(
+            self._version_path(name, n),
+            _dumps(
+                {
+                    "kind": "modelreg-version",
+                    "name": name,
+                    "version": n,
+                    "purged": True,
+                }
+            ),
+        )
         size = self.pack_size
         if n <= int(doc.get("packed", 0)) or (
-                self._sparse_docs and ((n - 1) // size + 1) * size <= int(doc.get("last_version", 0))):
+            self._sparse_docs and ((n - 1) // size + 1) * size <= int(doc.get("last_version", 0))
+        ):
             # the pack of n exists, or may (format 2 writes a full pack before the state drops its records)
             self._prune_pack(name, (n - 1) // size, {str(v) for v in self._live(doc)})
         self._cache_drop(f"versions/{self._enc(name)}/{n}.json")
@@ -923,7 +981,7 @@ class JSONMetadataStore(MetadataStore):
                 self.io.swap(path, _dumps(pack), r.etag)
                 break
             except PreconditionFailed:
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
         self._cache_drop(f"packs/{self._enc(name)}/{k}.json")
 
     def _seal(self, name: str, doc: dict[str, Any], drafts: list[EventDraft]) -> None:
@@ -933,7 +991,8 @@ class JSONMetadataStore(MetadataStore):
         # the time of the head event (kept in the state document since 0.2; an older document
         # gives it through its pending events, if any)
         last = head.get("time") or next(
-            (e.get("time") for e in reversed(pending.get("events", [])) if int(e.get("seq", 0)) == seq), None)
+            (e.get("time") for e in reversed(pending.get("events", [])) if int(e.get("seq", 0)) == seq), None
+        )
         previous = datetime.fromisoformat(last) if isinstance(last, str) else None
         for draft in drafts:
             if not isinstance(draft, EventDraft):
@@ -995,7 +1054,7 @@ class JSONMetadataStore(MetadataStore):
                     return snap, result
                 snap, fresh = self._fetch(name), True
                 continue
-            writers = [w for w in doc.get("writers", []) if w != token][-(RECENT_WRITERS - 1):]
+            writers = [w for w in doc.get("writers", []) if w != token][-(RECENT_WRITERS - 1) :]
             doc["writers"] = [*writers, token]
             doc["revision"] = int(doc.get("revision", 0)) + 1
             data = _dumps(doc)
@@ -1022,7 +1081,7 @@ class JSONMetadataStore(MetadataStore):
                     current = self._fetch(name)
                 snap, fresh = current, True
                 continue
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("write", f"the state of model {name!r}", exc) from exc
             snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
             break
@@ -1044,7 +1103,7 @@ class JSONMetadataStore(MetadataStore):
                 self._write_event(name, ev)
             for n in pending.get("tombstones", []):
                 self._write_tombstone(name, int(n), doc)
-        except Exception as exc:  # noqa: BLE001 - committed already; the items stay pending in the state
+        except Exception as exc:
             _log.debug("writing the committed events of %r failed (the next writer will): %s", name, exc)
 
     # -- models ------------------------------------------------------------------------------------
@@ -1067,7 +1126,7 @@ class JSONMetadataStore(MetadataStore):
                 if current is None or token not in current.doc.get("writers", []):
                     raise AlreadyExistsError(f"model {name!r} exists already; register a new version instead") from None
                 snap = current
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("write", f"the state of model {name!r}", exc) from exc
             else:
                 snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
@@ -1080,14 +1139,26 @@ class JSONMetadataStore(MetadataStore):
         in a registry of format 2 or later (see FORMAT_VERSION)."""
         known = set(RegisteredModel.model_fields)
         return {
-            "sparse": sparse, "purged": [],
-            "kind": "modelreg-model", "name": model.name, "created_at": _iso(model.created_at),
-            "updated_at": _iso(model.updated_at), "description": model.description, "tags": dict(model.tags),
+            "sparse": sparse,
+            "purged": [],
+            "kind": "modelreg-model",
+            "name": model.name,
+            "created_at": _iso(model.created_at),
+            "updated_at": _iso(model.updated_at),
+            "description": model.description,
+            "tags": dict(model.tags),
             "owner": model.owner,
             "extra": {k: v for k, v in (model.model_extra or {}).items() if k not in known},
-            "versions": {}, "aliases": {}, "last_version": 0, "extensions": {},
-            "head": {"seq": 0, "hash": GENESIS_HASH}, "pending": {"events": [], "tombstones": []},
-            "packed": 0, "tail": {}, "writers": [token], "revision": 1,
+            "versions": {},
+            "aliases": {},
+            "last_version": 0,
+            "extensions": {},
+            "head": {"seq": 0, "hash": GENESIS_HASH},
+            "pending": {"events": [], "tombstones": []},
+            "packed": 0,
+            "tail": {},
+            "writers": [token],
+            "revision": 1,
         }
 
     def get_model(self, name: str) -> RegisteredModel:
@@ -1103,12 +1174,15 @@ class JSONMetadataStore(MetadataStore):
         # if it dies first, by the next one), so it is not kept here
         exclude = None if "time" in event.model_fields_set else {"time"}
         ev = event.model_copy(update={"version": n}).model_dump(mode="json", exclude=exclude)
-        return _dumps({"kind": "modelreg-version", "name": name, "version": n, "record": record, "event": ev,
-                       "writer": token})
+        return _dumps(
+            {"kind": "modelreg-version", "name": name, "version": n, "record": record, "event": ev, "writer": token}
+        )
 
     def _initial_vs(self, record: dict[str, Any]) -> dict[str, Any]:
         return VersionState(
-            stage=Stage.EXPERIMENTAL, tags=record.get("tags") or {}, description=record.get("description") or "",
+            stage=Stage.EXPERIMENTAL,
+            tags=record.get("tags") or {},
+            description=record.get("description") or "",
             updated_at=record.get("created_at"),
         ).model_dump(mode="json")
 
@@ -1150,12 +1224,16 @@ class JSONMetadataStore(MetadataStore):
         return self._build(name, n, record, self._initial_vs(record), [])
 
     def _direct_commit(
-        self, name: str, record: dict[str, Any], event: EventDraft,
+        self,
+        name: str,
+        record: dict[str, Any],
+        event: EventDraft,
     ) -> Callable[[dict[str, Any]], tuple[int, bool]]:
         """Format 2: the version takes the next number in the state's compare-and-swap itself,
         which is the one commit point (its record rides in the state's ``tail`` until a pack
         holds it): one write per registration, and the loser of a race just tries again on
         the new state."""
+
         def mutate(doc: dict[str, Any]) -> tuple[int, bool]:
             n = int(doc.get("last_version", 0)) + 1
             doc.setdefault("tail", {})[str(n)] = record
@@ -1167,7 +1245,13 @@ class JSONMetadataStore(MetadataStore):
         return mutate
 
     def _allocate_then_commit(
-        self, name: str, record: dict[str, Any], event: EventDraft, token: str, snap: _Snap | None, creating: bool,
+        self,
+        name: str,
+        record: dict[str, Any],
+        event: EventDraft,
+        token: str,
+        snap: _Snap | None,
+        creating: bool,
     ) -> Callable[[dict[str, Any]], tuple[int, bool]]:
         """Format 1 (shared with older clients): allocate number n with a create-if-absent of
         ``versions/<n>.json`` (the loser of a race takes n + 1), then commit every allocated
@@ -1194,7 +1278,7 @@ class JSONMetadataStore(MetadataStore):
                     snap, n = None, n + 1  # taken by a first registration not committed (yet)
                     continue
                 n = max(n + 1, int(snap.doc.get("last_version", 0)) + 1)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("write", f"version {name}/{n}", exc) from exc
 
         def mutate(doc: dict[str, Any]) -> tuple[int, bool]:
@@ -1241,7 +1325,7 @@ class JSONMetadataStore(MetadataStore):
                 self._after_commit(name, current.doc)  # ours landed; the response was lost
                 return current, n
             return self._commit(name, mutate, start=current, fresh=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail("write", f"the state of model {name!r}", exc) from exc
         snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
         self._after_commit(name, snap.doc)
@@ -1257,7 +1341,9 @@ class JSONMetadataStore(MetadataStore):
                 "allocated; the registry was modified outside modelreg"
             ) from None
         if vdoc.get("purged") or "record" not in vdoc:
-            raise BackendError(f"version document {k} of {name!r} in {self.url!r} is a tombstone but was never committed")
+            raise BackendError(
+                f"version document {k} of {name!r} in {self.url!r} is a tombstone but was never committed"
+            )
         return vdoc["record"], EventDraft.model_validate(vdoc["event"])
 
     def _drop_packed(self, name: str, doc: dict[str, Any]) -> None:
@@ -1286,17 +1372,24 @@ class JSONMetadataStore(MetadataStore):
             key = (self.registry_id, name, "pack", k)
             if key not in _SHARED.durable:
                 records = {str(i): tail[str(i)] for i in range(packed + 1, packed + size + 1) if str(i) in tail}
-                data = _dumps({"kind": "modelreg-pack", "name": name, "first": packed + 1, "last": packed + size,
-                               "records": records})
+                data = _dumps(
+                    {
+                        "kind": "modelreg-pack",
+                        "name": name,
+                        "first": packed + 1,
+                        "last": packed + size,
+                        "records": records,
+                    }
+                )
                 try:
                     self.io.create(self._pack_path(name, k), data)
                 except FileExistsError:
                     try:
                         self._prune_pack(name, k, {str(v) for v in self._live(doc)})
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         _log.debug("checking pack %d of %r failed (the next writer will): %s", k, name, exc)
                         return
-                except Exception as exc:  # noqa: BLE001 - the records stay in the state's tail
+                except Exception as exc:
                     _log.debug("writing pack %d of %r failed (the next writer will): %s", k, name, exc)
                     return
                 else:
@@ -1312,7 +1405,13 @@ class JSONMetadataStore(MetadataStore):
             k = packed // size
             tail = doc.setdefault("tail", {})
             records = {str(i): tail[str(i)] for i in range(packed + 1, packed + size + 1) if str(i) in tail}
-            pack = {"kind": "modelreg-pack", "name": name, "first": packed + 1, "last": packed + size, "records": records}
+            pack = {
+                "kind": "modelreg-pack",
+                "name": name,
+                "first": packed + 1,
+                "last": packed + size,
+                "records": records,
+            }
             data = _dumps(pack)
             path = self._pack_path(name, k)
             try:
@@ -1320,7 +1419,7 @@ class JSONMetadataStore(MetadataStore):
             except FileExistsError:
                 # written by a writer whose commit lost; it can only hold records purged since then
                 self._prune_pack(name, k, set(records))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("write", f"pack {k} of {name!r}", exc) from exc
             for i in range(packed + 1, packed + size + 1):
                 tail.pop(str(i), None)
@@ -1364,8 +1463,9 @@ class JSONMetadataStore(MetadataStore):
         for n in self._live(doc):
             record = self._record(name, doc, n)
             entry = entries.get(str(n))
-            rows.append(_Row(name, n, record, entry if entry is not None else self._initial_vs(record),
-                             by_alias.get(n, [])))
+            rows.append(
+                _Row(name, n, record, entry if entry is not None else self._initial_vs(record), by_alias.get(n, []))
+            )
         entry = _Rows(snap.etag, rows)
         with _SHARED.lock:
             _SHARED.rows[key] = entry
@@ -1390,7 +1490,7 @@ class JSONMetadataStore(MetadataStore):
             entry = self._rows(snap)
             rows = entry.rows
             idx: Iterable[int] = range(len(rows))
-            for clause, test in zip(query.clauses, tests):
+            for clause, test in zip(query.clauses, tests, strict=True):
                 if clause.field == "alias":
                     idx = [i for i in idx if any(test(a) for a in rows[i].aliases)]
                 else:
@@ -1411,6 +1511,7 @@ class JSONMetadataStore(MetadataStore):
 
     def purge_version(self, name: str, version: int, event: EventDraft | PurgeFn) -> None:
         with self._writing():
+
             def mutate(doc: dict[str, Any]) -> tuple[None, bool]:
                 key = str(version)
                 if not self._is_live(doc, int(version)):
@@ -1439,6 +1540,7 @@ class JSONMetadataStore(MetadataStore):
 
     def update(self, name: str, fn: UpdateFn) -> ModelState:
         with self._writing():
+
             def mutate(doc: dict[str, Any]) -> tuple[ModelState, bool]:
                 old = self._view_from_doc(doc)
                 new, drafts = fn(old)
@@ -1489,7 +1591,7 @@ class JSONMetadataStore(MetadataStore):
         if self.io.remote:
             try:
                 stamps = self.io.list_stamps(f"{self._model_dir(name)}/events")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("list", f"events of {name!r}", exc) from exc
             fetch = []
             for s in wanted:
@@ -1526,7 +1628,7 @@ class JSONMetadataStore(MetadataStore):
         else:
             try:
                 got = self.io.read_many([self._event_path(name, s) for s in wanted])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise self._fail("read", f"events of {name!r}", exc) from exc
             for s in wanted:
                 data = got.get(self._event_path(name, s))

@@ -47,7 +47,7 @@ from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, v
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["SQLiteMetadataStore", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "SQLiteMetadataStore"]
 
 SCHEMA_VERSION = 2
 
@@ -82,8 +82,17 @@ def _unvalidated(cls: type) -> bool:
 _UNVALIDATED_READS = 1000
 
 
-def _version_json(record: str, name: str, version: int, stage: str, tags: str, description: str, logged: str,
-                  updated_at: str, aliases: str | None) -> str:
+def _version_json(
+    record: str,
+    name: str,
+    version: int,
+    stage: str,
+    tags: str,
+    description: str,
+    logged: str,
+    updated_at: str,
+    aliases: str | None,
+) -> str:
     """One JSON document for ModelVersion: the stored record (a JSON object) with the mutable
     columns added last (so they win over anything of the same name in the record). ``name``,
     ``stage``, ``description`` and ``updated_at`` are JSON-quoted already; ``aliases`` is the
@@ -93,15 +102,25 @@ def _version_json(record: str, name: str, version: int, stage: str, tags: str, d
         raise BackendError(f"a version record of {name} is not a JSON object; the database is damaged")
     sep = "," if body[:-1].strip() != "{" else ""
     alias_list = _dumps(sorted(aliases.split("\0"))) if aliases else "[]"
-    return (f'{body[:-1]}{sep}"name":{name},"version":{version},"stage":{stage},"tags":{tags},'
-            f'"description":{description},"logged_metrics":{logged},"updated_at":{updated_at},"aliases":{alias_list}}}')
+    return (
+        f'{body[:-1]}{sep}"name":{name},"version":{version},"stage":{stage},"tags":{tags},'
+        f'"description":{description},"logged_metrics":{logged},"updated_at":{updated_at},"aliases":{alias_list}}}'
+    )
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
     db["models"].create(
         {
-            "name": str, "description": str, "tags": str, "owner": str, "created_at": str,
-            "updated_at": str, "last_version": int, "event_seq": int, "event_hash": str, "extra": str,
+            "name": str,
+            "description": str,
+            "tags": str,
+            "owner": str,
+            "created_at": str,
+            "updated_at": str,
+            "last_version": int,
+            "event_seq": int,
+            "event_hash": str,
+            "extra": str,
         },
         pk="name",
         not_null={"last_version", "event_seq", "event_hash", "created_at", "updated_at"},
@@ -109,9 +128,19 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     )
     db["versions"].create(
         {
-            "name": str, "version": int, "stage": str, "tags": str, "description": str,
-            "logged_metrics": str, "metrics": str, "params": str, "created_by": str, "created_at": str,
-            "updated_at": str, "digest": str, "record": str,
+            "name": str,
+            "version": int,
+            "stage": str,
+            "tags": str,
+            "description": str,
+            "logged_metrics": str,
+            "metrics": str,
+            "params": str,
+            "created_by": str,
+            "created_at": str,
+            "updated_at": str,
+            "digest": str,
+            "record": str,
         },
         pk=("name", "version"),
         foreign_keys=[("name", "models", "name")],
@@ -152,7 +181,9 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX version_index_value ON version_index (field, key, value, name, version)")
     db.execute("CREATE INDEX versions_name_stage ON versions (name, stage, version)")  # name@stage
-    db.execute(f"CREATE TRIGGER version_index_insert AFTER INSERT ON versions BEGIN {_INDEX_ROWS.format(row='NEW')} END")
+    db.execute(
+        f"CREATE TRIGGER version_index_insert AFTER INSERT ON versions BEGIN {_INDEX_ROWS.format(row='NEW')} END"
+    )
     db.execute(
         "CREATE TRIGGER version_index_update AFTER UPDATE OF name, version, tags, metrics, logged_metrics ON versions"
         " WHEN OLD.name IS NOT NEW.name OR OLD.version IS NOT NEW.version OR OLD.tags IS NOT NEW.tags"
@@ -233,41 +264,58 @@ def _translate(exc: sqlite3.Error, path: Path, action: str, timeout: float | Non
     folder_is_dir = probe(folder.is_dir, False)
     space = probe(lambda: shutil.disk_usage(folder).free, None) if folder_is_dir else None
     if has((_SQLITE_FULL,), "database or disk is full") or (
-        has((_SQLITE_IOERR, _SQLITE_CANTOPEN), "disk i/o error", "unable to open") and space is not None
+        has((_SQLITE_IOERR, _SQLITE_CANTOPEN), "disk i/o error", "unable to open")
+        and space is not None
         and space < _NEARLY_FULL
     ):
         unsaved = "; nothing of the change was saved" if action in ("start a write", "write", "commit") else ""
-        return OutOfSpaceError(f"{where} could not {action}: the disk is full ({detail}); free space on the disk "
-                               f"that holds {str(folder)!r} (or raise the quota), then retry{unsaved}")
+        return OutOfSpaceError(
+            f"{where} could not {action}: the disk is full ({detail}); free space on the disk "
+            f"that holds {str(folder)!r} (or raise the quota), then retry{unsaved}"
+        )
     if has((_SQLITE_BUSY, _SQLITE_LOCKED), "database is locked", "database table is locked"):
         waited = f" past the {timeout:g} s busy timeout" if timeout is not None else ""
-        return BackendBusyError(f"{where} stayed locked{waited} ({detail}); retry, or look for a stuck process "
-                                "holding it (e.g. `fuser` on the file); never put SQLite on a network file system")
+        return BackendBusyError(
+            f"{where} stayed locked{waited} ({detail}); retry, or look for a stuck process "
+            "holding it (e.g. `fuser` on the file); never put SQLite on a network file system"
+        )
     if has((_SQLITE_CANTOPEN,), "unable to open database file"):
         if not folder_exists:
-            return StorageNotFoundError(f"{where} could not {action}: its folder {str(folder)!r} does not exist "
-                                        f"({detail}); create the folder or fix the path")
+            return StorageNotFoundError(
+                f"{where} could not {action}: its folder {str(folder)!r} does not exist "
+                f"({detail}); create the folder or fix the path"
+            )
         if not folder_is_dir:
-            return StorageNotFoundError(f"{where} could not {action}: {str(folder)!r} is a file, not a folder "
-                                        f"({detail}); fix the path")
+            return StorageNotFoundError(
+                f"{where} could not {action}: {str(folder)!r} is a file, not a folder ({detail}); fix the path"
+            )
         if probe(path.is_dir, False):
-            return BackendError(f"{where} could not {action}: it is a folder, not a database file ({detail}); "
-                                "point at a database file (or pass the folder as the registry location)")
-    readonly = folder_is_dir and (not os.access(folder, os.W_OK)
-                                  or (probe(path.exists, False) and not os.access(path, os.W_OK)))
+            return BackendError(
+                f"{where} could not {action}: it is a folder, not a database file ({detail}); "
+                "point at a database file (or pass the folder as the registry location)"
+            )
+    readonly = folder_is_dir and (
+        not os.access(folder, os.W_OK) or (probe(path.exists, False) and not os.access(path, os.W_OK))
+    )
     if has((_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH), "readonly database", "access permission denied") or (
         has((_SQLITE_IOERR, _SQLITE_CANTOPEN), "disk i/o error", "unable to open") and readonly
     ):
-        return AccessDeniedError(f"{where} could not {action}: it cannot be written ({detail}); check that this user "
-                                 f"may write to the file and to {str(folder)!r} (SQLite creates its -wal and -shm "
-                                 "files there) and that the file system is not mounted read-only")
+        return AccessDeniedError(
+            f"{where} could not {action}: it cannot be written ({detail}); check that this user "
+            f"may write to the file and to {str(folder)!r} (SQLite creates its -wal and -shm "
+            "files there) and that the file system is not mounted read-only"
+        )
     if has((_SQLITE_CORRUPT, _SQLITE_NOTADB), "malformed", "file is not a database"):
-        return BackendError(f"{where} could not {action}: it is damaged or not a SQLite database ({detail}); "
-                            "restore it from a backup, or point at the right file")
+        return BackendError(
+            f"{where} could not {action}: it is damaged or not a SQLite database ({detail}); "
+            "restore it from a backup, or point at the right file"
+        )
     if has((_SQLITE_CANTOPEN,), "unable to open"):
         return BackendError(f"{where} could not {action} ({detail}); check that the folder exists and is writable")
-    return BackendError(f"{where} could not {action} ({detail}); check the disk and its file system (free space, "
-                        "errors in the system log), and that the database is on a local disk")
+    return BackendError(
+        f"{where} could not {action} ({detail}); check the disk and its file system (free space, "
+        "errors in the system log), and that the database is on a local disk"
+    )
 
 
 def _rollback(conn: sqlite3.Connection) -> bool:
@@ -294,9 +342,7 @@ class SQLiteMetadataStore(MetadataStore):
         self._timeout = timeout
         self._unfinished = False  # a write transaction whose ROLLBACK failed is still open
         try:
-            self._conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=timeout
-            )
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=timeout)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path, "open", timeout) from exc
         try:
@@ -410,12 +456,21 @@ class SQLiteMetadataStore(MetadataStore):
             seq += 1
             ev = AuditEvent.chain(name, seq, head, draft)
             head = ev.hash
-            rows.append((
-                name, seq, ev.time.isoformat(), ev.actor, ev.action, ev.version,
-                None if ev.before is None else _dumps(ev.before),
-                None if ev.after is None else _dumps(ev.after),
-                ev.comment, ev.prev_hash, ev.hash,
-            ))
+            rows.append(
+                (
+                    name,
+                    seq,
+                    ev.time.isoformat(),
+                    ev.actor,
+                    ev.action,
+                    ev.version,
+                    None if ev.before is None else _dumps(ev.before),
+                    None if ev.after is None else _dumps(ev.after),
+                    ev.comment,
+                    ev.prev_hash,
+                    ev.hash,
+                )
+            )
         conn.executemany(
             "INSERT INTO events (model, seq, time, actor, action, version, before, after, comment, prev_hash, hash)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -437,10 +492,16 @@ class SQLiteMetadataStore(MetadataStore):
         stored_extra = {k: v for k, v in json.loads(extra or "{}").items() if k != "extensions"}
         data = {
             **stored_extra,
-            "name": name, "description": description or "", "tags": json.loads(tags or "{}"), "owner": owner,
-            "created_at": created_at, "updated_at": updated_at,
-            "latest_version": versions[-1][0] if versions else None, "version_count": len(versions),
-            "stages": stages, "aliases": aliases,
+            "name": name,
+            "description": description or "",
+            "tags": json.loads(tags or "{}"),
+            "owner": owner,
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "latest_version": versions[-1][0] if versions else None,
+            "version_count": len(versions),
+            "stages": stages,
+            "aliases": aliases,
         }
         if _unvalidated(RegisteredModel):
             with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -455,8 +516,16 @@ class SQLiteMetadataStore(MetadataStore):
         conn.execute(
             "INSERT INTO models (name, description, tags, owner, created_at, updated_at, last_version,"
             " event_seq, event_hash, extra) VALUES (?,?,?,?,?,?,0,0,?,?)",
-            (model.name, model.description, _dumps(model.tags), model.owner, model.created_at.isoformat(),
-             model.updated_at.isoformat(), GENESIS_HASH, _dumps(extra)),
+            (
+                model.name,
+                model.description,
+                _dumps(model.tags),
+                model.owner,
+                model.created_at.isoformat(),
+                model.updated_at.isoformat(),
+                GENESIS_HASH,
+                _dumps(extra),
+            ),
         )
         self._append_events(conn, model.name, [event])
 
@@ -475,7 +544,9 @@ class SQLiteMetadataStore(MetadataStore):
         return self._model_from_row(rows[0])
 
     def list_models(self) -> list[RegisteredModel]:
-        rows = self._query(f"SELECT {self._MODEL_COLS} FROM models WHERE name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name")
+        rows = self._query(
+            f"SELECT {self._MODEL_COLS} FROM models WHERE name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name"
+        )
         return [self._model_from_row(r) for r in rows]
 
     # -- versions -------------------------------------------------------------------
@@ -526,22 +597,46 @@ class SQLiteMetadataStore(MetadataStore):
             version = row[0] + 1
             # exactly what get_version will read back, checked before the commit: a record that
             # cannot be read back (pydantic refuses it) is never stored
-            mv = ModelVersion.model_validate_json(_version_json(
-                record, _dumps(draft.name), version, _dumps(Stage.EXPERIMENTAL.value), tags,
-                _dumps(draft.description or ""), "{}", _dumps(now), None))
+            mv = ModelVersion.model_validate_json(
+                _version_json(
+                    record,
+                    _dumps(draft.name),
+                    version,
+                    _dumps(Stage.EXPERIMENTAL.value),
+                    tags,
+                    _dumps(draft.description or ""),
+                    "{}",
+                    _dumps(now),
+                    None,
+                )
+            )
             conn.execute(
                 "INSERT INTO versions (name, version, stage, tags, description, logged_metrics, metrics, params,"
                 " created_by, created_at, updated_at, digest, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (draft.name, version, Stage.EXPERIMENTAL.value, tags, draft.description, "{}",
-                 _dumps(draft.metrics), _dumps(draft.params), draft.created_by, now, now,
-                 draft.artifact.digest, record),
+                (
+                    draft.name,
+                    version,
+                    Stage.EXPERIMENTAL.value,
+                    tags,
+                    draft.description,
+                    "{}",
+                    _dumps(draft.metrics),
+                    _dumps(draft.params),
+                    draft.created_by,
+                    now,
+                    now,
+                    draft.artifact.digest,
+                    record,
+                ),
             )
             conn.execute("UPDATE models SET last_version=? WHERE name=?", (version, draft.name))
             self._append_events(conn, draft.name, [event.model_copy(update={"version": version})])
         return mv
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        rows = self._query(f"SELECT {self._VERSION_COLS} FROM versions v WHERE v.name=? AND v.version=?", (name, version))
+        rows = self._query(
+            f"SELECT {self._VERSION_COLS} FROM versions v WHERE v.name=? AND v.version=?", (name, version)
+        )
         if not rows:
             self._require_model(name)
             raise VersionNotFound(f"model {name!r} has no version {version}; list them with `modelreg versions {name}`")
@@ -555,7 +650,9 @@ class SQLiteMetadataStore(MetadataStore):
 
     def iter_all_versions(self) -> Iterator[ModelVersion]:
         rows = self._query(
-            f"SELECT {self._VERSION_COLS} FROM versions v WHERE v.name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY v.name, v.version")
+            f"SELECT {self._VERSION_COLS} FROM versions v WHERE v.name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY v.name, "
+            "v.version"
+        )
         for r in rows:
             yield self._version_from_row(r)
 
@@ -603,7 +700,8 @@ class SQLiteMetadataStore(MetadataStore):
             'stage', v.stage, 'tags', json(v.tags), 'description', coalesce(v.description, ''),
             'logged_metrics', json(v.logged_metrics), 'updated_at', v.updated_at))
             FROM versions v WHERE v.name = m.name), '{}')),
-        'aliases', json(coalesce((SELECT json_group_object(a.alias, a.version) FROM aliases a WHERE a.name = m.name), '{}')),
+        'aliases', json(coalesce((SELECT json_group_object(a.alias, a.version) FROM aliases a
+                                  WHERE a.name = m.name), '{}')),
         'last_version', m.last_version,
         'extensions', json(coalesce(json_extract(coalesce(nullif(m.extra, ''), '{}'), '$.extensions'), '{}'))
     ) FROM models m WHERE m.name = ?"""
@@ -619,7 +717,8 @@ class SQLiteMetadataStore(MetadataStore):
         'description', coalesce(m.description, ''),
         'tags', json(coalesce(nullif(m.tags, ''), '{}')),
         'owner', m.owner,
-        'aliases', json(coalesce((SELECT json_group_object(a.alias, a.version) FROM aliases a WHERE a.name = m.name), '{}')),
+        'aliases', json(coalesce((SELECT json_group_object(a.alias, a.version) FROM aliases a
+                                  WHERE a.name = m.name), '{}')),
         'last_version', m.last_version,
         'extensions', json(coalesce(json_extract(coalesce(nullif(m.extra, ''), '{}'), '$.extensions'), '{}'))
     ) FROM models m WHERE m.name = ?"""
@@ -660,7 +759,7 @@ class SQLiteMetadataStore(MetadataStore):
         def load(numbers: list[int]) -> dict[int, VersionState]:
             out: dict[int, VersionState] = {}
             for i in range(0, len(numbers), 500):
-                chunk = numbers[i:i + 500]
+                chunk = numbers[i : i + 500]
                 sql = self._ENTRY_SQL.format(marks=",".join("?" * len(chunk)))
                 for version, data in run(sql, (name, *chunk)):
                     out[version] = VersionState.model_validate_json(data)
@@ -674,9 +773,14 @@ class SQLiteMetadataStore(MetadataStore):
             return [r[0] for r in run("SELECT version FROM versions WHERE name=? ORDER BY version", (name,))]
 
         return ModelState.model_construct(
-            name=head["name"], description=head["description"], tags=head["tags"], owner=head["owner"],
-            versions=VersionView(load, holders, numbers), aliases={a: int(v) for a, v in head["aliases"].items()},
-            last_version=int(head["last_version"]), extensions=head["extensions"],
+            name=head["name"],
+            description=head["description"],
+            tags=head["tags"],
+            owner=head["owner"],
+            versions=VersionView(load, holders, numbers),
+            aliases={a: int(v) for a, v in head["aliases"].items()},
+            last_version=int(head["last_version"]),
+            extensions=head["extensions"],
         )
 
     def resolve(self, name: str, *, stage: str | None = None, alias: str | None = None) -> int | None:
@@ -715,8 +819,15 @@ class SQLiteMetadataStore(MetadataStore):
                 conn.execute(
                     "UPDATE versions SET stage=?, tags=?, description=?, logged_metrics=?, updated_at=?"
                     " WHERE name=? AND version=?",
-                    (Stage(vs.stage).value, _dumps(vs.tags), vs.description, _dumps(vs.logged_metrics),
-                     (vs.updated_at or utcnow()).isoformat(), name, version),
+                    (
+                        Stage(vs.stage).value,
+                        _dumps(vs.tags),
+                        vs.description,
+                        _dumps(vs.logged_metrics),
+                        (vs.updated_at or utcnow()).isoformat(),
+                        name,
+                        version,
+                    ),
                 )
             if new.aliases != old.aliases:
                 gone = [a for a in old.aliases if a not in new.aliases]
@@ -730,9 +841,17 @@ class SQLiteMetadataStore(MetadataStore):
     def _event_from_row(self, row: tuple) -> AuditEvent:
         model, seq, time, actor, action, version, before, after, comment, prev_hash, hash_ = row
         return AuditEvent(
-            model=model, seq=seq, time=datetime.fromisoformat(time), actor=actor, action=action, version=version,
-            before=None if before is None else json.loads(before), after=None if after is None else json.loads(after),
-            comment=comment, prev_hash=prev_hash, hash=hash_,
+            model=model,
+            seq=seq,
+            time=datetime.fromisoformat(time),
+            actor=actor,
+            action=action,
+            version=version,
+            before=None if before is None else json.loads(before),
+            after=None if after is None else json.loads(after),
+            comment=comment,
+            prev_hash=prev_hash,
+            hash=hash_,
         )
 
     _EVENT_COLS = "model, seq, time, actor, action, version, before, after, comment, prev_hash, hash"
@@ -743,14 +862,18 @@ class SQLiteMetadataStore(MetadataStore):
         wanted = sorted(set(actions)) if actions is not None else None
         only = f" AND action IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
         if name is None:
-            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events WHERE model NOT LIKE '\\_%' ESCAPE '\\'"
-                               f"{only} ORDER BY id", wanted or [])
+            rows = self._query(
+                f"SELECT {self._EVENT_COLS} FROM events WHERE model NOT LIKE '\\_%' ESCAPE '\\'{only} ORDER BY id",
+                wanted or [],
+            )
         else:
             # with actions, read through (model, action, seq): the planner would otherwise walk every
             # event of the model in seq order
             index = " INDEXED BY events_model_action" if wanted is not None else ""
-            rows = self._query(f"SELECT {self._EVENT_COLS} FROM events{index} WHERE model=? AND seq>?{only} ORDER BY seq",
-                               [name, int(after), *(wanted or [])])
+            rows = self._query(
+                f"SELECT {self._EVENT_COLS} FROM events{index} WHERE model=? AND seq>?{only} ORDER BY seq",
+                [name, int(after), *(wanted or [])],
+            )
             if not rows:
                 self._require_model(name)
         return [self._event_from_row(r) for r in rows]
@@ -763,6 +886,7 @@ class SQLiteMetadataStore(MetadataStore):
 
 
 # -- search compilation --------------------------------------------------------------------
+
 
 def _json_path(key: str) -> str:
     return '$."' + key + '"'
@@ -808,15 +932,23 @@ def _clause_sql(clause: Any) -> tuple[str, list[Any]]:
     if clause.field == "alias":
         if op == "in":
             marks = ",".join("?" * len(value))
-            return f"EXISTS (SELECT 1 FROM aliases a WHERE a.name=v.name AND a.version=v.version AND a.alias IN ({marks}))", list(value)
+            return (
+                "EXISTS (SELECT 1 FROM aliases a WHERE a.name=v.name AND a.version=v.version AND a.alias IN "
+                f"({marks}))",
+                list(value),
+            )
         sqlop = "LIKE" if op == "like" else op
-        return f"EXISTS (SELECT 1 FROM aliases a WHERE a.name=v.name AND a.version=v.version AND a.alias {sqlop} ?)", [value]
+        return f"EXISTS (SELECT 1 FROM aliases a WHERE a.name=v.name AND a.version=v.version AND a.alias {sqlop} ?)", [
+            value
+        ]
     prefix, _, key = clause.field.partition(".")
     if prefix in ("tags", "metrics"):
         # tags and current metrics are in version_index (kept by triggers): an index range scan
         cond, params = _compare_sql("i.value", [], op, value)
-        sql = ("(v.name, v.version) IN (SELECT i.name, i.version FROM version_index i"
-               f" WHERE i.field = ? AND i.key = ? AND {cond})")
+        sql = (
+            "(v.name, v.version) IN (SELECT i.name, i.version FROM version_index i"
+            f" WHERE i.field = ? AND i.key = ? AND {cond})"
+        )
         return sql, [prefix, key, *params]
     expr, p = _field_sql(clause.field)
     return _compare_sql(expr, p, op, value)

@@ -83,8 +83,9 @@ class ArtifactStoreConformance:
         assert seen and seen[-1] == ("upload", len(data), len(data))
 
     # -- put_file_hashed: store a file and tell its digest ------------------------------------------
-    def test_put_file_hashed_returns_the_digest_of_what_it_stored(self, artifact_store: ArtifactStore,
-                                                                  tmp_path) -> None:
+    def test_put_file_hashed_returns_the_digest_of_what_it_stored(
+        self, artifact_store: ArtifactStore, tmp_path
+    ) -> None:
         data = os.urandom(3 * 1024 * 1024 + 17)  # not a multiple of any power-of-two chunk
         path = tmp_path / "h.bin"
         path.write_bytes(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -35,8 +36,13 @@ def make_model(name: str = "churn", **kw) -> RegisteredModel:
 
 def make_draft(name: str = "churn", n: int = 0, **kw) -> VersionDraft:
     digest = "sha256:" + f"{n:064x}"
-    artifact = Artifact(kind="file", name="model.bin", digest=digest, size=n + 1,
-                        files=[FileEntry(path="model.bin", digest=digest, size=n + 1)])
+    artifact = Artifact(
+        kind="file",
+        name="model.bin",
+        digest=digest,
+        size=n + 1,
+        files=[FileEntry(path="model.bin", digest=digest, size=n + 1)],
+    )
     kw.setdefault("created_by", "ana")
     return VersionDraft(name=name, artifact=artifact, **kw)
 
@@ -58,6 +64,7 @@ def io_meter(store: MetadataStore) -> Iterator[list[int]]:
 
     box = [0]
     if isinstance(store, SQLiteMetadataStore):
+
         def tick() -> int:
             box[0] += 1
             return 0
@@ -74,8 +81,10 @@ def io_meter(store: MetadataStore) -> Iterator[list[int]]:
         finally:
             box[0] = sum(store.io.stats.values()) - start
     else:
-        pytest.fail(f"no I/O meter for {type(store).__name__}: override the metadata_io_meter fixture "
-                    "with a context manager that counts the rows or objects the store reads and writes")
+        pytest.fail(
+            f"no I/O meter for {type(store).__name__}: override the metadata_io_meter fixture "
+            "with a context manager that counts the rows or objects the store reads and writes"
+        )
         yield box  # pragma: no cover
 
 
@@ -132,10 +141,16 @@ class MetadataStoreConformance:
         assert store.add_version(make_draft("other"), ev("register")).version == 1
 
     def test_version_round_trip(self, store: MetadataStore) -> None:
-        lineage = Lineage(run_id="r1", datasets=[{"uri": "s3://d/x.parquet", "digest": "sha256:ab"}], parents=["churn/1"])
+        lineage = Lineage(
+            run_id="r1", datasets=[{"uri": "s3://d/x.parquet", "digest": "sha256:ab"}], parents=["churn/1"]
+        )
         draft = make_draft(
-            n=7, params={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam", "beta": 0.9}, "note": "ünïcode"},
-            metrics={"auc": 0.91}, tags={"team": "fraud"}, lineage=lineage, description="first try",
+            n=7,
+            params={"lr": 0.1, "layers": [64, 32], "opt": {"name": "adam", "beta": 0.9}, "note": "ünïcode"},
+            metrics={"auc": 0.91},
+            tags={"team": "fraud"},
+            lineage=lineage,
+            description="first try",
         )
         mv = store.add_version(draft, ev("register"))
         got = store.get_version("churn", mv.version)
@@ -181,8 +196,14 @@ class MetadataStoreConformance:
 
         def promote(state: ModelState):
             new = state.model_copy(deep=True)
-            new.versions[2] = new.versions[2].model_copy(update={"stage": Stage.PRODUCTION, "tags": {"a": "b"},
-                                                                  "logged_metrics": {"live": 0.5}, "description": "x"})
+            new.versions[2] = new.versions[2].model_copy(
+                update={
+                    "stage": Stage.PRODUCTION,
+                    "tags": {"a": "b"},
+                    "logged_metrics": {"live": 0.5},
+                    "description": "x",
+                }
+            )
             new.aliases["champion"] = 2
             new = new.model_copy(update={"description": "model desc", "tags": {"k": "v"}})
             return new, [ev("transition", version=2, before={"stage": "experimental"}, after={"stage": "production"})]
@@ -265,7 +286,7 @@ class MetadataStoreConformance:
         events = store.list_events("churn")
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert events[0].prev_hash == GENESIS_HASH
-        for prev, cur in zip(events, events[1:]):
+        for prev, cur in itertools.pairwise(events):
             assert cur.prev_hash == prev.hash
         for e in events:
             assert e.expected_hash() == e.hash
@@ -341,12 +362,15 @@ class MetadataStoreConformance:
             cost[name] = box[0]
         assert cost["big"] <= 2 * cost["small"] + 20, (
             f"{change} cost {cost['small']} units on 3 versions but {cost['big']} on 150: "
-            "the update reads or writes every version")
+            "the update reads or writes every version"
+        )
         assert metadata_store.audit_head("big")[0] == 1 + sizes["big"] + 2
 
     # -- atomic first registration, guarded purge, event times ------------------------------------
     def test_add_version_creates_the_model_in_the_same_step(self, metadata_store: MetadataStore) -> None:
-        mv = metadata_store.add_version(make_draft("fresh"), ev("register"), create=(make_model("fresh"), ev("create_model")))
+        mv = metadata_store.add_version(
+            make_draft("fresh"), ev("register"), create=(make_model("fresh"), ev("create_model"))
+        )
         assert mv.version == 1
         assert metadata_store.get_model("fresh").version_count == 1
         events = metadata_store.list_events("fresh")
@@ -421,12 +445,24 @@ class MetadataStoreConformance:
             ("fraud/scorer", {"auc": 0.99}, {"lr": 0.2}, {}, "cy"),
         ]
         for i, (name, metrics, params, tags, who) in enumerate(rows):
-            store.add_version(make_draft(name, n=i, metrics=metrics, params=params, tags=tags, created_by=who,
-                                         lineage=Lineage(run_id=f"run-{i}")), ev("register"))
+            store.add_version(
+                make_draft(
+                    name,
+                    n=i,
+                    metrics=metrics,
+                    params=params,
+                    tags=tags,
+                    created_by=who,
+                    lineage=Lineage(run_id=f"run-{i}"),
+                ),
+                ev("register"),
+            )
 
         def promote(state: ModelState):
             new = state.model_copy(deep=True)
-            new.versions[2] = new.versions[2].model_copy(update={"stage": Stage.PRODUCTION, "logged_metrics": {"auc": 0.5}})
+            new.versions[2] = new.versions[2].model_copy(
+                update={"stage": Stage.PRODUCTION, "logged_metrics": {"auc": 0.5}}
+            )
             new.aliases["champion"] = 1
             return new, []
 
@@ -473,11 +509,16 @@ class MetadataStoreConformance:
 
         store.update("churn", put)
         assert store.get_state("churn").extensions == payload
-        assert store.get_model("churn").model_extra in (None, {}) or "extensions" not in store.get_model("churn").model_extra
+        assert (
+            store.get_model("churn").model_extra in (None, {})
+            or "extensions" not in store.get_model("churn").model_extra
+        )
 
     def test_reserved_documents_are_hidden(self, store: MetadataStore) -> None:
         store.create_model(make_model("_registry"), ev("create_model"))
-        store.update("_registry", lambda s: (s.model_copy(update={"extensions": {"policy": {"v": 1}}}), [ev("set_policy")]))
+        store.update(
+            "_registry", lambda s: (s.model_copy(update={"extensions": {"policy": {"v": 1}}}), [ev("set_policy")])
+        )
         assert store.get_state("_registry").extensions == {"policy": {"v": 1}}
         assert [e.action for e in store.list_events("_registry")] == ["create_model", "set_policy"]
         assert "_registry" not in [m.name for m in store.list_models()]

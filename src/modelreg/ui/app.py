@@ -169,15 +169,21 @@ class UI:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            size=human_size, short=short_digest, time=fmt_time, val=fmt_value, summary=summarize_event,
+            size=human_size,
+            short=short_digest,
+            time=fmt_time,
+            val=fmt_value,
+            summary=summarize_event,
         )
         self.env.globals.update(version=__version__, stages=[s.value for s in Stage])
 
     @property
     def governance(self) -> bool:
         """True when the registry offers approval requests (``list_requests``, ``approve``, ``reject``...)."""
-        return all(hasattr(self.registry, m) for m in ("list_requests", "request_transition", "approve", "reject",
-                                                        "cancel", "get_request"))
+        return all(
+            hasattr(self.registry, m)
+            for m in ("list_requests", "request_transition", "approve", "reject", "cancel", "get_request")
+        )
 
     # -- rendering --------------------------------------------------------------------
     def csrf_token(self, request: Request) -> tuple[str, bool]:
@@ -216,9 +222,18 @@ class UI:
         message = str(exc)
         kind = type(exc).__name__ if isinstance(exc, Exception) else "Error"
         code = status or (_status_for(exc) if isinstance(exc, Exception) else 400)
-        return self.render(request, "error.html", {
-            "error_kind": kind, "message": message, "status": code, "back": back, "page_title": "Error",
-        }, status=code)
+        return self.render(
+            request,
+            "error.html",
+            {
+                "error_kind": kind,
+                "message": message,
+                "status": code,
+                "back": back,
+                "page_title": "Error",
+            },
+            status=code,
+        )
 
 
 def _describe_location(registry: Registry) -> str:
@@ -233,6 +248,7 @@ def _describe_location(registry: Registry) -> str:
 
 # -- helpers -------------------------------------------------------------------------------
 
+
 def _metric_keys(versions: Iterable[ModelVersion]) -> list[str]:
     counts: dict[str, int] = {}
     for mv in versions:
@@ -246,7 +262,7 @@ _STAGE_ORDER = {"production": 0, "staging": 1, "experimental": 2, "archived": 3}
 
 def _sort_versions(versions: list[ModelVersion], sort: str, desc: bool) -> list[ModelVersion]:
     if sort.startswith("metric:"):
-        key = sort[len("metric:"):]
+        key = sort[len("metric:") :]
         have = [v for v in versions if key in v.current_metrics]
         missing = [v for v in versions if key not in v.current_metrics]
         have.sort(key=lambda v: (v.current_metrics[key], v.version), reverse=desc)
@@ -277,6 +293,7 @@ def _query(**params: Any) -> str:
 
 # -- pages ---------------------------------------------------------------------------------------
 
+
 def _looks_like_query(q: str) -> bool:
     low = f" {q.lower()} "
     return any(op in q for op in ("=", "<", ">")) or " like " in low or " in (" in low
@@ -293,8 +310,14 @@ async def models_page(request: Request) -> Response:
                 hits = reg.search(q, limit=SEARCH_LIMIT)
             except InvalidInputError as exc:
                 return {"q": q, "search_error": str(exc), "hits": None, "models": []}
-            return {"q": q, "hits": hits, "metric_keys": _metric_keys(hits)[:4], "models": [], "search_error": None,
-                    "limit": SEARCH_LIMIT}
+            return {
+                "q": q,
+                "hits": hits,
+                "metric_keys": _metric_keys(hits)[:4],
+                "models": [],
+                "search_error": None,
+                "limit": SEARCH_LIMIT,
+            }
         models = reg.list_models()
         if q:
             needle = q.lower()
@@ -335,14 +358,25 @@ async def model_page(request: Request) -> Response:
         shown = _sort_versions(shown, sort, desc)
         pages = max(1, -(-len(shown) // PAGE_SIZE))
         current = min(page, pages)
-        rows = shown[(current - 1) * PAGE_SIZE: current * PAGE_SIZE]
+        rows = shown[(current - 1) * PAGE_SIZE : current * PAGE_SIZE]
         stage_changes = [ev for ev in events if ev.action in ("transition", "rollback")][-25:][::-1]
         return {
-            "model": model, "versions": versions, "rows": rows, "columns": columns, "metric_keys": keys,
-            "metric": metric, "chart": metric_chart(versions, metric) if metric else None,
-            "timeline": stage_timeline(events, utcnow()), "stage_changes": stage_changes,
-            "sort": sort, "desc": desc, "stage_filter": stage_filter, "page": current, "pages": pages,
-            "total": len(shown), "page_size": PAGE_SIZE,
+            "model": model,
+            "versions": versions,
+            "rows": rows,
+            "columns": columns,
+            "metric_keys": keys,
+            "metric": metric,
+            "chart": metric_chart(versions, metric) if metric else None,
+            "timeline": stage_timeline(events, utcnow()),
+            "stage_changes": stage_changes,
+            "sort": sort,
+            "desc": desc,
+            "stage_filter": stage_filter,
+            "page": current,
+            "pages": pages,
+            "total": len(shown),
+            "page_size": PAGE_SIZE,
             "counts": {s.value: sum(1 for v in versions if v.stage == s) for s in Stage},
             "requests": _open_requests(ui, name),
         }
@@ -357,10 +391,17 @@ async def model_page(request: Request) -> Response:
         return "?" + _query(sort=key, order="desc" if new_desc else "asc", stage=stage_filter, metric=ctx["metric"])
 
     def page_url(n: int) -> str:
-        return "?" + _query(sort=sort, order="desc" if desc else "asc", stage=stage_filter, metric=ctx["metric"], page=n)
+        return "?" + _query(
+            sort=sort, order="desc" if desc else "asc", stage=stage_filter, metric=ctx["metric"], page=n
+        )
 
-    ctx.update(sort_url=sort_url, page_url=page_url, nav="models", page_title=name,
-               stage_url=lambda s: "?" + _query(stage=s, sort=sort, order="desc" if desc else "asc", metric=ctx["metric"]))
+    ctx.update(
+        sort_url=sort_url,
+        page_url=page_url,
+        nav="models",
+        page_title=name,
+        stage_url=lambda s: "?" + _query(stage=s, sort=sort, order="desc" if desc else "asc", metric=ctx["metric"]),
+    )
     return ui.render(request, "model.html", ctx)
 
 
@@ -376,7 +417,9 @@ async def version_page(request: Request) -> Response:
             mv = await run_in_threadpool(ui.registry.get_version, raw)
         except ModelregError as exc:
             return ui.error(request, exc, back=f"/model/{ref.name}")
-        return RedirectResponse(request.scope.get("root_path", "") + _version_path(mv.name, mv.version), status_code=302)
+        return RedirectResponse(
+            request.scope.get("root_path", "") + _version_path(mv.name, mv.version), status_code=302
+        )
 
     def load() -> dict[str, Any]:
         reg = ui.registry
@@ -389,10 +432,15 @@ async def version_page(request: Request) -> Response:
         metrics = []
         for key in sorted(set(mv.current_metrics) | set(history)):
             pts = history.get(key, [])
-            metrics.append({
-                "key": key, "registered": mv.metrics.get(key), "current": mv.current_metrics.get(key),
-                "points": pts, "spark": _sparkline([p.value for p in pts]) if len(pts) > 1 else None,
-            })
+            metrics.append(
+                {
+                    "key": key,
+                    "registered": mv.metrics.get(key),
+                    "current": mv.current_metrics.get(key),
+                    "points": pts,
+                    "spark": _sparkline([p.value for p in pts]) if len(pts) > 1 else None,
+                }
+            )
         events = reg.history(ref.name, ref.version)
         lineage = mv.lineage
         parents = []
@@ -408,9 +456,17 @@ async def version_page(request: Request) -> Response:
         earlier = [v for v in live if v < mv.version]
         compare_with = production[-1] if production else (earlier[-1] if earlier else None)
         return {
-            "mv": mv, "model": model, "params": flatten(mv.params), "metrics": metrics, "events": events,
-            "lineage": lineage, "run_link": _safe_link(lineage.run_url), "parents": parents,
-            "targets": targets, "model_aliases": model.aliases, "compare_with": compare_with,
+            "mv": mv,
+            "model": model,
+            "params": flatten(mv.params),
+            "metrics": metrics,
+            "events": events,
+            "lineage": lineage,
+            "run_link": _safe_link(lineage.run_url),
+            "parents": parents,
+            "targets": targets,
+            "model_aliases": model.aliases,
+            "compare_with": compare_with,
             "n_points": len(points),
             "requests": _open_requests(ui, ref.name, ref.version),
         }
@@ -431,8 +487,10 @@ def _sparkline(values: list[float], width: int = 120, height: int = 24) -> Marku
         f"{2 + i * (width - 4) / max(n - 1, 1):.1f},{height - 3 - (v - lo) / span * (height - 6):.1f}"
         for i, v in enumerate(values)
     )
-    return Markup(f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-                  f'aria-hidden="true" xmlns="http://www.w3.org/2000/svg"><polyline points="{pts}"/></svg>')
+    return Markup(
+        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'aria-hidden="true" xmlns="http://www.w3.org/2000/svg"><polyline points="{pts}"/></svg>'
+    )
 
 
 async def download(request: Request) -> Response:
@@ -464,8 +522,12 @@ async def download(request: Request) -> Response:
         tmp, path, filename = await run_in_threadpool(fetch)
     except ModelregError as exc:
         return ui.error(request, exc)
-    return FileResponse(path, filename=filename, media_type="application/octet-stream",
-                        background=BackgroundTask(shutil.rmtree, tmp, True))
+    return FileResponse(
+        path,
+        filename=filename,
+        media_type="application/octet-stream",
+        background=BackgroundTask(shutil.rmtree, tmp, True),
+    )
 
 
 def _compare_rows(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -482,10 +544,18 @@ async def compare_page(request: Request) -> Response:
     refs = [r.strip() for r in request.query_params.getlist("v") if r.strip()]
     only_diff = request.query_params.get("diff") == "1"
     if len(refs) < 2:
-        return ui.render(request, "compare.html", {
-            "refs": refs, "versions": [], "nav": "compare", "page_title": "Compare", "only_diff": only_diff,
-            "message": "Pick two or more versions: tick them in a model's version table, or type references below.",
-        })
+        return ui.render(
+            request,
+            "compare.html",
+            {
+                "refs": refs,
+                "versions": [],
+                "nav": "compare",
+                "page_title": "Compare",
+                "only_diff": only_diff,
+                "message": "Pick two or more versions: tick them in a model's version table, or type references below.",
+            },
+        )
 
     def load() -> dict[str, Any]:
         reg = ui.registry
@@ -510,11 +580,14 @@ async def compare_page(request: Request) -> Response:
             digests = [c.digest if c else None for c in cells]
             file_rows.append({"key": path, "cells": cells, "differs": any(d != digests[0] for d in digests[1:])})
         return {
-            "versions": versions, "pairs": pairs, "overview": overview,
+            "versions": versions,
+            "pairs": pairs,
+            "overview": overview,
             "metrics": _compare_rows([mv.current_metrics for mv in versions]),
             "params": _compare_rows([flatten(mv.params) for mv in versions]),
             "tags": _compare_rows([mv.tags for mv in versions]),
-            "lineage": _compare_rows(lineage), "files": file_rows,
+            "lineage": _compare_rows(lineage),
+            "files": file_rows,
         }
 
     try:
@@ -532,7 +605,9 @@ def _lineage_dict(mv: ModelVersion) -> dict[str, Any]:
     for k, v in data.items():
         if k == "datasets":
             for i, ds in enumerate(v):
-                out[f"datasets[{i}]"] = " @ ".join(str(x) for x in (ds.get("uri"), ds.get("version") or ds.get("digest")) if x)
+                out[f"datasets[{i}]"] = " @ ".join(
+                    str(x) for x in (ds.get("uri"), ds.get("version") or ds.get("digest")) if x
+                )
         elif k == "parents":
             out["parents"] = ", ".join(v)
         elif v not in ({}, [], ""):
@@ -570,17 +645,29 @@ async def audit_page(request: Request) -> Response:
         pages = max(1, -(-len(events) // AUDIT_PAGE))
         current = min(page, pages)
         return {
-            "names": names, "status": status, "broken": [s for s in status if s["problems"]],
-            "events": events[(current - 1) * AUDIT_PAGE: current * AUDIT_PAGE], "total": len(events),
-            "actors": actors, "actions": actions, "page": current, "pages": pages,
+            "names": names,
+            "status": status,
+            "broken": [s for s in status if s["problems"]],
+            "events": events[(current - 1) * AUDIT_PAGE : current * AUDIT_PAGE],
+            "total": len(events),
+            "actors": actors,
+            "actions": actions,
+            "page": current,
+            "pages": pages,
         }
 
     try:
         ctx = await run_in_threadpool(load)
     except ModelregError as exc:
         return ui.error(request, exc, back="/audit")
-    ctx.update(model=model, actor_filter=actor, action_filter=action, nav="audit", page_title="Audit",
-               page_url=lambda n: "?" + _query(model=model, actor=actor, action=action, page=n))
+    ctx.update(
+        model=model,
+        actor_filter=actor,
+        action_filter=action,
+        nav="audit",
+        page_title="Audit",
+        page_url=lambda n: "?" + _query(model=model, actor=actor, action=action, page=n),
+    )
     return ui.render(request, "audit.html", ctx)
 
 
@@ -617,6 +704,7 @@ async def requests_page(request: Request) -> Response:
 
 # -- actions ---------------------------------------------------------------------------------------------
 
+
 def _ref_of(form: dict[str, str]) -> str:
     ref = parse_ref(form.get("ref", ""))
     if ref.version is None:
@@ -647,8 +735,10 @@ def _describe_transition(ui: UI, f: dict[str, str]) -> list[str]:
 
 def _describe_request(ui: UI, verb: str, f: dict[str, str]) -> list[str]:
     req = ui.registry.get_request(f.get("request_id", ""))  # type: ignore[attr-defined]
-    lines = [f"{verb} request {req.id}: move {req.ref} from {req.from_stage.value} to {req.to_stage.value}, "
-             f"requested by {req.requester}."]
+    lines = [
+        f"{verb} request {req.id}: move {req.ref} from {req.from_stage.value} to {req.to_stage.value}, "
+        f"requested by {req.requester}."
+    ]
     if req.comment:
         lines.append(f"Reason given: {req.comment}")
     if req.approvals:
@@ -671,71 +761,96 @@ def _actor_kw(ui: UI) -> dict[str, Any]:
 
 ACTIONS: dict[str, Action] = {
     "transition": Action(
-        "Change stage", ("ref", "stage"), _describe_transition,
-        lambda ui, f: ui.registry.transition(_ref_of(f), stage=f["stage"], comment=f.get("comment") or None, **_actor_kw(ui)),
+        "Change stage",
+        ("ref", "stage"),
+        _describe_transition,
+        lambda ui, f: ui.registry.transition(
+            _ref_of(f), stage=f["stage"], comment=f.get("comment") or None, **_actor_kw(ui)
+        ),
         optional=("comment",),
     ),
     "set_alias": Action(
-        "Set alias", ("ref", "alias"),
+        "Set alias",
+        ("ref", "alias"),
         lambda ui, f: _describe_alias(ui, f),
-        lambda ui, f: ui.registry.set_alias(parse_ref(_ref_of(f)).name, f["alias"], parse_ref(_ref_of(f)).version,
-                                            comment=f.get("comment") or None, **_actor_kw(ui)),
+        lambda ui, f: ui.registry.set_alias(
+            parse_ref(_ref_of(f)).name,
+            f["alias"],
+            parse_ref(_ref_of(f)).version,
+            comment=f.get("comment") or None,
+            **_actor_kw(ui),
+        ),
         optional=("comment",),
     ),
     "delete_alias": Action(
-        "Remove alias", ("name", "alias"),
+        "Remove alias",
+        ("name", "alias"),
         lambda ui, f: [f"Remove the alias @{f.get('alias')} of {f.get('name')}."],
         lambda ui, f: ui.registry.delete_alias(f["name"], f["alias"], **_actor_kw(ui)),
         danger=True,
     ),
     "set_tag": Action(
-        "Set tag", ("ref", "key"),
+        "Set tag",
+        ("ref", "key"),
         lambda ui, f: [f"Set the tag {f.get('key')} = {f.get('value', '')!r} on {_ref_of(f)}."],
         lambda ui, f: ui.registry.set_tags(_ref_of(f), {f["key"]: f.get("value", "")}, **_actor_kw(ui)),
         optional=("value",),
     ),
     "remove_tag": Action(
-        "Remove tag", ("ref", "key"),
+        "Remove tag",
+        ("ref", "key"),
         lambda ui, f: [f"Remove the tag {f.get('key')} from {_ref_of(f)}."],
         lambda ui, f: ui.registry.set_tags(_ref_of(f), {}, remove=[f["key"]], **_actor_kw(ui)),
         danger=True,
     ),
     "set_description": Action(
-        "Change description", ("ref",),
+        "Change description",
+        ("ref",),
         lambda ui, f: [f"Replace the description of {_ref_of(f)} with:", f.get("description", "") or "(empty)"],
         lambda ui, f: ui.registry.set_description(_ref_of(f), f.get("description", ""), **_actor_kw(ui)),
         optional=("description",),
     ),
     "model_description": Action(
-        "Change model description", ("name",),
-        lambda ui, f: [f"Replace the description of the model {f.get('name')} with:", f.get("description", "") or "(empty)"],
+        "Change model description",
+        ("name",),
+        lambda ui, f: [
+            f"Replace the description of the model {f.get('name')} with:",
+            f.get("description", "") or "(empty)",
+        ],
         lambda ui, f: ui.registry.update_model(f["name"], description=f.get("description", ""), **_actor_kw(ui)),
         optional=("description",),
     ),
     "request_transition": Action(
-        "Request approval", ("ref", "stage"),
+        "Request approval",
+        ("ref", "stage"),
         lambda ui, f: [f"Ask for approval to move {_ref_of(f)} to {f.get('stage')}."],
         lambda ui, f: ui.registry.request_transition(  # type: ignore[attr-defined]
-            _ref_of(f), f["stage"], comment=f.get("comment") or None, **_actor_kw(ui)),
+            _ref_of(f), f["stage"], comment=f.get("comment") or None, **_actor_kw(ui)
+        ),
         optional=("comment",),
     ),
     "approve": Action(
-        "Approve request", ("request_id",),
+        "Approve request",
+        ("request_id",),
         lambda ui, f: _describe_request(ui, "Approve", f),
         lambda ui, f: ui.registry.approve(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),  # type: ignore[attr-defined]
         optional=("comment",),
     ),
     "reject": Action(
-        "Reject request", ("request_id",),
+        "Reject request",
+        ("request_id",),
         lambda ui, f: _describe_request(ui, "Reject", f),
         lambda ui, f: ui.registry.reject(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),  # type: ignore[attr-defined]
-        danger=True, optional=("comment",),
+        danger=True,
+        optional=("comment",),
     ),
     "cancel_request": Action(
-        "Withdraw request", ("request_id",),
+        "Withdraw request",
+        ("request_id",),
         lambda ui, f: _describe_request(ui, "Withdraw", f),
         lambda ui, f: ui.registry.cancel(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),  # type: ignore[attr-defined]
-        danger=True, optional=("comment",),
+        danger=True,
+        optional=("comment",),
     ),
 }
 GOVERNANCE_ACTIONS = {"request_transition", "approve", "reject", "cancel_request"}
@@ -768,7 +883,9 @@ async def action(request: Request) -> Response:
     form_data = await request.form()
     form = {k: v for k, v in form_data.items() if isinstance(v, str)}
     if not ui.signer.check(request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD)):
-        return ui.error(request, "Missing or invalid CSRF token: reload the page and try again. Nothing was changed.", 403)
+        return ui.error(
+            request, "Missing or invalid CSRF token: reload the page and try again. Nothing was changed.", 403
+        )
     spec = ACTIONS.get(kind)
     if spec is None or (kind in GOVERNANCE_ACTIONS and not ui.governance):
         return ui.error(request, f"Unknown action {kind!r}.", 404)
@@ -783,10 +900,18 @@ async def action(request: Request) -> Response:
             lines = await run_in_threadpool(spec.describe, ui, values)
         except ModelregError as exc:
             return ui.error(request, exc, back=back)
-        return ui.render(request, "confirm.html", {
-            "kind": kind, "spec": spec, "lines": lines, "values": values, "back": back,
-            "page_title": f"Confirm: {spec.title}",
-        })
+        return ui.render(
+            request,
+            "confirm.html",
+            {
+                "kind": kind,
+                "spec": spec,
+                "lines": lines,
+                "values": values,
+                "back": back,
+                "page_title": f"Confirm: {spec.title}",
+            },
+        )
     try:
         result = await run_in_threadpool(spec.run, ui, values)
     except ModelregError as exc:
@@ -844,4 +969,3 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: not_found})
     app.state.ui = ui
     return app
-

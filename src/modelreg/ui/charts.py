@@ -56,13 +56,17 @@ def metric_chart(versions: Sequence[ModelVersion], metric: str, *, width: int = 
     def sy(v: float) -> float:
         return top + ph - (v - y0) / (y1 - y0) * ph
 
-    out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
-           f'aria-label="{e(metric)} by version" xmlns="http://www.w3.org/2000/svg">']
+    out = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="{e(metric)} by version" xmlns="http://www.w3.org/2000/svg">'
+    ]
     for t in _nice_ticks(y0, y1):
         y = sy(t)
         out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
         out.append(f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{e(fmt_value(t))}</text>')
-    xticks = sorted(set(xs)) if len(set(xs)) <= 12 else [int(t) for t in _nice_ticks(x0, x1, 10) if float(t).is_integer()]
+    xticks = (
+        sorted(set(xs)) if len(set(xs)) <= 12 else [int(t) for t in _nice_ticks(x0, x1, 10) if float(t).is_integer()]
+    )
     for t in xticks:
         x = sx(t)
         out.append(f'<line class="axis" x1="{x:.1f}" x2="{x:.1f}" y1="{top + ph}" y2="{top + ph + 4}"/>')
@@ -75,7 +79,7 @@ def metric_chart(versions: Sequence[ModelVersion], metric: str, *, width: int = 
     for x, y, stage in pts:
         out.append(
             f'<circle class="dot stage-{e(stage)}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{r}">'
-            f'<title>v{x} ({e(stage)}): {e(metric)} = {e(fmt_value(y))}</title></circle>'
+            f"<title>v{x} ({e(stage)}): {e(metric)} = {e(fmt_value(y))}</title></circle>"
         )
     out.append("</svg>")
     return Markup("".join(out))
@@ -131,8 +135,9 @@ def _rows(segs: list[Segment], t_end: datetime) -> list[list[Segment]]:
     return rows or [[]]
 
 
-def stage_timeline(events: Sequence[AuditEvent], now: datetime, *, lanes: Sequence[str] = ("production", "staging"),
-                   width: int = 560) -> Markup:
+def stage_timeline(
+    events: Sequence[AuditEvent], now: datetime, *, lanes: Sequence[str] = ("production", "staging"), width: int = 560
+) -> Markup:
     """Lanes (one per stage) of coloured bars showing which version held the stage when.
 
     Overlapping holders of a non-exclusive stage get a row each within the lane.
@@ -151,14 +156,18 @@ def stage_timeline(events: Sequence[AuditEvent], now: datetime, *, lanes: Sequen
     def sx(t: datetime) -> float:
         return left + (t - t0).total_seconds() / span * pw
 
-    out = [f'<svg class="timeline" role="img" viewBox="0 0 {width} {height}" width="100%" '
-           f'aria-label="stage timeline" xmlns="http://www.w3.org/2000/svg">']
+    out = [
+        f'<svg class="timeline" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'aria-label="stage timeline" xmlns="http://www.w3.org/2000/svg">'
+    ]
     y = top
     for lane in lanes:
         rows = packed[lane]
         lane_h = len(rows) * row_h
         out.append(f'<rect class="lane" x="{left}" y="{y}" width="{pw}" height="{lane_h}" rx="3"/>')
-        out.append(f'<text class="lane-label" x="{left - 8}" y="{y + lane_h / 2 + 4:.1f}" text-anchor="end">{e(lane)}</text>')
+        out.append(
+            f'<text class="lane-label" x="{left - 8}" y="{y + lane_h / 2 + 4:.1f}" text-anchor="end">{e(lane)}</text>'
+        )
         for i, row in enumerate(rows):
             ry = y + i * row_h
             for s in row:
@@ -166,12 +175,15 @@ def stage_timeline(events: Sequence[AuditEvent], now: datetime, *, lanes: Sequen
                 w = max(xb - xa, 2.0)
                 until = fmt_time(s.end) if s.end else "now"
                 out.append(
-                    f'<g><rect class="seg stage-{e(lane)}" x="{xa:.1f}" y="{ry + 2}" width="{w:.1f}" height="{row_h - 4}" rx="3">'
+                    f'<g><rect class="seg stage-{e(lane)}" x="{xa:.1f}" y="{ry + 2}" width="{w:.1f}" '
+                    f'height="{row_h - 4}" rx="3">'
                     f"<title>v{s.version} in {e(lane)} from {e(fmt_time(s.start))} to {e(until)}</title></rect>"
                 )
                 if w >= 8 * len(str(s.version)) + 14:
-                    out.append(f'<text class="seg-label" x="{xa + w / 2:.1f}" y="{ry + row_h / 2 + 4:.1f}" '
-                               f'text-anchor="middle">v{s.version}</text>')
+                    out.append(
+                        f'<text class="seg-label" x="{xa + w / 2:.1f}" y="{ry + row_h / 2 + 4:.1f}" '
+                        f'text-anchor="middle">v{s.version}</text>'
+                    )
                 out.append("</g>")
         y += lane_h + gap
     out.append(f'<text class="tick" x="{left}" y="{y + 8}" text-anchor="start">{e(fmt_time(t0))}</text>')

@@ -17,14 +17,26 @@ DEFAULT_PORT = 8421
 
 def _configure(p: argparse.ArgumentParser, *, standalone: bool) -> argparse.ArgumentParser:
     if standalone:  # the main ``modelreg`` parser gives every command --registry and --actor
-        p.add_argument("--registry", "-r", metavar="URL", default=None,
-                       help="registry location (folder or URL); default: $MODELREG_URI or the local default folder")
-        p.add_argument("--actor", default=None,
-                       help="name recorded in the audit log for changes (default: $MODELREG_ACTOR or your user)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: only this machine)")
-    p.add_argument("--port", "-p", type=int, default=DEFAULT_PORT,
-                   help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
+        p.add_argument(
+            "--registry",
+            "-r",
+            metavar="URL",
+            default=None,
+            help="registry location (folder or URL); default: $MODELREG_URI or the local default folder",
+        )
+        p.add_argument(
+            "--actor",
+            default=None,
+            help="name recorded in the audit log for changes (default: $MODELREG_ACTOR or your user)",
+        )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: only this machine)")
+    p.add_argument(
+        "--port",
+        "-p",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
     p.add_argument("--read-only", action="store_true", help="browse only: hide and refuse every change")
     p.set_defaults(func=run)
     return p
@@ -33,17 +45,20 @@ def _configure(p: argparse.ArgumentParser, *, standalone: bool) -> argparse.Argu
 def add_commands(subparsers: Any) -> None:
     """Add ``ui`` to the subparsers of the ``modelreg`` command (see :data:`modelreg.cli.EXTENSIONS`)."""
     p = subparsers.add_parser(
-        "ui", help="serve the web UI on 127.0.0.1",
+        "ui",
+        help="serve the web UI on 127.0.0.1",
         description="Serve the modelreg web UI: browse models, versions, metrics, lineage and the audit log, "
-                    "and change stages, aliases, tags and descriptions (each with a confirmation step). "
-                    "It listens on 127.0.0.1 unless --host says otherwise.",
+        "and change stages, aliases, tags and descriptions (each with a confirmation step). "
+        "It listens on 127.0.0.1 unless --host says otherwise.",
     )
     _configure(p, standalone=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """A standalone parser, used by ``python -m modelreg.ui``."""
-    return _configure(argparse.ArgumentParser(prog="modelreg ui", description="Serve the modelreg web UI."), standalone=True)
+    return _configure(
+        argparse.ArgumentParser(prog="modelreg ui", description="Serve the modelreg web UI."), standalone=True
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import re
 import secrets
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["CSRF_COOKIE", "CSRF_FIELD", "CsrfSigner", "SECURITY_HEADERS", "redact_url"]
+__all__ = ["CSRF_COOKIE", "CSRF_FIELD", "SECURITY_HEADERS", "CsrfSigner", "redact_url"]
 
 CSRF_COOKIE = "modelreg_csrf"
 CSRF_FIELD = "csrf_token"

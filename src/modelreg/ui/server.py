@@ -72,8 +72,12 @@ def serve(
     mode = " (read-only)" if read_only else ""
     print(f"modelreg ui: serving {app.state.ui.location}{mode} at http://{shown}:{real_port}/", file=out, flush=True)
     if not is_loopback(host):
-        print("modelreg ui: WARNING: listening beyond this machine; anyone who can reach it can use the registry "
-              "as you (add --read-only, or put it behind an authenticating proxy)", file=out, flush=True)
+        print(
+            "modelreg ui: WARNING: listening beyond this machine; anyone who can reach it can use the registry "
+            "as you (add --read-only, or put it behind an authenticating proxy)",
+            file=out,
+            flush=True,
+        )
     config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False)
     server = uvicorn.Server(config)
     try:
