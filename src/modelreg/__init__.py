@@ -6,10 +6,10 @@
 >>> reg.transition("churn", mv.version, "production", comment="beats v2")  # doctest: +SKIP
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# module-level helpers are imported under private names: the package's public namespace is
+# exactly __all__ (tests/test_exports.py)
+import importlib as _importlib
+import typing as _typing
 
 from ._version import __version__
 from .errors import (
@@ -59,7 +59,7 @@ _LAZY: dict[str, str] = {
     "StageRules": "stages",
 }
 
-if TYPE_CHECKING:  # for type checkers and documentation tools
+if _typing.TYPE_CHECKING:  # for type checkers and documentation tools
     from .models import (
         Artifact,
         AuditEvent,
@@ -81,11 +81,11 @@ if TYPE_CHECKING:  # for type checkers and documentation tools
     from .stages import StageRules
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups do not come here
     return value
 

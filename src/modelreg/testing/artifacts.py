@@ -194,6 +194,28 @@ class ArtifactStoreConformance:
         with pytest.raises(InvalidInputError, match="invalid digest"):
             artifact_store.mark_suspect("sha256:../../etc/passwd")
 
+    def test_touch_keeps_the_blob_and_refreshes_its_time(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        data = b"touched" * 100
+        digest = self._put(artifact_store, data, tmp_path)
+        before = {b.digest: b.modified for b in artifact_store.iter_blobs()}[digest]
+        artifact_store.touch(digest)
+        after = [b for b in artifact_store.iter_blobs() if b.digest == digest]
+        assert len(after) == 1 and after[0].size == len(data)
+        if before is not None and after[0].modified is not None:  # stores that keep times
+            assert after[0].modified >= before
+        with artifact_store.open(digest) as f:
+            assert f.read() == data
+        missing = _digest(b"never stored")
+        artifact_store.touch(missing)  # best effort: no error, and nothing is created
+        assert not artifact_store.exists(missing)
+
+    def test_cleanup_partial_spares_recent_uploads(self, artifact_store: ArtifactStore, tmp_path) -> None:
+        digest = self._put(artifact_store, b"fresh", tmp_path)
+        # nothing is older than a moment in the past: nothing may be removed, whatever is in flight
+        removed = artifact_store.cleanup_partial(datetime.now(timezone.utc) - timedelta(days=1))
+        assert removed == []
+        assert artifact_store.exists(digest)
+
     def test_cleanup_partial_reports_sizes(self, artifact_store: ArtifactStore, tmp_path) -> None:
         self._put(artifact_store, b"complete", tmp_path)
         removed = artifact_store.cleanup_partial(datetime.now(timezone.utc) + timedelta(minutes=1))

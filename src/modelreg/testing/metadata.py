@@ -184,6 +184,32 @@ class MetadataStoreConformance:
         with pytest.raises(VersionNotFound):
             store.purge_version("churn", 3, ev("purge"))
 
+    def test_resolve_latest_stage_and_alias(self, store: MetadataStore) -> None:
+        assert store.resolve("churn") is None  # no versions yet
+        for i in range(4):
+            store.add_version(make_draft(n=i), ev("register"))
+
+        def arrange(s: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            versions = dict(s.versions)
+            versions[1] = versions[1].model_copy(update={"stage": Stage.PRODUCTION})
+            versions[2] = versions[2].model_copy(update={"stage": Stage.STAGING})
+            versions[3] = versions[3].model_copy(update={"stage": Stage.STAGING})
+            return s.model_copy(update={"versions": versions, "aliases": {"champion": 2}}), [ev("arrange")]
+
+        store.update("churn", arrange)
+        assert store.resolve("churn") == 4
+        assert store.resolve("churn", stage="production") == 1
+        assert store.resolve("churn", stage="staging") == 3  # the highest holder
+        assert store.resolve("churn", stage="archived") is None
+        assert store.resolve("churn", alias="champion") == 2
+        assert store.resolve("churn", alias="nobody") is None
+        store.purge_version("churn", 4, ev("purge"))
+        assert store.resolve("churn") == 3  # the latest live version
+        with pytest.raises(ModelNotFound):
+            store.resolve("nope")
+        with pytest.raises(ModelNotFound):
+            store.resolve("nope", stage="production")
+
     def test_add_version_records_event_with_version(self, store: MetadataStore) -> None:
         store.add_version(make_draft(), ev("register", after={"x": 1}))
         last = store.list_events("churn")[-1]
