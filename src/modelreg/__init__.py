@@ -1,9 +1,10 @@
 """modelreg: an embeddable model registry, version control for trained models.
 
 >>> from modelreg import Registry
->>> reg = Registry("./models")                                            # doctest: +SKIP
->>> mv = reg.register("churn", "model.onnx", metrics={"auc": 0.91})       # doctest: +SKIP
->>> reg.transition("churn", mv.version, "production", comment="beats v2")  # doctest: +SKIP
+>>> reg = Registry("./models")
+>>> mv = reg.register("churn", "model.onnx", metrics={"auc": 0.91})
+>>> reg.transition("churn", mv.version, "production", comment="beats v2")
+ModelVersion('churn', version=1, stage='production', digest='sha256:...', size=...)
 """
 
 # module-level helpers are imported under private names: the package's public namespace is

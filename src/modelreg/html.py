@@ -6,8 +6,11 @@ Jupyter, VS Code and Colab call ``_repr_html_`` to display an object, so a
 compact table. Lists get the same treatment through :func:`table`::
 
     >>> from modelreg.html import table
-    >>> table(reg.list_versions("churn"))      # doctest: +SKIP
-    >>> table(reg.history("churn"))            # doctest: +SKIP
+    >>> versions = table(reg.list_versions("churn"))
+    >>> type(versions).__name__, versions._repr_html_().startswith("<div")
+    ('VersionList', True)
+    >>> type(table(reg.history("churn"))).__name__
+    'EventList'
 
 ``VersionList``, ``EventList`` and ``ModelList`` are plain ``list`` subclasses
 that add ``_repr_html_``. Every piece of user text is escaped. This module uses

@@ -138,9 +138,10 @@ def _check_lineage_labels(value: Any, path: str) -> None:
 class Registry(GovernanceMixin):
     """A model registry: an embedded folder, a bucket, or explicit stores.
 
-    >>> reg = Registry("./models")                                   # doctest: +SKIP
-    >>> mv = reg.register("churn", "model.onnx", metrics={"auc": 0.91})  # doctest: +SKIP
-    >>> reg.transition("churn", mv.version, "production", actor="ana")  # doctest: +SKIP
+    >>> reg = Registry("./models")
+    >>> mv = reg.register("churn", "model.onnx", metrics={"auc": 0.91})
+    >>> reg.transition("churn", mv.version, "production", actor="ana")
+    ModelVersion('churn', version=..., stage='production', digest='sha256:...', size=...)
     """
 
     def __init__(

@@ -226,7 +226,9 @@ def _default_transitions() -> dict[Stage, list[Stage]]:
 class Policy(_Strict):
     """Registry-wide governance rules: the transition table, exclusive stages and gates.
 
-    >>> Policy(gates={"production": Gate(approvals=2, metrics=["metrics.auc >= @production"])})  # doctest: +SKIP
+    >>> policy = Policy(gates={"production": Gate(approvals=2, metrics=["metrics.auc >= @production"])})
+    >>> policy.gate("production").approvals[0].count, [str(s) for s in policy.exclusive]
+    (2, ['production'])
 
     The default policy (``Policy()``) has the default transition table, an
     exclusive production stage and no gates: everything is allowed that the

@@ -6,7 +6,9 @@ is used, so ``modelreg.ui.cli`` stays importable on a bare install.
 
 >>> from modelreg import Registry
 >>> from modelreg.ui import create_app
->>> app = create_app(Registry("./models"), read_only=True)   # doctest: +SKIP
+>>> app = create_app(Registry("./models"), read_only=True)
+>>> [r.path for r in app.routes][:3]
+['/', '/model/{name:path}', '/version/{ref:path}']
 """
 
 from __future__ import annotations
