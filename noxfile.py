@@ -2,8 +2,8 @@
 
 It installs modelreg with every extra, the npm emulators (Azurite) from
 package.json, Debian's Chromium for the browser tests when it is missing,
-checks formatting and lint with ruff, and runs the whole suite with CI-strict
-emulator checks when CI=true.
+checks formatting and lint with ruff and types with mypy, and runs the
+whole suite with CI-strict emulator checks when CI=true.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ LINTED = ("src", "tests", "benchmarks", "examples", "noxfile.py")
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install everything, check formatting and lint (ruff), then run the whole test suite,
-    emulators included."""
+    """Install everything, check formatting and lint (ruff) and types (mypy), then run the whole
+    test suite, emulators included."""
     _install(session)
     session.run("python", "-m", "ruff", "format", "--check", *LINTED)
     session.run("python", "-m", "ruff", "check", *LINTED)
+    session.run("python", "-m", "mypy")
     session.run("python", "-m", "pytest", *session.posargs)
 
 

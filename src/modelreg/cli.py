@@ -320,7 +320,9 @@ class _CommandParser(argparse.ArgumentParser):
 def _command(
     sub: Any, name: str, help: str, func: Handler, *, epilog: str | None = None, usage: str | None = None
 ) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=epilog, usage=usage)
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=epilog, usage=usage
+    )
     p.set_defaults(func=func)
     return p
 
@@ -358,7 +360,8 @@ def _import_hook(target: str) -> Callable[[Any], None]:
 
     module_name, _, func_name = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, func_name or "add_commands")
+    hook: Callable[[Any], None] = getattr(module, func_name or "add_commands")
+    return hook
 
 
 _COMMON_DESTS = ("registry", "actor", "json", "progress")

@@ -425,21 +425,21 @@ def models_html(models: Iterable[RegisteredModel]) -> str:
 # -- list wrappers ---------------------------------------------------------------------------------
 
 
-class VersionList(list):
+class VersionList(list["ModelVersion"]):
     """A ``list`` of :class:`~modelreg.ModelVersion` that displays as a table in notebooks."""
 
     def _repr_html_(self) -> str:
         return versions_html(self)
 
 
-class EventList(list):
+class EventList(list["AuditEvent"]):
     """A ``list`` of :class:`~modelreg.AuditEvent` that displays as a table in notebooks."""
 
     def _repr_html_(self) -> str:
         return events_html(self)
 
 
-class ModelList(list):
+class ModelList(list["RegisteredModel"]):
     """A ``list`` of :class:`~modelreg.RegisteredModel` that displays as a table in notebooks."""
 
     def _repr_html_(self) -> str:
@@ -456,7 +456,7 @@ def table(items: Iterable[Any]) -> VersionList | EventList | ModelList:
     data = list(items)
     first = data[0] if data else None
     if first is None or (hasattr(first, "artifact") and hasattr(first, "version")):
-        kind: type = VersionList
+        kind: type[VersionList | EventList | ModelList] = VersionList
     elif hasattr(first, "seq") and hasattr(first, "prev_hash"):
         kind = EventList
     elif hasattr(first, "version_count") and hasattr(first, "stages"):

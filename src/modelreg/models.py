@@ -65,10 +65,10 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        inner = _converter(args[0]) if len(args) == 1 else None
-        if inner is None:
+        convert = _converter(args[0]) if len(args) == 1 else None
+        if convert is None:
             return None
-        return lambda v: None if v is None else inner(v)
+        return lambda v: None if v is None else convert(v)
     if origin is list:
         inner = _converter(typing.get_args(annotation)[0])
         if inner is None:
@@ -96,7 +96,7 @@ _PLANS: dict[type, tuple[list[tuple[str, Any, Any, Any]], frozenset[str]]] = {}
 
 
 def _plan(cls: type[_Record]) -> tuple[list[tuple[str, Any, Any, Any]], frozenset[str]]:
-    fields = []
+    fields: list[tuple[str, Any, Any, Any]] = []
     for name, info in cls.model_fields.items():
         if info.default_factory is not None:
             fields.append((name, _converter(info.annotation), _MISSING, info.default_factory))
@@ -161,6 +161,7 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow", use_enum_values=False, defer_build=True)
 
 
+_M = TypeVar("_M", bound=BaseModel)
 _ATOMS = frozenset({str, int, float, bool, bytes, type(None), datetime, Stage})
 _SHARED = (str, int, float, bytes, datetime, Enum)
 """Immutable values a deep copy may share instead of copying."""
@@ -189,7 +190,7 @@ def _clone(value: Any, memo: dict[int, Any]) -> Any:
     return copy.deepcopy(value, memo)
 
 
-def _fast_deepcopy(record: BaseModel, memo: dict[int, Any] | None) -> Any:
+def _fast_deepcopy(record: _M, memo: dict[int, Any] | None) -> _M:
     """``record.model_copy(deep=True)`` as pydantic's ``__deepcopy__`` does it, with :func:`_clone`
     for the field values (update functions deep-copy the whole ModelState on every change)."""
     memo = {} if memo is None else memo
@@ -376,7 +377,8 @@ class ModelState(_Record):
     def holders(self, stage: Stage | str) -> list[int]:
         """Version numbers currently in ``stage``, ascending."""
         stage = Stage(stage)
-        lookup = getattr(self.versions, "holders", None)  # a store's view answers from its index
+        # a store's view answers from its index
+        lookup: Callable[[Stage], list[int]] | None = getattr(self.versions, "holders", None)
         if lookup is not None:
             return lookup(stage)
         return sorted(v for v, s in self.versions.items() if s.stage == stage)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .errors import InvalidInputError
 from .models import ModelVersion
@@ -75,7 +75,8 @@ def _check_field(field: str) -> str:
 
 
 def _tokens(text: str) -> list[tuple[str, Any]]:
-    pos, out = 0, []
+    pos = 0
+    out: list[tuple[str, Any]] = []
     text = text.rstrip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -245,7 +246,7 @@ def matches(mv: ModelVersion, query: Query) -> bool:
     return True
 
 
-def sort_key(mv: ModelVersion, order_by: list[tuple[str, bool]]) -> tuple:
+def sort_key(mv: ModelVersion, order_by: list[tuple[str, bool]]) -> tuple[Any, ...]:
     """Nulls last; numbers before strings; then each field ascending or descending."""
     key: list[Any] = []
     for field, desc in order_by:
@@ -266,7 +267,7 @@ class _Rev:
         self.v = v
 
     def __lt__(self, other: _Rev) -> bool:
-        return self.v > other.v
+        return cast(bool, self.v > other.v)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Rev) and self.v == other.v

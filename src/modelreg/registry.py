@@ -74,6 +74,7 @@ from .validation import (
 
 if TYPE_CHECKING:
     from .copy import CopyReport
+    from .governance.engine import Governance
 
 __all__ = ["Registry"]
 
@@ -168,10 +169,10 @@ class Registry(GovernanceMixin):
         self.uri = os.fspath(uri) if uri is not None else None
         self._actor = check_actor(actor) if actor is not None else None
         self._rules_arg = rules
-        self._governance: Any = None  # the engine, made on first use: reads never need it
+        self._governance: Governance | None = None  # the engine, made on first use: reads never need it
 
     @property
-    def _gov(self) -> Any:
+    def _gov(self) -> Governance:
         """The governance engine (modelreg.governance.engine.Governance): every workflow decision."""
         if self._governance is None:
             from .governance.engine import Governance
@@ -714,23 +715,24 @@ class Registry(GovernanceMixin):
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         box: list[EventDraft] = []
+        version = r.version  # an int (checked above), in a local: mypy does not narrow r.version in guard
 
         def guard(state: ModelState) -> EventDraft:
             # evaluated by the store inside its atomic step: a promotion committed by another
             # process between the read above and the purge is seen here, and refuses the purge
-            vs = state.versions.get(r.version)
+            vs = state.versions.get(version)
             if vs is None:
-                raise VersionNotFound(f"model {r.name!r} has no version {r.version}")
+                raise VersionNotFound(f"model {r.name!r} has no version {version}")
             if vs.stage in exclusive:
                 raise InvalidTransitionError(
                     f"{mv.ref} is in {Stage(vs.stage).value}; transition it to archived (or roll back) before purging"
                 )
-            aliases = sorted(a for a, v in state.aliases.items() if v == r.version)
+            aliases = sorted(a for a, v in state.aliases.items() if v == version)
             box[:] = [
                 EventDraft(
                     action="purge",
                     actor=who,
-                    version=r.version,
+                    version=version,
                     comment=note,
                     before={"digest": mv.digest, "stage": Stage(vs.stage).value, "aliases": aliases},
                     after=None,

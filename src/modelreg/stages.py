@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import InvalidTransitionError
 from .models import EventDraft, ModelState, Stage, utcnow
@@ -69,7 +70,7 @@ class StageRules:
         actor: str,
         comment: str | None,
         action: str = "transition",
-        extra: dict | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> list[EventDraft]:
         """Move ``version`` to ``target`` in ``state`` (a mutable copy) and return the audit events.
 

@@ -42,6 +42,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .errors import ArtifactChangedError, InvalidInputError, ModelregError
 from .hashing import ProgressFn, sha256_bytes, sha256_stream
@@ -158,7 +159,9 @@ def _inside(path: str, root: str) -> bool:
         return False
 
 
-def collect_files(src: Path, *, follow_symlinks: bool = False) -> tuple[str, list[SourceFile], str | None]:
+def collect_files(
+    src: Path, *, follow_symlinks: bool = False
+) -> tuple[Literal["file", "directory"], list[SourceFile], str | None]:
     """(kind, files, symlink target of ``src`` or None) for a file or folder artifact.
 
     Folder members come in the order of the manifest (each folder's files by name, then its

@@ -57,7 +57,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, MissingDependencyError
 from .stores._fs import (
@@ -69,6 +69,9 @@ from .stores._fs import (
     missing_dependency,
     scheme_of,
 )
+
+if TYPE_CHECKING:
+    from .stores.base import ArtifactStore, MetadataStore
 
 __all__ = [
     "SCHEMES",
@@ -287,7 +290,7 @@ def open_stores(
     artifacts: Any = None,
     storage_options: dict[str, Any] | None = None,
     **store_kwargs: Any,
-) -> tuple[Any, Any]:
+) -> tuple[MetadataStore, ArtifactStore]:
     """Resolve the Registry constructor's arguments to ``(MetadataStore, ArtifactStore)``.
 
     Every location is parsed (and refused) before any store is opened or any folder created.
@@ -334,7 +337,7 @@ def open_stores(
     return meta_store, art_store
 
 
-def _open_metadata(loc: Location, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:
+def _open_metadata(loc: Location, options: dict[str, Any], store_kwargs: dict[str, Any]) -> MetadataStore:
     if loc.kind == "json":
         return _json_store(loc.target, options, store_kwargs)
     from .stores.sqlite import SQLiteMetadataStore
@@ -358,7 +361,7 @@ def _make_folder(folder: Path, given: str) -> None:
         ) from exc
 
 
-def _json_store(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> Any:
+def _json_store(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> MetadataStore:
     try:
         from .stores.json import JSONMetadataStore
     except ImportError as exc:  # pragma: no cover - the JSON store ships with modelreg

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .errors import InvalidInputError
 from .models import Stage
@@ -99,7 +99,7 @@ def check_version_number(version: Any) -> int:
         raise InvalidInputError(f"version must be a positive integer, got {version!r}")
     if version > MAX_VERSION:
         raise InvalidInputError(f"version must be a positive integer of at most 64 bits, got {_short(version)}")
-    return version
+    return cast(int, version)  # an int by now: given as one, or parsed from digits above
 
 
 def parse_stage(stage: Any) -> Stage:

@@ -24,10 +24,10 @@ __all__ = ["GovernanceMixin"]
 class GovernanceMixin:
     """Policies, the approval workflow, events and webhooks."""
 
-    _gov: Governance
-
     if TYPE_CHECKING:  # provided by Registry
 
+        @property
+        def _gov(self) -> Governance: ...
         def _who(self, actor: str | None) -> str: ...
         def _ref(self, ref: Any, version: Any = None, stage: Any = None, alias: Any = None) -> Any: ...
 
@@ -112,7 +112,7 @@ class GovernanceMixin:
         return self._gov.list_requests(status, check_name(model) if model is not None else None)
 
     # -- events -------------------------------------------------------------------------------------------
-    def on(self, event: str, fn: Listener) -> Callable[[], None]:
+    def on(self, event: str, fn: Listener) -> Callable[[], bool]:
         """Call ``fn(audit_event)`` after each matching change made through this Registry.
 
         ``event`` is a topic (``register``, ``transition``, ``rollback``, ``alias``,

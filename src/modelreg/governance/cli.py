@@ -292,7 +292,7 @@ def add_commands(sub: Any) -> None:
 
     def command(name: str, func: Any, epilog: str | None = None) -> argparse.ArgumentParser:
         text = helps[name]
-        p = sub.add_parser(
+        p: argparse.ArgumentParser = sub.add_parser(
             name,
             help=text,
             description=text[:1].upper() + text[1:] + ".",

@@ -56,7 +56,14 @@ from .requests import (
 from .webhooks import DeliveryResult, Dispatcher, WebhookConfig
 
 if TYPE_CHECKING:
+    from typing import TypedDict
+
     from ..registry import Registry
+
+    class _History(TypedDict):
+        after: int  # the events read are those after this sequence number
+        entered: list[int]  # the versions those events moved into the target stage, oldest first
+
 
 __all__ = ["DELIVERIES_DOC", "REGISTRY_DOC", "Governance"]
 
@@ -310,7 +317,7 @@ class Governance:
         gate = policy.gate(target)
         # the stage history, read from the head back: the last window of events first (on a store
         # without an index by action, reading the whole chain costs what the history costs)
-        history = {"after": max(0, self.store.audit_head(name)[0] - ROLLBACK_WINDOW), "entered": []}
+        history: _History = {"after": max(0, self.store.audit_head(name)[0] - ROLLBACK_WINDOW), "entered": []}
 
         def read_history() -> None:
             history["entered"] = [

@@ -100,7 +100,7 @@ class Subscribers:
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def add(self, topic: str, fn: Listener) -> Callable[[], None]:
+    def add(self, topic: str, fn: Listener) -> Callable[[], bool]:
         check_topic(topic)
         if not callable(fn):
             raise InvalidInputError(f"listener for {topic!r} must be callable, got {type(fn).__name__}")

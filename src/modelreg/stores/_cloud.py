@@ -30,7 +30,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -105,7 +105,7 @@ class TransferConfig:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped, jittered."""
-        base = min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
+        base: float = min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
         return base * (0.5 + random.random() / 2)
 
 
@@ -399,7 +399,7 @@ def with_retries(fn: Callable[[], T], config: TransferConfig, what: str) -> T:
             attempt += 1
 
 
-async def with_retries_async(fn: Callable[[], Any], config: TransferConfig, what: str) -> Any:
+async def with_retries_async(fn: Callable[[], Awaitable[T]], config: TransferConfig, what: str) -> T:
     import asyncio
 
     attempt = 1
@@ -922,7 +922,8 @@ async def _azure_upload(
             ids = await _bounded(jobs, config.concurrency)
             try:
                 await with_retries_async(
-                    lambda ids=ids: bc.commit_block_list(
+                    # ignore: mypy cannot infer the type of a lambda parameter with a default
+                    lambda ids=ids: bc.commit_block_list(  # type: ignore[misc]
                         [BlobBlock(block_id=i) for i in ids], metadata={"is_directory": "false"}, retry_total=0
                     ),
                     config,

@@ -39,9 +39,9 @@ import os
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 __all__ = ["ObjectIO", "PreconditionFailed", "Read", "io_for"]
 
@@ -152,7 +152,8 @@ class _FileLock:
 
                 while True:
                     try:
-                        msvcrt.locking(self.fd, msvcrt.LK_LOCK, 1)
+                        # typeshed declares these on Windows only (unused-ignore: when checked there)
+                        msvcrt.locking(self.fd, msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined,unused-ignore]
                         break
                     except OSError:
                         time.sleep(0.01)
@@ -304,15 +305,18 @@ class MemoryIO(ObjectIO):
 # -- async object stores -------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
 class _AsyncIO(ObjectIO):
     """Shared plumbing for the asyncio-based fsspec filesystems (s3fs, gcsfs, adlfs)."""
 
     remote = True
 
-    def _run(self, coro_fn: Any, *args: Any) -> Any:
+    def _run(self, coro_fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         from fsspec.asyn import sync
 
-        return sync(self.fs.loop, coro_fn, *args)
+        return cast(_T, sync(self.fs.loop, coro_fn, *args))
 
     async def _aread(self, path: str) -> Read:
         raise NotImplementedError

@@ -568,8 +568,9 @@ class FsspecArtifactStore(ArtifactStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    # ignore: the base class declares a plain class attribute (False); here it is computed, read-only
     @property
-    def hashes_on_put(self) -> bool:
+    def hashes_on_put(self) -> bool:  # type: ignore[override]
         """True on local disk, where :meth:`put_file_hashed` reads a file once, hashing what it writes."""
         return self._local
 
@@ -961,7 +962,7 @@ class _ResumingReader(io.RawIOBase):
         attempt = 1
         while True:
             try:
-                data = self._f.read(size) if size is not None and size >= 0 else self._f.read()
+                data: bytes = self._f.read(size) if size is not None and size >= 0 else self._f.read()
                 self._pos += len(data)
                 return data
             except ModelregError:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..hashing import ProgressFn
 from ..models import (
@@ -27,6 +27,9 @@ from ..models import (
     VersionDraft,
     VersionState,
 )
+
+if TYPE_CHECKING:
+    from ..query import Query
 
 __all__ = ["ArtifactStore", "BlobInfo", "MetadataStore", "PartialUpload", "PurgeFn", "StoredBlob", "UpdateFn"]
 
@@ -101,12 +104,12 @@ class VersionView(MutableMapping[int, VersionState]):
     def __len__(self) -> int:
         return len(set(self._numbers()) | set(self._changes))
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> list[tuple[int, VersionState]]:  # type: ignore[override]  # a list, not an ItemsView
         numbers = sorted(set(self._numbers()) | set(self._changes))
         self._fetch(v for v in numbers if v not in self._changes)  # one batch, not one read each
         return [(v, self[v]) for v in numbers]
 
-    def values(self):  # type: ignore[override]
+    def values(self) -> list[VersionState]:  # type: ignore[override]  # a list, not a ValuesView
         return [vs for _, vs in self.items()]
 
     def holders(self, stage: Stage) -> list[int]:
@@ -259,7 +262,7 @@ class MetadataStore(abc.ABC):
         for model in self.list_models():
             yield from self.list_versions(model.name)
 
-    def search(self, query: object, order_by: list[tuple[str, bool]], limit: int | None) -> list[ModelVersion]:
+    def search(self, query: Query, order_by: list[tuple[str, bool]], limit: int | None) -> list[ModelVersion]:
         """Versions matching a parsed :class:`modelreg.query.Query`.
 
         The default evaluates the query in Python over :meth:`iter_all_versions`;

@@ -102,7 +102,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..errors import (
     AlreadyExistsError,
@@ -130,6 +130,8 @@ from ._conditional import ObjectIO, PreconditionFailed, Read, io_for
 from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, version_changes
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "JSONMetadataStore"]
+
+_T = TypeVar("_T")
 
 FORMAT_NAME = "modelreg-json"
 FORMAT_VERSION = 2
@@ -544,7 +546,10 @@ class JSONMetadataStore(MetadataStore):
     def _cache_root(self) -> Path | None:
         if not self.io.remote or self._cache_setting is False or self._format is None:
             return None
-        base = _default_cache_dir() if self._cache_setting in (None, True) else Path(os.fspath(self._cache_setting))
+        if self._cache_setting in (None, True):
+            base = _default_cache_dir()
+        else:  # a folder (False returned above; mypy does not narrow on ``in``)
+            base = Path(os.fspath(cast("str | os.PathLike[str]", self._cache_setting)))
         return base / "json" / self.registry_id
 
     def _cache_get(self, rel: str) -> bytes | None:
@@ -683,7 +688,7 @@ class JSONMetadataStore(MetadataStore):
             return out
 
         try:
-            return io._run(all_)
+            return cast("dict[str, Any]", io._run(all_))
         except Exception as exc:
             raise self._fail("read", "model states", exc) from exc
 
@@ -706,7 +711,7 @@ class JSONMetadataStore(MetadataStore):
     def _entry(self, name: str, doc: dict[str, Any], n: int) -> dict[str, Any] | None:
         """The mutable state of live version ``n`` as a dict: its entry, or (sparse documents)
         the state it was registered with; None if ``n`` is not live."""
-        entry = doc.get("versions", {}).get(str(n))
+        entry: dict[str, Any] | None = doc.get("versions", {}).get(str(n))
         if entry is not None:
             return entry
         if doc.get("sparse") and self._is_live(doc, n):
@@ -853,7 +858,7 @@ class JSONMetadataStore(MetadataStore):
         return True
 
     def _record(self, name: str, doc: dict[str, Any], n: int) -> dict[str, Any]:
-        tail = doc.get("tail") or {}
+        tail: dict[str, dict[str, Any]] = doc.get("tail") or {}
         if str(n) in tail:
             return tail[str(n)]
         recs = self._records(name)
@@ -882,7 +887,7 @@ class JSONMetadataStore(MetadataStore):
         self._cache_put(rel, data)
         with _SHARED.lock:
             recs.setdefault(n, vdoc["record"])
-        return vdoc["record"]
+        return cast("dict[str, Any]", vdoc["record"])
 
     def _versions_of(self, snap: _Snap) -> list[ModelVersion]:
         self._prefetch([snap])
@@ -891,7 +896,7 @@ class JSONMetadataStore(MetadataStore):
 
     def _prefetch(self, snaps: Iterable[_Snap]) -> None:
         """Fetch, in one concurrent batch, every pack the given models need and do not have."""
-        wanted = []
+        wanted: list[tuple[str, int]] = []
         for snap in snaps:
             doc = snap.doc
             with _SHARED.lock:
@@ -1015,11 +1020,11 @@ class JSONMetadataStore(MetadataStore):
     def _commit(
         self,
         name: str,
-        mutate: Callable[[dict[str, Any]], tuple[Any, bool]],
+        mutate: Callable[[dict[str, Any]], tuple[_T, bool]],
         *,
         start: _Snap | None = None,
         fresh: bool = False,
-    ) -> tuple[_Snap, Any]:
+    ) -> tuple[_Snap, _T]:
         """Read-modify-write of a model's state document with compare-and-swap.
 
         ``mutate(doc)`` edits a private copy of the document and returns
@@ -1631,15 +1636,17 @@ class JSONMetadataStore(MetadataStore):
             except Exception as exc:
                 raise self._fail("read", f"events of {name!r}", exc) from exc
             for s in wanted:
-                data = got.get(self._event_path(name, s))
-                if data is not None:
-                    out[s] = AuditEvent.model_validate_json(data)
+                found = got.get(self._event_path(name, s))
+                if found is not None:
+                    out[s] = AuditEvent.model_validate_json(found)
         return [out[s] for s in sorted(out)]
 
     def list_events(
         self, name: str | None = None, *, after: int = 0, actions: Collection[str] | None = None
     ) -> list[AuditEvent]:
-        keep = (lambda e: e.action in actions) if actions is not None else (lambda e: True)
+        keep: Callable[[AuditEvent], bool] = (
+            (lambda e: e.action in actions) if actions is not None else (lambda e: True)
+        )
         if name is not None:
             # event documents have no index by action: the filter reads the chain (from ``after``)
             return [e for e in self._events_of(self._fetch(name), after=after) if keep(e)]

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import AlreadyExistsError, BackendError, ModelNotFound, SchemaVersionError, VersionNotFound
 from ..models import (
@@ -46,6 +46,7 @@ from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, v
 
 if TYPE_CHECKING:
     import sqlite_utils
+    from sqlite_utils.db import Table
 
 __all__ = ["SCHEMA_VERSION", "SQLiteMetadataStore"]
 
@@ -109,7 +110,8 @@ def _version_json(
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
-    db["models"].create(
+    # db[name] is a View only for the name of an existing view; these are new tables
+    cast("Table", db["models"]).create(
         {
             "name": str,
             "description": str,
@@ -126,7 +128,7 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         not_null={"last_version", "event_seq", "event_hash", "created_at", "updated_at"},
         defaults={"description": "", "tags": "{}", "extra": "{}", "last_version": 0, "event_seq": 0},
     )
-    db["versions"].create(
+    cast("Table", db["versions"]).create(
         {
             "name": str,
             "version": int,
@@ -146,9 +148,9 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("name", "models", "name")],
         not_null={"stage", "record"},
     )
-    db["versions"].create_index(["stage"])
-    db["versions"].create_index(["digest"])
-    db["aliases"].create({"name": str, "alias": str, "version": int}, pk=("name", "alias"))
+    cast("Table", db["versions"]).create_index(["stage"])
+    cast("Table", db["versions"]).create_index(["digest"])
+    cast("Table", db["aliases"]).create({"name": str, "alias": str, "version": int}, pk=("name", "alias"))
     db.execute(
         """CREATE TABLE events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -405,7 +407,7 @@ class SQLiteMetadataStore(MetadataStore):
                     raise
                 raise err from exc
 
-    def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+    def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
@@ -482,7 +484,7 @@ class SQLiteMetadataStore(MetadataStore):
         )
 
     # -- models -------------------------------------------------------------------
-    def _model_from_row(self, row: tuple) -> RegisteredModel:
+    def _model_from_row(self, row: tuple[Any, ...]) -> RegisteredModel:
         name, description, tags, owner, created_at, updated_at, extra = row
         versions = self._query("SELECT version, stage FROM versions WHERE name=? ORDER BY version", (name,))
         stages: dict[str, list[int]] = {}
@@ -560,7 +562,7 @@ class SQLiteMetadataStore(MetadataStore):
     )
 
     @staticmethod
-    def _version_from_row(row: tuple) -> ModelVersion:
+    def _version_from_row(row: tuple[Any, ...]) -> ModelVersion:
         doc = _version_json(*row)
         if _unvalidated(ModelVersion):
             with contextlib.suppress(ValueError, KeyError, TypeError):  # else: the validator's precise error
@@ -568,7 +570,7 @@ class SQLiteMetadataStore(MetadataStore):
         return ModelVersion.model_validate_json(doc)
 
     @classmethod
-    def _versions_from_rows(cls, rows: list[tuple]) -> list[ModelVersion]:
+    def _versions_from_rows(cls, rows: list[tuple[Any, ...]]) -> list[ModelVersion]:
         if len(rows) <= _FEW:
             return [cls._version_from_row(r) for r in rows]
         return [ModelVersion.model_validate_json(_version_json(*r)) for r in rows]
@@ -838,7 +840,7 @@ class SQLiteMetadataStore(MetadataStore):
             return new
 
     # -- audit -----------------------------------------------------------------------------
-    def _event_from_row(self, row: tuple) -> AuditEvent:
+    def _event_from_row(self, row: tuple[Any, ...]) -> AuditEvent:
         model, seq, time, actor, action, version, before, after, comment, prev_hash, hash_ = row
         return AuditEvent(
             model=model,

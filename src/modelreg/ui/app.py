@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -443,13 +443,15 @@ async def version_page(request: Request) -> Response:
             )
         events = reg.history(ref.name, ref.version)
         lineage = mv.lineage
-        parents = []
-        for p in lineage.parents:
+        parents: list[dict[str, str | None]] = []
+        for parent in lineage.parents:
             try:
-                pr = parse_ref(p)
-                parents.append({"ref": p, "url": f"/version/{pr.name}/{pr.version}" if pr.version else f"/version/{p}"})
+                pr = parse_ref(parent)
+                parents.append(
+                    {"ref": parent, "url": f"/version/{pr.name}/{pr.version}" if pr.version else f"/version/{parent}"}
+                )
             except ModelregError:
-                parents.append({"ref": p, "url": None})
+                parents.append({"ref": parent, "url": None})
         targets = [s.value for s in reg.rules.allowed(mv.stage)]
         live = sorted({v for vs in model.stages.values() for v in vs})
         production = [v for v in model.stages.get("production", []) if v != mv.version]
@@ -562,7 +564,7 @@ async def compare_page(request: Request) -> Response:
         versions = [reg.get_version(r) for r in refs]
         base = versions[0]
         pairs = [(mv, reg.compare(base.ref, mv.ref)) for mv in versions[1:]]
-        overview = [
+        overview: list[dict[str, Any]] = [
             {"key": "stage", "cells": [mv.stage.value for mv in versions]},
             {"key": "aliases", "cells": [", ".join(mv.aliases) for mv in versions]},
             {"key": "created", "cells": [f"{fmt_time(mv.created_at)} by {mv.created_by}" for mv in versions]},
@@ -675,7 +677,7 @@ def _open_requests(ui: UI, name: str, version: int | None = None) -> list[Any]:
     """Pending approval requests of a model (or of one version), when governance is available."""
     if not ui.governance:
         return []
-    found = ui.registry.list_requests("pending", model=name)  # type: ignore[attr-defined]
+    found = ui.registry.list_requests("pending", model=name)
     return [r for r in found if version is None or r.version == version]
 
 
@@ -691,7 +693,7 @@ async def requests_page(request: Request) -> Response:
 
     def load() -> dict[str, Any]:
         reg = ui.registry
-        found = reg.list_requests(status, model=model)  # type: ignore[attr-defined]
+        found = reg.list_requests(status, model=model)
         return {"found": list(found)[::-1], "names": [m.name for m in reg.list_models()]}
 
     try:
@@ -734,7 +736,7 @@ def _describe_transition(ui: UI, f: dict[str, str]) -> list[str]:
 
 
 def _describe_request(ui: UI, verb: str, f: dict[str, str]) -> list[str]:
-    req = ui.registry.get_request(f.get("request_id", ""))  # type: ignore[attr-defined]
+    req = ui.registry.get_request(f.get("request_id", ""))
     lines = [
         f"{verb} request {req.id}: move {req.ref} from {req.from_stage.value} to {req.to_stage.value}, "
         f"requested by {req.requester}."
@@ -776,7 +778,7 @@ ACTIONS: dict[str, Action] = {
         lambda ui, f: ui.registry.set_alias(
             parse_ref(_ref_of(f)).name,
             f["alias"],
-            parse_ref(_ref_of(f)).version,
+            cast(int, parse_ref(_ref_of(f)).version),  # _ref_of refuses a reference without a version
             comment=f.get("comment") or None,
             **_actor_kw(ui),
         ),
@@ -824,7 +826,7 @@ ACTIONS: dict[str, Action] = {
         "Request approval",
         ("ref", "stage"),
         lambda ui, f: [f"Ask for approval to move {_ref_of(f)} to {f.get('stage')}."],
-        lambda ui, f: ui.registry.request_transition(  # type: ignore[attr-defined]
+        lambda ui, f: ui.registry.request_transition(
             _ref_of(f), f["stage"], comment=f.get("comment") or None, **_actor_kw(ui)
         ),
         optional=("comment",),
@@ -833,14 +835,14 @@ ACTIONS: dict[str, Action] = {
         "Approve request",
         ("request_id",),
         lambda ui, f: _describe_request(ui, "Approve", f),
-        lambda ui, f: ui.registry.approve(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),  # type: ignore[attr-defined]
+        lambda ui, f: ui.registry.approve(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),
         optional=("comment",),
     ),
     "reject": Action(
         "Reject request",
         ("request_id",),
         lambda ui, f: _describe_request(ui, "Reject", f),
-        lambda ui, f: ui.registry.reject(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),  # type: ignore[attr-defined]
+        lambda ui, f: ui.registry.reject(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),
         danger=True,
         optional=("comment",),
     ),
@@ -848,7 +850,7 @@ ACTIONS: dict[str, Action] = {
         "Withdraw request",
         ("request_id",),
         lambda ui, f: _describe_request(ui, "Withdraw", f),
-        lambda ui, f: ui.registry.cancel(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),  # type: ignore[attr-defined]
+        lambda ui, f: ui.registry.cancel(f["request_id"], comment=f.get("comment") or None, **_actor_kw(ui)),
         danger=True,
         optional=("comment",),
     ),
