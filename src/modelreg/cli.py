@@ -40,11 +40,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import InvalidInputError, ModelregError
-from .progress import ProgressBar, human_size
+from .formatting import fmt_time, human_size, short_digest
+from .progress import ProgressBar
 
 __all__ = ["EXTENSIONS", "Context", "build_parser", "format_table", "main", "parse_duration"]
 
@@ -112,13 +113,11 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _when(dt: datetime | None) -> str:
-    if dt is None:
-        return "-"
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return fmt_time(dt, missing="-")
 
 
 def _short_digest(digest: str) -> str:
-    return digest[: len("sha256:") + 12]
+    return short_digest(digest, algorithm=True)
 
 
 def _value(value: Any) -> str:

@@ -20,11 +20,10 @@ the standard library only, so importing it costs nothing.
 from __future__ import annotations
 
 import html
-import json
-import math
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from .formatting import flatten, fmt_time, fmt_value, human_size, short_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .models import AuditEvent, Comparison, ModelVersion, RegisteredModel
@@ -72,58 +71,6 @@ _MONO = 'style="font-family:monospace"'
 def e(value: Any) -> str:
     """Escape any value for HTML text or a quoted attribute."""
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def human_size(n: int | None) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    if n is None:
-        return ""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def short_digest(digest: str | None, n: int = 12) -> str:
-    """``sha256:abcdef...`` -> ``abcdef012345`` (the first ``n`` hex digits)."""
-    if not digest:
-        return ""
-    return digest.split(":", 1)[-1][:n]
-
-
-def fmt_time(t: datetime | None) -> str:
-    """A UTC time as ``2026-11-20 14:03:07``."""
-    if t is None:
-        return ""
-    if t.tzinfo is not None:
-        t = t.astimezone(timezone.utc)
-    return t.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def fmt_value(value: Any, limit: int = 80) -> str:
-    """A metric, param or tag value as short text (floats with 4 significant digits)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.4e}"
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested params as dotted keys: ``{"opt": {"lr": 0.1}}`` -> ``{"opt.lr": 0.1}``."""
-    if isinstance(value, Mapping) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value} if prefix else {}
 
 
 def summarize_event(event: AuditEvent) -> str:

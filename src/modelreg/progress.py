@@ -26,21 +26,9 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from .formatting import human_size
+
 __all__ = ["ProgressBar", "human_size"]
-
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_size(n: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``; binary units, one decimal above bytes."""
-    if n < 1024:
-        return f"{int(n)} B"
-    value = float(n)
-    for unit in _UNITS[1:]:
-        value /= 1024
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _is_tty(stream: TextIO) -> bool:

@@ -24,6 +24,7 @@ from .errors import (
     NotFoundError,
     VersionNotFound,
 )
+from .formatting import flatten
 from .governance.api import GovernanceMixin
 from .hashing import ProgressFn, sha256_copy, sha256_stream
 from .html import EventList, ModelList, VersionList
@@ -89,20 +90,6 @@ def default_actor() -> str:
 
 def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: {"a": a.get(k), "b": b.get(k)} for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
-        out = {}
-        for i, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}[{i}]"))
-        return out
-    return {prefix: value}
 
 
 def _plain(value: Any, depth: int = MAX_DEPTH + 1) -> Any:
@@ -845,10 +832,10 @@ class Registry(GovernanceMixin):
         return Comparison(
             a=va.ref,
             b=vb.ref,
-            params=_diff(_flatten(va.params), _flatten(vb.params)),
+            params=_diff(flatten(va.params), flatten(vb.params)),
             metrics=_diff(va.current_metrics, vb.current_metrics),
             tags=_diff(va.tags, vb.tags),
-            lineage=_diff(_flatten(va.lineage.model_dump(mode="json")), _flatten(vb.lineage.model_dump(mode="json"))),
+            lineage=_diff(flatten(va.lineage.model_dump(mode="json")), flatten(vb.lineage.model_dump(mode="json"))),
             files_added=sorted(set(fb) - set(fa)),
             files_removed=sorted(set(fa) - set(fb)),
             files_changed=sorted(p for p in set(fa) & set(fb) if fa[p] != fb[p]),

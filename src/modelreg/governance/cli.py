@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..formatting import fmt_time
 
 __all__ = ["COMMANDS", "add_commands"]
 
@@ -34,7 +35,7 @@ _TARGET = "modelreg.governance.cli:add_commands"
 
 
 def _when(dt: datetime | None) -> str:
-    return "-" if dt is None else dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return fmt_time(dt, missing="-")
 
 
 def _request_lines(req: Any) -> list[str]:

@@ -53,7 +53,8 @@ from ..errors import (
     NotFoundError,
     PolicyViolation,
 )
-from ..html import flatten, fmt_time, fmt_value, human_size, short_digest, summarize_event
+from ..formatting import flatten, fmt_time, fmt_value, human_size, short_digest
+from ..html import summarize_event
 from ..models import AuditEvent, ModelVersion, Stage, utcnow
 from ..refs import parse_ref
 from .charts import metric_chart, stage_timeline
