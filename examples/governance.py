@@ -87,14 +87,14 @@ def main() -> None:
         req = reg.request_transition(v1.ref, "production", "first release", actor="ana@example.com")
         print(f"{req.id}: {req.status}, waiting for: {req.unmet}")
         try:
-            reg.approve(req.id, "ana@example.com")
+            reg.approve(req.id, actor="ana@example.com")
         except PolicyViolation as exc:
             print(f"ana cannot approve her own model: {exc.unmet[0]}")
-        req = reg.approve(req.id, "carla@example.com", "reviewed the fairness report")
+        req = reg.approve(req.id, actor="carla@example.com", comment="reviewed the fairness report")
         print(f"{req.id}: {req.status}; {MODEL}@production is {reg.get_version(MODEL + '@production').ref}")
 
         req = reg.request_transition(v2.ref, "production", "retrained, +0.02 auc", actor="ana@example.com")
-        req = reg.approve(req.id, "dev@example.com")
+        req = reg.approve(req.id, actor="dev@example.com")
         print(f"{req.id}: {req.status}; {v2.ref} is in production, {v1.ref} is now {reg.get_version(v1.ref).stage}")
 
         section("roll back (an emergency: it bypasses the gates, so a reason is required)")

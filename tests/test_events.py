@@ -46,11 +46,11 @@ class TestSubscribers:
         reg.set_tags(v1.ref, {"team": "fraud"})
         reg.set_policy(Policy(gates={"staging": Gate(approvals=1)}))
         r1 = reg.request_transition(v2.ref, "staging", actor="bo")
-        reg.reject(r1.id, "cy")
+        reg.reject(r1.id, actor="cy")
         r2 = reg.request_transition(v2.ref, "staging", actor="bo")
-        reg.cancel(r2.id, "bo")
+        reg.cancel(r2.id, actor="bo")
         r3 = reg.request_transition(v2.ref, "staging", actor="bo")
-        reg.approve(r3.id, "cy")
+        reg.approve(r3.id, actor="cy")
 
         def acts(topic: str) -> list[tuple[str, int | None]]:
             return [(e.action, e.version) for e in seen.get(topic, [])]

@@ -568,11 +568,11 @@ class TestWorkflow:
         )
         assert req.id.startswith("churn:") and len(req.id) == len("churn:") + 8
         assert req.unmet == ["approvals: needs 2 approvals, has 0"]
-        first = reg.approve(req.id, "cy", "looks good")
+        first = reg.approve(req.id, actor="cy", comment="looks good")
         assert first.status == "pending" and first.approvers == ["cy"]
         assert first.unmet == ["approvals: needs 2 approvals, has 1 (cy)"]
         assert reg.get_version(mv.ref).stage == Stage.EXPERIMENTAL
-        done = reg.approve(req.id, "dee")
+        done = reg.approve(req.id, actor="dee")
         assert done.status == "completed" and done.closed_by == "dee" and done.unmet == []
         assert reg.get_version(mv.ref).stage == PROD
         assert reg.get_version(old.ref).stage == Stage.ARCHIVED
@@ -617,12 +617,12 @@ class TestWorkflow:
             "approvals: needs 2 approvals, has 0",
             "approvals: needs 1 approval from group 'risk', has 0; members: cy, Dee@Example.com",
         ]
-        r1 = reg.approve(req.id, "eve")
+        r1 = reg.approve(req.id, actor="eve")
         assert r1.unmet == [
             "approvals: needs 2 approvals, has 1 (eve)",
             "approvals: needs 1 approval from group 'risk', has 0; members: cy, Dee@Example.com",
         ]
-        r2 = reg.approve(req.id, "dee@example.com")  # counts for both rules
+        r2 = reg.approve(req.id, actor="dee@example.com")  # counts for both rules
         assert r2.status == "completed"
 
     def test_only_group_members_may_approve(self, gov_registry: Registry, tmp_path: Path) -> None:
@@ -636,13 +636,13 @@ class TestWorkflow:
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(PolicyViolation) as info:
-            reg.approve(req.id, "eve")
+            reg.approve(req.id, actor="eve")
         assert str(info.value) == (
             f"eve cannot approve request {req.id} (churn/1 to production): eve is not in any of "
             "the groups 'risk', 'legal', whose approvals the move to production needs"
         )
-        assert reg.approve(req.id, "lu").status == "pending"
-        assert reg.approve(req.id, "cy").status == "completed"
+        assert reg.approve(req.id, actor="lu").status == "pending"
+        assert reg.approve(req.id, actor="cy").status == "completed"
 
     def test_separation_of_duties(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
@@ -654,7 +654,7 @@ class TestWorkflow:
         mv = register(reg, tmp_path, actor="ana")
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(PolicyViolation) as info:
-            reg.approve(req.id, "ANA")
+            reg.approve(req.id, actor="ANA")
         assert str(info.value) == (
             f"ANA cannot approve request {req.id} (churn/1 to production): separation of duties: "
             "ANA registered this version and cannot approve its move to production"
@@ -665,7 +665,7 @@ class TestWorkflow:
         with pytest.raises(
             PolicyViolation, match="separation of duties: bo requested this transition and cannot approve it"
         ):
-            reg.approve(req.id, "bo")
+            reg.approve(req.id, actor="bo")
         assert reg.get_request(req.id).approvals == []
         assert actions(reg)[-1] == "request_transition"  # refusals write nothing
 
@@ -676,7 +676,7 @@ class TestWorkflow:
         )
         mv = register(reg, tmp_path, actor="ana")
         req = reg.request_transition(mv.ref, "production", actor="ana")
-        assert reg.approve(req.id, "ana").status == "completed"
+        assert reg.approve(req.id, actor="ana").status == "completed"
 
     def test_a_policy_change_is_applied_at_completion(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
@@ -684,7 +684,7 @@ class TestWorkflow:
         mv = register(reg, tmp_path, actor="ana")
         req = reg.request_transition(mv.ref, "production", actor="bo")
         reg.set_policy(Policy(gates={"production": Gate(approvals=2)}))
-        r = reg.approve(req.id, "cy")
+        r = reg.approve(req.id, actor="cy")
         assert r.status == "pending" and r.unmet == ["approvals: needs 2 approvals, has 1 (cy)"]
 
     def test_approvals_that_no_longer_count(self, gov_registry: Registry, tmp_path: Path) -> None:
@@ -692,26 +692,26 @@ class TestWorkflow:
         reg.set_policy(Policy(gates={"production": Gate(approvals=2, approver_not_requester=False)}))
         mv = register(reg, tmp_path, actor="ana")
         req = reg.request_transition(mv.ref, "production", actor="bo")
-        reg.approve(req.id, "bo")  # allowed by the policy of the time
+        reg.approve(req.id, actor="bo")  # allowed by the policy of the time
         reg.set_policy(Policy(gates={"production": Gate(approvals=2)}))
-        r = reg.approve(req.id, "cy")
+        r = reg.approve(req.id, actor="cy")
         assert r.status == "pending" and r.unmet == ["approvals: needs 2 approvals, has 1 (cy)"]
 
     def test_duplicate_approval(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
         two_approvals(reg)
         req = reg.request_transition(register(reg, tmp_path).ref, "production", actor="bo")
-        reg.approve(req.id, "cy")
+        reg.approve(req.id, actor="cy")
         with pytest.raises(
             AlreadyExistsError, match=f"Cy already approved request {req.id}; it needs approvals from other people"
         ):
-            reg.approve(req.id, "Cy")
+            reg.approve(req.id, actor="Cy")
 
     def test_closed_requests_cannot_be_acted_on(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
         reg.set_policy(Policy(gates={"production": Gate(approvals=1)}))
         req = reg.request_transition(register(reg, tmp_path).ref, "production", actor="bo")
-        done = reg.approve(req.id, "cy")
+        done = reg.approve(req.id, actor="cy")
         when = done.closed_at.isoformat(timespec="seconds")
         for op, verb in (
             (reg.approve, "approved"),
@@ -720,7 +720,7 @@ class TestWorkflow:
             (reg.complete, "completed"),
         ):
             with pytest.raises(InvalidTransitionError) as info:
-                op(req.id, "dee")
+                op(req.id, actor="dee")
             assert str(info.value) == (
                 f"request {req.id} (churn/1 to production) was already completed by cy at {when}; only pending "
                 f"requests can be {verb}. Start a new one with `modelreg request churn/1 production`"
@@ -736,8 +736,8 @@ class TestWorkflow:
             match=f"bo made request {req.id}; withdraw it with cancel "
             rf"\(modelreg cancel {req.id}\) instead of rejecting it",
         ):
-            reg.reject(req.id, "bo")
-        out = reg.reject(req.id, "cy", "auc too low on segment B")
+            reg.reject(req.id, actor="bo")
+        out = reg.reject(req.id, actor="cy", comment="auc too low on segment B")
         assert (out.status, out.closed_by, out.close_comment) == ("rejected", "cy", "auc too low on segment B")
         ev = reg.history("churn")[-1]
         assert (ev.action, ev.actor, ev.comment) == ("reject", "cy", "auc too low on segment B")
@@ -761,8 +761,8 @@ class TestWorkflow:
             match=f"eve cannot reject request {req.id}: only reviewers in 'risk' "
             r"\(or a policy admin\) can",
         ):
-            reg.reject(req.id, "eve")
-        assert reg.reject(req.id, "ana").status == "rejected"  # an admin may
+            reg.reject(req.id, actor="eve")
+        assert reg.reject(req.id, actor="ana").status == "rejected"  # an admin may
 
     def test_cancel(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
@@ -770,27 +770,27 @@ class TestWorkflow:
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
         with pytest.raises(PolicyViolation) as info:
-            reg.cancel(req.id, "cy")
+            reg.cancel(req.id, actor="cy")
         assert str(info.value) == (
             f"only the requester bo (or a policy admin) can cancel request {req.id}; "
             f"reviewers use reject (modelreg reject {req.id})"
         )
-        out = reg.cancel(req.id, "bo", "wrong version")
+        out = reg.cancel(req.id, actor="bo", comment="wrong version")
         assert out.status == "cancelled" and reg.history("churn")[-1].action == "cancel_request"
         # a policy admin may cancel someone else's request
         reg.set_policy(Policy(admins=["ana"], gates={"production": Gate(approvals=2)}))
         req2 = reg.request_transition(mv.ref, "production", actor="bo")
-        assert reg.cancel(req2.id, "ana").status == "cancelled"
+        assert reg.cancel(req2.id, actor="ana").status == "cancelled"
 
     def test_manual_completion(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
         reg.set_policy(Policy(auto_complete=False, gates={"production": Gate(approvals=1)}))
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
-        approved = reg.approve(req.id, "cy")
+        approved = reg.approve(req.id, actor="cy")
         assert approved.status == "pending" and approved.unmet == []
         assert reg.get_version(mv.ref).stage == Stage.EXPERIMENTAL
-        done = reg.complete(req.id, "bo", "deploy window open")
+        done = reg.complete(req.id, actor="bo", comment="deploy window open")
         assert done.status == "completed" and reg.get_version(mv.ref).stage == PROD
         assert reg.history("churn")[-1].comment == "deploy window open"
 
@@ -799,7 +799,7 @@ class TestWorkflow:
         reg.set_policy(Policy(gates={"production": Gate(approvals=1, metrics=["metrics.auc >= 0.9"], tags=["team"])}))
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
-        r = reg.approve(req.id, "cy")
+        r = reg.approve(req.id, actor="cy")
         assert r.status == "pending" and [u.split(":")[0] for u in r.unmet] == ["metrics.auc >= 0.9", "tag 'team'"]
         with pytest.raises(PolicyViolation) as info:
             reg.complete(req.id)
@@ -834,7 +834,7 @@ class TestWorkflow:
         reg = gov_registry
         register(reg, tmp_path)
         with pytest.raises(NotFoundError) as info:
-            reg.approve("churn:0000abcd", "cy")
+            reg.approve("churn:0000abcd", actor="cy")
         assert str(info.value) == (
             "model 'churn' has no transition request 'churn:0000abcd' (closed requests older "
             "than the last 200 are only in `modelreg history churn`); list pending ones with "
@@ -844,7 +844,7 @@ class TestWorkflow:
             with pytest.raises(InvalidInputError):
                 reg.get_request(bad)  # type: ignore[arg-type]
         with pytest.raises(InvalidInputError, match="invalid request id 'churn'; ids look like 'churn:1f2e3d4c'"):
-            reg.approve("churn", "cy")
+            reg.approve("churn", actor="cy")
         with pytest.raises(NotFoundError, match="no model named 'fraud'"):
             reg.get_request("fraud:0000abcd")
 
@@ -856,7 +856,7 @@ class TestWorkflow:
         r1 = reg.request_transition(a.ref, "production", actor="bo")
         r2 = reg.request_transition(b.ref, "production", actor="bo")
         r3 = reg.request_transition(a.ref, "staging", actor="bo")  # no gate: completes
-        reg.cancel(r2.id, "bo")
+        reg.cancel(r2.id, actor="bo")
         assert [q.id for q in reg.list_requests()] == [r1.id]
         assert [q.id for q in reg.list_requests("all")] == [r1.id, r2.id, r3.id]
         assert [q.id for q in reg.list_requests(None, model="fraud")] == [r2.id]
@@ -888,8 +888,8 @@ class TestWorkflow:
         req = reg.request_transition(mv.ref, "production", actor="bo")
         reg.purge(mv.ref)
         with pytest.raises(VersionNotFound, match=f"churn/1 no longer exists \\(purged\\); cancel request {req.id}"):
-            reg.approve(req.id, "cy")
-        assert reg.cancel(req.id, "bo").status == "cancelled"
+            reg.approve(req.id, actor="cy")
+        assert reg.cancel(req.id, actor="bo").status == "cancelled"
 
     def test_version_moved_before_completion(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
@@ -907,7 +907,7 @@ class TestWorkflow:
         mv = register(reg, tmp_path)
         req = reg.request_transition(mv.ref, "production", actor="bo")
         reg.transition(mv.ref, "staging")
-        r = reg.approve(req.id, "cy")  # approval recorded; the move itself is no longer allowed
+        r = reg.approve(req.id, actor="cy")  # approval recorded; the move itself is no longer allowed
         assert r.status == "pending"
         assert r.unmet == ["transition: cannot move churn/1 from staging to production; allowed from staging: archived"]
         with pytest.raises(InvalidTransitionError, match="allowed from staging: archived"):
@@ -925,7 +925,7 @@ class TestWorkflow:
         ids = []
         for _ in range(4):
             req = reg.request_transition(mv.ref, "production", actor="bo")
-            reg.cancel(req.id, "bo")
+            reg.cancel(req.id, actor="bo")
             ids.append(req.id)
         assert [q.id for q in reg.list_requests("all")] == ids[-2:]
         assert [e.after["request"] for e in reg.history("churn") if e.action == "cancel_request"] == ids
@@ -976,7 +976,7 @@ class TestRollback:
             "the transition with reg.request_transition('churn/1', 'production')): 1 unmet gate"
         )
         req = reg.request_transition("churn/1", "production", actor="bo")
-        assert reg.approve(req.id, "cy").status == "completed"
+        assert reg.approve(req.id, actor="cy").status == "completed"
 
     def test_rollback_with_gates_met_needs_no_comment(self, gov_registry: Registry, tmp_path: Path) -> None:
         reg = gov_registry
@@ -1074,7 +1074,22 @@ def test_records_missing_from_the_prefetch_are_fetched_and_the_update_rerun(
     )
     monkeypatch.setattr(reg.metadata, "update", counting_update)
     before = len(reg.history("churn"))
-    done = reg.approve(req.id, "cy")
+    done = reg.approve(req.id, actor="cy")
     assert done.status == "completed" and reg.get_version(mv.ref).stage == PROD
     assert attempts == ["churn", "churn"]  # the first attempt needed churn/1's record
     assert [e.action for e in reg.history("churn")[before:]] == ["approve", "transition", "transition"]
+
+
+def test_actor_and_comment_by_position_still_work_with_a_deprecation_warning(
+    sqlite_registry: Registry, tmp_path: Path
+) -> None:
+    reg = sqlite_registry
+    reg.set_policy(Policy(gates={"production": Gate(approvals=1)}, admins=[]))
+    mv = register(reg, tmp_path)
+    req = reg.request_transition(mv.ref, "production", actor="bo")
+    with pytest.raises(TypeError, match="actor= and comment= by keyword"):
+        reg.cancel(req.id, "bo", actor="bo")
+    with pytest.warns(DeprecationWarning, match=r"approve\(\) by position is deprecated.*actor=\.\.\., comment="):
+        done = reg.approve(req.id, "cy", "looks good")
+    assert done.status == "completed" and done.approvers == ["cy"]
+    assert reg.history("churn")[-2].comment == "looks good"

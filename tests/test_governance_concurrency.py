@@ -227,7 +227,7 @@ def _threads(targets: list[Any]) -> list[Any]:
 def test_approvers_at_once_threads(gov_registry: Registry, tmp_path: Path) -> None:
     reg = gov_registry
     mv, req = setup_request(reg, tmp_path, approvals=2)
-    results = _threads([lambda w=w: reg.approve(req.id, w) for w in ("c1", "c2", "c3")])
+    results = _threads([lambda w=w: reg.approve(req.id, actor=w) for w in ("c1", "c2", "c3")])
     ok = [r for r in results if not isinstance(r, Exception)]
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(ok) == 2 and len(errors) == 1 and isinstance(errors[0], InvalidTransitionError)
@@ -243,7 +243,7 @@ def test_approval_racing_registration_threads(gov_registry: Registry, tmp_path: 
     results = _threads(
         [
             lambda: [reg.register("churn", path, capture=None, actor="trainer").version for _ in range(3)],
-            lambda: reg.approve(req.id, "cy"),
+            lambda: reg.approve(req.id, actor="cy"),
         ]
     )
     assert not any(isinstance(r, Exception) for r in results), results

@@ -215,7 +215,7 @@ def test_filters_by_topic_and_model(gov_registry: Registry, endpoint: Endpoint, 
     reg.register("fraud", model_file(tmp_path, b"f"), capture=None)
     reg.transition("fraud/1", "staging")
     req = reg.request_transition(mv.ref, "production", actor="bo")
-    reg.approve(req.id, "cy")
+    reg.approve(req.id, actor="cy")
     assert reg.flush_webhooks(timeout=60)
     assert [(p["event"]["model"], p["event"]["action"]) for p in endpoint.json()] == [
         ("churn", "request_transition"),

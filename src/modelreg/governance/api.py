@@ -21,6 +21,26 @@ if TYPE_CHECKING:  # the governance modules load with the first Registry, not wi
 __all__ = ["GovernanceMixin"]
 
 
+def _keyword_only(
+    verb: str, args: tuple[str | None, ...], actor: str | None, comment: str | None
+) -> tuple[str | None, str | None]:
+    """``actor`` and ``comment`` of approve/reject/cancel/complete, which older code passes by
+    position: still accepted, with a DeprecationWarning, until a later release refuses them."""
+    if not args:
+        return actor, comment
+    if len(args) > 2 or (actor is not None) or (len(args) == 2 and comment is not None):
+        raise TypeError(f"{verb}() takes the request id, then actor= and comment= by keyword")
+    import warnings
+
+    warnings.warn(
+        f"passing actor and comment to {verb}() by position is deprecated; "
+        f"write reg.{verb}(request_id, actor=..., comment=...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return args[0], args[1] if len(args) == 2 else comment
+
+
 class GovernanceMixin:
     """Policies, the approval workflow, events and webhooks."""
 
@@ -74,7 +94,9 @@ class GovernanceMixin:
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         return self._gov.request_transition(self._ref(ref), parse_stage(stage), self._who(actor), note)
 
-    def approve(self, request_id: str, actor: str | None = None, comment: str | None = None) -> TransitionRequest:
+    def approve(
+        self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
+    ) -> TransitionRequest:
         """Approve a pending request. With auto-completion (the default) the transition
         happens in the same atomic step once every gate is met.
 
@@ -82,23 +104,33 @@ class GovernanceMixin:
         the requester, or not in the required group), AlreadyExistsError if they
         already approved, InvalidTransitionError if the request is closed.
         """
+        actor, comment = _keyword_only("approve", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         return self._gov.approve(request_id, self._who(actor), note)
 
-    def reject(self, request_id: str, actor: str | None = None, comment: str | None = None) -> TransitionRequest:
+    def reject(
+        self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
+    ) -> TransitionRequest:
         """Reject a pending request (closes it). The requester cancels instead."""
+        actor, comment = _keyword_only("reject", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         return self._gov.reject(request_id, self._who(actor), note)
 
-    def cancel(self, request_id: str, actor: str | None = None, comment: str | None = None) -> TransitionRequest:
+    def cancel(
+        self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
+    ) -> TransitionRequest:
         """Withdraw a pending request (the requester, or a policy admin)."""
+        actor, comment = _keyword_only("cancel", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         return self._gov.cancel(request_id, self._who(actor), note)
 
-    def complete(self, request_id: str, actor: str | None = None, comment: str | None = None) -> TransitionRequest:
+    def complete(
+        self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
+    ) -> TransitionRequest:
         """Carry out an approved request now. Needed when the policy has ``auto_complete=False``,
         or after a gate that was unmet at approval time (a metric, a tag) has been fixed.
         Raises PolicyViolation listing every gate still unmet."""
+        actor, comment = _keyword_only("complete", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         return self._gov.complete(request_id, self._who(actor), note)
 
