@@ -383,11 +383,15 @@ def test_alias_set_list_and_delete(run: CLI, tmp_path: Path) -> None:
     rc, _, err = run("alias", "churn", "production", "1")
     assert rc == 2 and "is a stage name" in err
 
-    assert run.ok("alias", "churn", "champion", "--delete").strip() == "removed alias churn@champion"
+    assert run.ok("alias", "churn", "champion", "--delete", "-m", "retired").strip() == (
+        "removed alias churn@champion (was churn/2)"
+    )
+    assert run.json("history", "churn")[-1]["comment"] == "retired"
     assert run.json("alias", "churn", "challenger", "--delete") == {
         "name": "churn",
         "alias": "challenger",
         "deleted": True,
+        "version": 3,
     }
     rc, out, err = run("alias", "churn")
     assert rc == 0 and out == "" and "has no aliases" in err

@@ -655,3 +655,32 @@ def test_every_error_is_a_modelreg_error(fast_registry: Registry, tmp_path: Path
             fail()
     with pytest.raises(AlreadyExistsError, match="model 'churn' exists already"):
         registry.create_model("churn")
+
+
+def test_every_audited_change_takes_a_comment(fast_registry: Registry, tmp_path: Path) -> None:
+    reg = fast_registry
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"weights")
+    reg.create_model("churn", comment="the churn model")
+    mv = reg.register("churn", f, capture=None)
+    reg.set_tags(mv.ref, {"team": "fraud"}, comment="owned by fraud")
+    reg.set_description(mv.ref, "baseline", comment="first cut")
+    reg.update_model("churn", description="churn prediction", comment="renamed")
+    reg.set_alias("churn", "champion", 1, comment="best so far")
+    was = reg.delete_alias("churn", "champion", comment="retired")
+    assert was.ref == "churn/1"  # the version the alias pointed at, as set_alias returns one
+    comments = {e.action: e.comment for e in reg.history("churn")}
+    assert comments == {
+        "create_model": "the churn model",
+        "register": None,
+        "set_tags": "owned by fraud",
+        "set_description": "first cut",
+        "update_model": "renamed",
+        "set_alias": "best so far",
+        "delete_alias": "retired",
+    }
+    with pytest.raises(InvalidInputError, match="comment"):
+        reg.set_tags(mv.ref, {"a": "b"}, comment="x" * 100_000)
+    assert reg.get_version(mv.ref).tags == {"team": "fraud"}  # refused before anything was written
+    with pytest.raises(NotFoundError, match="no alias 'champion'"):
+        reg.delete_alias("churn", "champion")

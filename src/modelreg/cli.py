@@ -704,11 +704,11 @@ def cmd_alias(ctx: Context, args: argparse.Namespace) -> None:
     if args.delete:
         if args.version is not None or str(ref) != ref.name:
             raise InvalidInputError("use `modelreg alias NAME ALIAS --delete` (no version) to remove an alias")
-        reg.delete_alias(ref.name, args.alias)
+        was = reg.delete_alias(ref.name, args.alias, comment=args.comment)
         if ctx.json:
-            ctx.emit({"name": ref.name, "alias": args.alias, "deleted": True})
+            ctx.emit({"name": ref.name, "alias": args.alias, "deleted": True, "version": was.version})
         else:
-            ctx.out(f"removed alias {ref.name}@{args.alias}")
+            ctx.out(f"removed alias {ref.name}@{args.alias} (was {was.ref})")
         return
     if args.version is not None:
         mv = reg.set_alias(args.ref, args.alias, args.version, comment=args.comment)
@@ -750,7 +750,7 @@ def cmd_tag(ctx: Context, args: argparse.Namespace) -> None:
     reg = ctx.registry
     tags = _pairs(args.pairs, "tag", "team=fraud")
     if tags or args.remove:
-        mv = reg.set_tags(args.ref, tags, remove=args.remove or ())
+        mv = reg.set_tags(args.ref, tags, remove=args.remove or (), comment=args.comment)
     else:
         mv = reg.get_version(args.ref)
     if ctx.json:
@@ -772,16 +772,17 @@ def _add_tag(sub: Any) -> None:
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="tags to add or change")
     p.add_argument("--remove", action="append", metavar="KEY", help="remove this tag (repeatable)")
+    p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
 
 def cmd_describe(ctx: Context, args: argparse.Namespace) -> None:
     reg = ctx.registry
     text = _read_text(args.text)
     if args.model:
-        record = reg.update_model(args.ref, description=text)
+        record = reg.update_model(args.ref, description=text, comment=args.comment)
         label = record.name
     else:
-        record = reg.set_description(args.ref, text)
+        record = reg.set_description(args.ref, text, comment=args.comment)
         label = record.ref
     if ctx.json:
         ctx.emit(record)
@@ -794,6 +795,7 @@ def _add_describe(sub: Any) -> None:
     p.add_argument("ref", metavar="REF", help=REF_HELP + "; a model name with --model")
     p.add_argument("text", metavar="TEXT", help="the description; - reads it from stdin")
     p.add_argument("--model", action="store_true", help="describe the model NAME instead of a version")
+    p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
 
 
 def cmd_log_metrics(ctx: Context, args: argparse.Namespace) -> None:

@@ -376,11 +376,13 @@ class Registry(GovernanceMixin):
         tags: Mapping[str, str] | None = None,
         owner: str | None = None,
         actor: str | None = None,
+        comment: str | None = None,
         exist_ok: bool = False,
     ) -> RegisteredModel:
         """Create an empty model (``register`` does this implicitly)."""
         check_name(name)
         who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         now = utcnow()
         model = RegisteredModel(
             name=name,
@@ -390,7 +392,7 @@ class Registry(GovernanceMixin):
             created_at=now,
             updated_at=now,
         )
-        event = EventDraft(action="create_model", actor=who, after={"owner": model.owner})
+        event = EventDraft(action="create_model", actor=who, after={"owner": model.owner}, comment=note)
         try:
             created = self.metadata.create_model(model, event)
             self._gov.committed(name, [event])
@@ -542,32 +544,51 @@ class Registry(GovernanceMixin):
 
         return self._update_version(r, fn)
 
-    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> None:
+    def delete_alias(
+        self, name: str, alias: str, *, actor: str | None = None, comment: str | None = None
+    ) -> ModelVersion:
+        """Remove ``alias``; return the version it pointed at. Raises NotFoundError for an unknown alias."""
         check_name(name)
         check_alias(alias)
         who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+        pointed: list[int] = []
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
             if alias not in state.aliases:
                 raise NotFoundError(f"model {name!r} has no alias {alias!r}")
             draft = state.model_copy(deep=True)
             old = draft.aliases.pop(alias)
+            pointed[:] = [old]
             return draft, [
                 EventDraft(
-                    action="delete_alias", actor=who, version=old, before={"alias": alias, "version": old}, after=None
+                    action="delete_alias",
+                    actor=who,
+                    version=old,
+                    before={"alias": alias, "version": old},
+                    after=None,
+                    comment=note,
                 )
             ]
 
         self._gov.update(name, fn)
+        return self.metadata.get_version(name, pointed[0])
 
     def set_tags(
-        self, ref: str, tags: Mapping[str, str], *, actor: str | None = None, remove: Iterable[str] = ()
+        self,
+        ref: str,
+        tags: Mapping[str, str],
+        *,
+        actor: str | None = None,
+        remove: Iterable[str] = (),
+        comment: str | None = None,
     ) -> ModelVersion:
         """Add or change tags of a version (``remove`` deletes keys); audited."""
         new = check_tags(tags)
         drop = [k for k in remove]
         r = self._ref(ref)
         who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
 
         def fn(state: ModelState, v: int) -> list[EventDraft]:
             old = dict(state.versions[v].tags)
@@ -584,15 +605,20 @@ class Registry(GovernanceMixin):
                     version=v,
                     before={k: old.get(k) for k in sorted(changed)},
                     after={k: merged.get(k) for k in sorted(changed)},
+                    comment=note,
                 )
             ]
 
         return self._update_version(r, fn)
 
-    def set_description(self, ref: str, description: str, *, actor: str | None = None) -> ModelVersion:
+    def set_description(
+        self, ref: str, description: str, *, actor: str | None = None, comment: str | None = None
+    ) -> ModelVersion:
+        """Change a version's description; audited."""
         text = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
         r = self._ref(ref)
         who = self._who(actor)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
 
         def fn(state: ModelState, v: int) -> list[EventDraft]:
             old = state.versions[v].description
@@ -606,6 +632,7 @@ class Registry(GovernanceMixin):
                     version=v,
                     before={"description": old},
                     after={"description": text},
+                    comment=note,
                 )
             ]
 
@@ -619,9 +646,11 @@ class Registry(GovernanceMixin):
         tags: Mapping[str, str] | None = None,
         owner: str | None = None,
         actor: str | None = None,
+        comment: str | None = None,
     ) -> RegisteredModel:
         """Change a model's description, tags (merged) or owner; audited."""
         check_name(name)
+        note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         changes: dict[str, Any] = {}
         if description is not None:
             changes["description"] = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
@@ -639,7 +668,9 @@ class Registry(GovernanceMixin):
             if not after:
                 return state, []
             return state.model_copy(update=upd), [
-                EventDraft(action="update_model", actor=who, before={k: before[k] for k in after}, after=after)
+                EventDraft(
+                    action="update_model", actor=who, before={k: before[k] for k in after}, after=after, comment=note
+                )
             ]
 
         self._gov.update(name, fn)
