@@ -682,5 +682,8 @@ def test_every_audited_change_takes_a_comment(fast_registry: Registry, tmp_path:
     with pytest.raises(InvalidInputError, match="comment"):
         reg.set_tags(mv.ref, {"a": "b"}, comment="x" * 100_000)
     assert reg.get_version(mv.ref).tags == {"team": "fraud"}  # refused before anything was written
-    with pytest.raises(NotFoundError, match="no alias 'champion'"):
+    # an unknown alias is the same error whether it is read or deleted
+    with pytest.raises(VersionNotFound, match=r"no alias 'champion' \(aliases: none\)"):
         reg.delete_alias("churn", "champion")
+    with pytest.raises(VersionNotFound, match=r"no alias 'champion' \(aliases: none\)"):
+        reg.get_version("churn@champion")

@@ -21,7 +21,6 @@ from .errors import (
     IntegrityError,
     InvalidInputError,
     InvalidTransitionError,
-    NotFoundError,
     VersionNotFound,
 )
 from .formatting import flatten
@@ -547,7 +546,8 @@ class Registry(GovernanceMixin):
     def delete_alias(
         self, name: str, alias: str, *, actor: str | None = None, comment: str | None = None
     ) -> ModelVersion:
-        """Remove ``alias``; return the version it pointed at. Raises NotFoundError for an unknown alias."""
+        """Remove ``alias``; return the version it pointed at. Raises VersionNotFound (a NotFoundError)
+        for an unknown alias, as ``get_version("name@alias")`` does."""
         check_name(name)
         check_alias(alias)
         who = self._who(actor)
@@ -555,8 +555,9 @@ class Registry(GovernanceMixin):
         pointed: list[int] = []
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
-            if alias not in state.aliases:
-                raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+            if alias not in state.aliases:  # as get_version("name@alias") reports it
+                known = ", ".join(sorted(state.aliases)) or "none"
+                raise VersionNotFound(f"model {name!r} has no alias {alias!r} (aliases: {known})")
             draft = state.model_copy(deep=True)
             old = draft.aliases.pop(alias)
             pointed[:] = [old]
