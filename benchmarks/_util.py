@@ -9,6 +9,8 @@ Nothing here imports modelreg, so a script can time ``import modelreg`` itself.
   :class:`ChildResult` for its limits).
 - :class:`Report`: rows of (what, measured, target, baseline) printed as a table with
   PASS/FAIL, and a :meth:`Report.markdown` rendering for ``benchmarks/README.md``.
+- :class:`OtherLibrary` and :func:`ensure_venv`: a library modelreg is compared with (MLflow,
+  modelstore), installed in a virtual environment of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 import hashlib
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,9 +31,13 @@ from typing import Any
 
 __all__ = [
     "ChildResult",
+    "OtherLibrary",
     "Report",
     "Row",
+    "SetupError",
     "Stats",
+    "bench_venv",
+    "ensure_venv",
     "fmt_bytes",
     "fmt_mb",
     "fmt_time",
@@ -41,6 +48,7 @@ __all__ = [
     "src_env",
     "time_call",
     "time_calls",
+    "venv_python",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,3 +348,101 @@ class Report:
                 + " |"
             )
         return "\n".join(out)
+
+
+# -- a library compared with modelreg, in its own virtual environment -----------------------------------
+
+
+class SetupError(Exception):
+    """The virtual environment of a library modelreg is compared with could not be made."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OtherLibrary:
+    """A library a benchmark compares modelreg with, installed apart (it is not a dependency).
+
+    ``probe`` is Python code that prints the library's version, and fails if it (or what the
+    benchmark needs with it) does not import; it runs with ``env()``. ``version``, if given, is
+    the exact version the benchmark needs; ``hint`` is added to the message of a failed install.
+    """
+
+    label: str
+    packages: tuple[str, ...]
+    probe: str
+    env: Callable[[], dict[str, str]]
+    version: str | None = None
+    hint: str = ""
+
+
+def bench_venv(name: str) -> Path:
+    """``~/.cache/modelreg-bench/<name>`` (or under ``$XDG_CACHE_HOME``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "modelreg-bench" / name
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def probe_version(python: Path, lib: OtherLibrary) -> str | None:
+    """The library's version in that interpreter, or None when it does not import."""
+    if not python.exists():
+        return None
+    proc = subprocess.run(
+        [str(python), "-c", lib.probe], check=False, capture_output=True, text=True, env=lib.env(), timeout=300
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def ensure_venv(venv: Path, lib: OtherLibrary, keep: bool) -> tuple[Path, str]:
+    """Make (or with ``keep``, reuse) the virtual environment with ``lib``; return its Python and the
+    library's version. Raises SetupError with what went wrong; never removes a folder that is not a
+    virtual environment, and never leaves a half-made one behind."""
+    python = venv_python(venv)
+    if keep:
+        found = probe_version(python, lib)
+        if found and (lib.version is None or found == lib.version):
+            print(f"reusing {venv} ({lib.label} {found})", flush=True)
+            return python, found
+    if venv.exists():
+        if not (venv / "pyvenv.cfg").is_file():
+            raise SetupError(f"{venv} exists and is not a virtual environment; not touching it (pick another --venv)")
+        shutil.rmtree(venv)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    print(f"creating {venv} and installing {' '.join(lib.packages)} into it ...", flush=True)
+    try:
+        found = _make_venv(venv, python, lib)
+    except BaseException:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise
+    return python, found
+
+
+def _make_venv(venv: Path, python: Path, lib: OtherLibrary) -> str:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False, capture_output=True, text=True)
+    if proc.returncode != 0 or not python.exists():
+        raise SetupError(
+            f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
+            f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}"
+        )
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *lib.packages],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SetupError(
+            f"`pip install {' '.join(lib.packages)}` into {venv} failed (exit {proc.returncode}){lib.hint}:\n"
+            f"{(proc.stderr or proc.stdout)[-3000:]}"
+        )
+    found = probe_version(python, lib)
+    if not found or (lib.version is not None and found != lib.version):
+        proc = subprocess.run(
+            [str(python), "-c", lib.probe], check=False, capture_output=True, text=True, env=lib.env()
+        )
+        what = f"is {found}, not {lib.version}" if found else "does not import"
+        raise SetupError(f"{lib.label} was installed into {venv} but {what}:\n{proc.stderr[-3000:]}")
+    print(f"  {lib.label} {found} installed in {time.perf_counter() - t0:.0f} s", flush=True)
+    return found

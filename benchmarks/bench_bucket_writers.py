@@ -77,9 +77,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _util import machine_summary, src_env  # noqa: E402
+from _util import OtherLibrary, SetupError, bench_venv, ensure_venv, machine_summary, src_env  # noqa: E402
 from bench_json import moto  # noqa: E402
-from bench_vs_mlflow import git_commit, venv_python  # noqa: E402
+from bench_vs_mlflow import git_commit  # noqa: E402
 
 WORKER = HERE / "_bucket_worker.py"
 SYSTEMS = ("modelreg", "modelstore")
@@ -92,20 +92,15 @@ GOAL_CONTENTION_REQUESTS = 10.0
 TIMEOUT = 900.0
 
 
-class SetupError(Exception):
-    """The modelstore virtual environment could not be made."""
-
-
 class WorkerError(RuntimeError):
     """A worker failed or did not answer."""
 
 
-# -- the modelstore environment (the same approach as bench_vs_mlflow.py's MLflow environment) ---------------
+# -- the modelstore environment (made by _util.ensure_venv, as the MLflow one) -------------------------------
 
 
 def default_venv() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "modelreg-bench" / "bench-modelstore-venv"
+    return bench_venv("bench-modelstore-venv")
 
 
 def modelstore_env(endpoint: str | None = None) -> dict[str, str]:
@@ -128,74 +123,13 @@ def modelstore_env(endpoint: str | None = None) -> dict[str, str]:
     return env
 
 
-def probe_modelstore(python: Path) -> str | None:
-    """modelstore's version in that interpreter, or None when it (or boto3) does not import."""
-    if not python.exists():
-        return None
-    code = "import boto3, modelstore; from importlib.metadata import version; print(version('modelstore'))"
-    proc = subprocess.run(
-        [str(python), "-c", code], check=False, capture_output=True, text=True, env=modelstore_env(), timeout=300
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def ensure_modelstore(venv: Path, keep: bool) -> tuple[Path, str]:
-    """Make (or with ``keep``, reuse) the virtual environment with modelstore; return its Python and
-    modelstore's version. Raises SetupError with what went wrong."""
-    python = venv_python(venv)
-    if keep:
-        found = probe_modelstore(python)
-        if found == MODELSTORE_VERSION:
-            print(f"reusing {venv} (modelstore {found})", flush=True)
-            return python, found
-    if venv.exists():
-        if not (venv / "pyvenv.cfg").is_file():
-            raise SetupError(f"{venv} exists and is not a virtual environment; not touching it (pick another --venv)")
-        shutil.rmtree(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    print(f"creating {venv} and installing {' '.join(MODELSTORE_SPEC)} into it ...", flush=True)
-    try:
-        found = _make_venv(venv, python)
-    except BaseException:
-        shutil.rmtree(venv, ignore_errors=True)  # made by this call: never leave a half-made one behind
-        raise
-    return python, found
-
-
-def _make_venv(venv: Path, python: Path) -> str:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False, capture_output=True, text=True)
-    if proc.returncode != 0 or not python.exists():
-        raise SetupError(
-            f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
-            f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}"
-        )
-    proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *MODELSTORE_SPEC],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SetupError(
-            f"`pip install {' '.join(MODELSTORE_SPEC)}` into {venv} failed (exit {proc.returncode}):\n"
-            f"{(proc.stderr or proc.stdout)[-3000:]}"
-        )
-    found = probe_modelstore(python)
-    if found != MODELSTORE_VERSION:
-        proc = subprocess.run(
-            [str(python), "-c", "import boto3, modelstore"],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=modelstore_env(),
-        )
-        raise SetupError(
-            f"modelstore {MODELSTORE_VERSION} was installed into {venv} but "
-            f"{'is ' + found if found else 'does not import'}:\n{proc.stderr[-3000:]}"
-        )
-    print(f"  modelstore {found} installed in {time.perf_counter() - t0:.0f} s", flush=True)
-    return found
+MODELSTORE = OtherLibrary(
+    label="modelstore",
+    packages=MODELSTORE_SPEC,
+    probe="import boto3, modelstore; from importlib.metadata import version; print(version('modelstore'))",
+    env=modelstore_env,
+    version=MODELSTORE_VERSION,
+)
 
 
 # -- workers ------------------------------------------------------------------------------------------------
@@ -468,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     pythons = {"modelreg": sys.executable}
     if "modelstore" in systems:
         try:
-            python, _ = ensure_modelstore(venv, args.keep)
+            python, _ = ensure_venv(venv, MODELSTORE, args.keep)
         except (SetupError, OSError, subprocess.SubprocessError) as exc:
             print(f"error: cannot make the modelstore environment: {exc}", file=sys.stderr)
             return 2

@@ -64,7 +64,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _vs_mlflow_worker as W  # noqa: E402 - found through the path set just above
-from _util import ROOT, fmt_time, machine_summary, src_env  # noqa: E402
+from _util import (  # noqa: E402
+    ROOT,
+    OtherLibrary,
+    SetupError,
+    bench_venv,
+    ensure_venv,
+    fmt_time,
+    machine_summary,
+    probe_version,
+    src_env,
+)
 
 WORKER = HERE / "_vs_mlflow_worker.py"
 SYSTEMS = ("mlflow", "modelreg")
@@ -85,17 +95,8 @@ GOAL_MEDIAN = 15.0
 # -- the MLflow environment -------------------------------------------------------------------------
 
 
-class SetupError(Exception):
-    """The MLflow virtual environment could not be made."""
-
-
 def default_venv() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "modelreg-bench" / "bench-mlflow-venv"
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return bench_venv("bench-mlflow-venv")
 
 
 def mlflow_env() -> dict[str, str]:
@@ -105,76 +106,20 @@ def mlflow_env() -> dict[str, str]:
     return env
 
 
+def mlflow_library(spec: str = "mlflow") -> OtherLibrary:
+    """MLflow as installed from the pip requirement ``spec``; its SQLite registry needs SQLAlchemy."""
+    return OtherLibrary(
+        label="MLflow",
+        packages=(spec,),
+        probe="import mlflow, sqlalchemy; print(mlflow.__version__)",
+        env=mlflow_env,
+        hint="; MLflow's SQLite registry needs the full 'mlflow' package (mlflow-skinny lacks SQLAlchemy)",
+    )
+
+
 def probe_mlflow(python: Path) -> str | None:
     """MLflow's version in that interpreter, or None when it does not import (with SQLAlchemy)."""
-    if not python.exists():
-        return None
-    proc = subprocess.run(
-        [str(python), "-c", "import mlflow, sqlalchemy; print(mlflow.__version__)"],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=mlflow_env(),
-        timeout=300,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def ensure_mlflow(venv: Path, spec: str, keep: bool) -> tuple[Path, str]:
-    """Make (or with ``keep``, reuse) the virtual environment with MLflow; return its Python and MLflow's
-    version. Raises SetupError with what went wrong."""
-    python = venv_python(venv)
-    if keep:
-        found = probe_mlflow(python)
-        if found:
-            print(f"reusing {venv} (MLflow {found})", flush=True)
-            return python, found
-    if venv.exists():
-        if not (venv / "pyvenv.cfg").is_file():
-            raise SetupError(f"{venv} exists and is not a virtual environment; not touching it (pick another --venv)")
-        shutil.rmtree(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    print(f"creating {venv} and installing {spec!r} into it (about a minute) ...", flush=True)
-    try:
-        found = _make_venv(venv, python, spec)
-    except BaseException:
-        shutil.rmtree(venv, ignore_errors=True)  # made by this call: never leave a half-made one behind
-        raise
-    return python, found
-
-
-def _make_venv(venv: Path, python: Path, spec: str) -> str:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False, capture_output=True, text=True)
-    if proc.returncode != 0 or not python.exists():
-        raise SetupError(
-            f"`{sys.executable} -m venv {venv}` failed (exit {proc.returncode}); on Debian the "
-            f"python3-venv package provides it:\n{(proc.stderr or proc.stdout)[-3000:]}"
-        )
-    proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", spec],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SetupError(
-            f"`pip install {spec}` into {venv} failed (exit {proc.returncode}); MLflow's SQLite "
-            f"registry needs the full 'mlflow' package (mlflow-skinny lacks SQLAlchemy):\n"
-            f"{(proc.stderr or proc.stdout)[-3000:]}"
-        )
-    found = probe_mlflow(python)
-    if not found:
-        proc = subprocess.run(
-            [str(python), "-c", "import mlflow, sqlalchemy"],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=mlflow_env(),
-        )
-        raise SetupError(f"MLflow was installed into {venv} but does not import:\n{proc.stderr[-3000:]}")
-    print(f"  MLflow {found} installed in {time.perf_counter() - t0:.0f} s", flush=True)
-    return found
+    return probe_version(python, mlflow_library())
 
 
 # -- workers ----------------------------------------------------------------------------------------
@@ -516,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             pythons["mlflow"] = args.mlflow_python
         else:
             try:
-                python, _ = ensure_mlflow(venv, args.mlflow, args.keep)
+                python, _ = ensure_venv(venv, mlflow_library(args.mlflow), args.keep)
             except (SetupError, OSError, subprocess.SubprocessError) as exc:
                 print(f"error: cannot make the MLflow environment: {exc}", file=sys.stderr)
                 return 2
