@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FIND_HEAVY",
+    "HEAVY_MODULES",
     "ChildResult",
     "OtherLibrary",
     "Report",
@@ -52,6 +54,36 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+HEAVY_MODULES = (
+    "asyncio",
+    "fsspec",
+    "fsspec.asyn",
+    "modelreg.stores._cloud",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "boto3",
+    "botocore",
+    "aiobotocore",
+    "azure",
+    "google",
+    "aiohttp",
+    "starlette",
+    "jinja2",
+    "pandas",
+    "numpy",
+    "sqlite_utils",
+)
+"""Modules a local registry should not import (asyncio came through fsspec and the cloud module);
+``tests/test_import_hygiene.py`` asserts the same list."""
+
+FIND_HEAVY = f"""
+def heavy(modules):
+    names = set(modules)
+    return sorted(h for h in {HEAVY_MODULES!r} if h in names or any(m.startswith(h + ".") for m in names))
+"""
+"""Source of ``heavy(sys.modules)`` for a child process: the heavy modules it has imported."""
 
 
 # -- statistics -----------------------------------------------------------------------------------

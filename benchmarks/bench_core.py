@@ -3,7 +3,7 @@
 Measures, on this machine, medians of repeated runs:
 
 1. ``python -c "import modelreg"`` wall time (child processes; ``python -c pass`` as the
-   baseline), and which heavy modules (cloud SDKs, pandas, numpy, web frameworks) end up in
+   baseline), and which heavy modules (``_util.HEAVY_MODULES``: asyncio, fsspec, cloud SDKs, pandas, ...) end up in
    ``sys.modules`` after importing modelreg and after using a local registry (expect none).
 2. Metadata operations through ``Registry`` on a registry of 10,000 versions in 100 models:
    register of a small file (``capture=None`` and ``capture="auto"`` in a folder outside any
@@ -43,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import (
+    FIND_HEAVY,
     ROOT,
     Report,
     Stats,
@@ -71,30 +72,15 @@ TARGETS = {
     "big_rss": 100 * 1000 * 1000,  # 100 MB
 }
 
-HEAVY = (
-    "s3fs",
-    "gcsfs",
-    "adlfs",
-    "boto3",
-    "botocore",
-    "aiobotocore",
-    "azure",
-    "google",
-    "pandas",
-    "numpy",
-    "starlette",
-    "jinja2",
-)
-
 TEAMS = ("fraud", "growth", "risk", "search", "ads", "vision", "speech", "ranking", "pricing", "ops")
 
 
 def _heavy_probe() -> str:
     return f"""
 import json, sys, tempfile, os
-HEAVY = {HEAVY!r}
-def found():
-    return sorted({{m.split('.')[0] for m in sys.modules if m.split('.')[0] in HEAVY}})
+{FIND_HEAVY}
+def found():  # sqlite-utils builds the tables of the registry this probe creates: allowed then
+    return [m for m in heavy(sys.modules) if m != "sqlite_utils"]
 import modelreg
 after_import = found()
 from modelreg import Registry
@@ -188,7 +174,7 @@ def bench_import(report: Report, runs: int, workdir: Path) -> None:
         f"{probe['after_use'] or 'none'}  ({probe['modules']} modules loaded in all)"
     )
     report.add(
-        "heavy modules imported (s3fs, boto3, pandas, numpy, starlette, ...)",
+        "heavy modules imported (asyncio, fsspec, s3fs, boto3, pandas, numpy, starlette, ...)",
         float(len(set(probe["after_import"]) | set(probe["after_use"]))),
         target=0.0,
         fmt=lambda n: f"{n:.0f}",

@@ -39,40 +39,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import ROOT, Report, Stats, fmt_time, machine_summary, run_child, src_env
+from _util import FIND_HEAVY, ROOT, Report, Stats, fmt_time, machine_summary, run_child, src_env
 
 MS = 1e-3
 TARGETS = {"open_get": 20 * MS, "list": 150 * MS}
 
-HEAVY = (
-    "asyncio",
-    "fsspec",
-    "fsspec.asyn",
-    "modelreg.stores._cloud",
-    "s3fs",
-    "gcsfs",
-    "adlfs",
-    "boto3",
-    "botocore",
-    "aiobotocore",
-    "azure",
-    "google",
-    "aiohttp",
-    "starlette",
-    "jinja2",
-    "pandas",
-    "numpy",
-    "sqlite_utils",
-)
-
-_FIND_HEAVY = f"""
-def heavy(modules):
-    names = set(modules)
-    return sorted(h for h in {HEAVY!r} if h in names or any(m.startswith(h + ".") for m in names))
-"""
 
 _OPEN_GET = (
-    _FIND_HEAVY
+    FIND_HEAVY
     + """
 import json, sys, time
 from modelreg import Registry
@@ -120,7 +94,7 @@ print(json.dumps(parts))
 """
 
 _CLI_MODULES = (
-    _FIND_HEAVY
+    FIND_HEAVY
     + """
 import contextlib, io, json, sys
 from modelreg.cli import main
