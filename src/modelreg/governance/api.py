@@ -5,6 +5,7 @@ See ``docs/governance.md`` for the workflow and :mod:`modelreg.governance` for t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,6 @@ def _keyword_only(
         return actor, comment
     if len(args) > 2 or (actor is not None) or (len(args) == 2 and comment is not None):
         raise TypeError(f"{verb}() takes the request id, then actor= and comment= by keyword")
-    import warnings
-
     warnings.warn(
         f"passing actor and comment to {verb}() by position is deprecated; "
         f"write reg.{verb}(request_id, actor=..., comment=...)",

@@ -666,7 +666,7 @@ class FsspecArtifactStore(ArtifactStore):
                 self._raise("upload", f"blob {digest}", exc)
             return
         exists = self.exists(digest)
-        self._looked_up.pop(digest, None)
+        self._looked_up.pop(digest, None)  # the lookup is for a put_file that follows; none does here
         if exists:
             return
 

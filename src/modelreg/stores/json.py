@@ -1364,6 +1364,13 @@ class JSONMetadataStore(MetadataStore):
                 tail.pop(str(i), None)
             doc["packed"] = packed + size
 
+    def _pack_doc(self, name: str, packed: int, tail: dict[str, Any]) -> dict[str, Any]:
+        """The pack after the first ``packed`` versions: the records of the next ``pack_size``
+        numbers that ``tail`` holds (a purged number has none)."""
+        first, last = packed + 1, packed + self.pack_size
+        records = {str(i): tail[str(i)] for i in range(first, last + 1) if str(i) in tail}
+        return {"kind": "modelreg-pack", "name": name, "first": first, "last": last, "records": records}
+
     def _write_full_packs(self, name: str, doc: dict[str, Any]) -> None:
         """Format 2, after a commit: write each full pack of committed records that the state
         still carries in its ``tail`` (create-if-absent: a pack another writer wrote holds the
@@ -1376,16 +1383,7 @@ class JSONMetadataStore(MetadataStore):
             k = packed // size
             key = (self.registry_id, name, "pack", k)
             if key not in _SHARED.durable:
-                records = {str(i): tail[str(i)] for i in range(packed + 1, packed + size + 1) if str(i) in tail}
-                data = _dumps(
-                    {
-                        "kind": "modelreg-pack",
-                        "name": name,
-                        "first": packed + 1,
-                        "last": packed + size,
-                        "records": records,
-                    }
-                )
+                data = _dumps(self._pack_doc(name, packed, tail))
                 try:
                     self.io.create(self._pack_path(name, k), data)
                 except FileExistsError:
@@ -1409,14 +1407,8 @@ class JSONMetadataStore(MetadataStore):
             packed = int(doc.get("packed", 0))
             k = packed // size
             tail = doc.setdefault("tail", {})
-            records = {str(i): tail[str(i)] for i in range(packed + 1, packed + size + 1) if str(i) in tail}
-            pack = {
-                "kind": "modelreg-pack",
-                "name": name,
-                "first": packed + 1,
-                "last": packed + size,
-                "records": records,
-            }
+            pack = self._pack_doc(name, packed, tail)
+            records = pack["records"]
             data = _dumps(pack)
             path = self._pack_path(name, k)
             try:

@@ -46,6 +46,7 @@ from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, v
 
 if TYPE_CHECKING:
     import sqlite_utils
+    from pydantic import BaseModel
     from sqlite_utils.db import Table
 
 __all__ = ["SCHEMA_VERSION", "SQLiteMetadataStore"]
@@ -61,10 +62,11 @@ _FEW = 16
 """Up to this many versions are built without validation while the validator is not built yet
 (see ``_unvalidated``)."""
 
+_UNVALIDATED_READS = 1000
 _UNVALIDATED_BUDGET: dict[type, int] = {}
 
 
-def _unvalidated(cls: type) -> bool:
+def _unvalidated(cls: type[BaseModel]) -> bool:
     """Whether to build a record of ``cls`` with ``from_store`` rather than its validator.
 
     What this store wrote was validated before it was committed (see add_version). Until the
@@ -73,14 +75,11 @@ def _unvalidated(cls: type) -> bool:
     validators and pydantic's plugin discovery (20-30 ms). ``from_store`` costs about twice a
     built validator per record, so after ``_UNVALIDATED_READS`` records the validator is built
     and used."""
-    if cls.__pydantic_complete__:  # type: ignore[attr-defined]
+    if cls.__pydantic_complete__:
         return False
     left = _UNVALIDATED_BUDGET.get(cls, _UNVALIDATED_READS)
     _UNVALIDATED_BUDGET[cls] = left - 1
     return left > 0
-
-
-_UNVALIDATED_READS = 1000
 
 
 def _version_json(
