@@ -1214,7 +1214,7 @@ class JSONMetadataStore(MetadataStore):
                 snap = None  # a first registration: the model is created with its first version
             record = draft.model_dump(mode="json")
             # what get_version will read back, checked before anything is written
-            self._build(name, 1, record, self._initial_vs(record), [])
+            checked = self._build(name, 1, record, self._initial_vs(record), [])
             token = uuid.uuid4().hex
             if self._sparse_docs:
                 mutate = self._direct_commit(name, record, event)
@@ -1226,7 +1226,7 @@ class JSONMetadataStore(MetadataStore):
                 committed, n = self._commit(name, mutate, start=snap, fresh=fresh)
             if self._sparse_docs:
                 self._write_full_packs(name, committed.doc)
-        return self._build(name, n, record, self._initial_vs(record), [])
+        return checked.model_copy(update={"version": n})  # validated above; only the number was unknown
 
     def _direct_commit(
         self,
