@@ -106,9 +106,9 @@ def reset_process_caches() -> None:
     """Forget everything this process cached (as if it were a new process)."""
     import fsspec
 
-    from modelreg.stores import json as jstore
+    from modelreg.stores import _json_base
 
-    jstore._SHARED = jstore._Shared()
+    _json_base.SHARED.reset()
     fsspec.AbstractFileSystem.clear_instance_cache()
 
 

@@ -19,7 +19,7 @@ import pytest
 from modelreg import Registry
 from modelreg.errors import BackendError, InvalidInputError, SchemaVersionError
 from modelreg.models import EventDraft, ModelState
-from modelreg.stores import json as jstore
+from modelreg.stores import _json_base
 from modelreg.stores._conditional import PlainIO, PreconditionFailed, io_for
 from modelreg.stores.json import JSONMetadataStore
 from modelreg.testing import MetadataStoreConformance
@@ -77,7 +77,7 @@ def make_location(request: pytest.FixtureRequest, tmp_path: Path, backend: str) 
 
 def forget() -> None:
     """Drop every in-process cache, as if the next store were opened by a new process."""
-    jstore._SHARED = jstore._Shared()
+    _json_base.SHARED.reset()
     fsspec.AbstractFileSystem.clear_instance_cache()
 
 
@@ -312,7 +312,7 @@ def test_update_on_a_stale_cached_state_is_recomputed(location: Location) -> Non
     store.create_model(make_model("churn"), ev("create_model"))
     stale = store._fetch("churn")
     store.update("churn", lambda s: (s.model_copy(update={"tags": {"ready": "yes"}}), [ev("ready")]))
-    jstore._SHARED.states[(store.registry_id, "churn")] = stale
+    _json_base.SHARED.states[(store.registry_id, "churn")] = stale
     seen: list[dict[str, str]] = []
 
     def needs_ready(state: ModelState):

@@ -232,7 +232,7 @@ CHILD = textwrap.dedent(
         setattr(io, meth, wrapper)
     if k == 0:
         # die inside the compare-and-swap, holding the state document's lock
-        import modelreg.stores._conditional as c
+        import modelreg.stores._conditional.local as c
         c.os.replace = lambda *a, **kw: os._exit(137)
     path = tmp / "child.bin"
     path.write_bytes(b"child model " + str(k).encode())

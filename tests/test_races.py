@@ -34,7 +34,7 @@ import pytest
 
 from modelreg import Registry
 from modelreg.models import ModelState
-from modelreg.stores import json as jstore
+from modelreg.stores import _json_base
 from modelreg.stores._conditional import PreconditionFailed
 from modelreg.testing.metadata import ev, make_draft, make_model
 from tests.test_json_store import Location, forget, make_location
@@ -257,7 +257,7 @@ def test_stale_etag_loses_then_wins_on_fresh_state(loc: Location) -> None:
     stale = writer_a._fetch("churn")  # A read the state (and its ETag / generation) ...
     writer_b = loc.store()
     writer_b.update("churn", lambda s: (s.model_copy(update={"tags": {"b": "1"}}), [ev("b")]))  # ... B changed it
-    jstore._SHARED.states[(writer_a.registry_id, "churn")] = stale  # A still holds the old ETag
+    _json_base.SHARED.states[(writer_a.registry_id, "churn")] = stale  # A still holds the old ETag
     swaps = _count_swaps(writer_a)
     calls: list[dict[str, str]] = []
 
@@ -280,7 +280,7 @@ def test_two_registrations_on_the_same_state_take_consecutive_numbers(loc: Locat
     stale = a._fetch("churn")  # both writers believe last_version == 0
     b = loc.store()
     first = b.add_version(make_draft(n=1), ev("register"))
-    jstore._SHARED.states[(a.registry_id, "churn")] = stale
+    _json_base.SHARED.states[(a.registry_id, "churn")] = stale
     swaps = _count_swaps(a)
     second = a.add_version(make_draft(n=2), ev("register"))
     assert (first.version, second.version) == (1, 2)
@@ -308,7 +308,7 @@ def test_two_creators_of_the_same_version_number(loc1: Location) -> None:
     stale = a._fetch("churn")  # both writers believe last_version == 0
     b = loc.store()
     first = b.add_version(make_draft(n=1), ev("register"))
-    jstore._SHARED.states[(a.registry_id, "churn")] = stale
+    _json_base.SHARED.states[(a.registry_id, "churn")] = stale
     created = []
     real_create = a.io.create
 

@@ -5,7 +5,9 @@ A query is clauses joined by ``and``. A clause is ``field op value``:
 - fields: ``name``, ``version``, ``stage``, ``alias``, ``created_by``,
   ``created_at``, ``description``, ``metrics.<key>`` (the latest logged value,
   else the registered one), ``params.<key>``, ``tags.<key>``,
-  ``lineage.<path>`` (e.g. ``lineage.run_id``, ``lineage.code.commit``); a key
+  ``lineage.<path>`` (e.g. ``lineage.run_id``, ``lineage.code.commit``),
+  ``model.<path>`` (what a saved model object is: ``model.flavor``, ``model.format``,
+  ``model.libraries.scikit-learn``...); a key
   with spaces goes in backquotes (``tags.`model family` = 'gbm'``);
 - operators: ``=`` (or ``==``), ``!=``, ``<``, ``<=``, ``>``, ``>=``,
   ``like`` (``%`` and ``_`` wildcards, case-insensitive), ``in (v1, v2)``;
@@ -26,10 +28,10 @@ from typing import Any, cast
 from .errors import InvalidInputError
 from .models import ModelVersion
 
-__all__ = ["Clause", "Query", "evaluate_in_python", "parse_order_by", "parse_query"]
+__all__ = ["Clause", "Query", "SearchWarning", "evaluate_in_python", "parse_order_by", "parse_query", "unknown_keys"]
 
 _PLAIN_FIELDS = {"name", "version", "stage", "alias", "created_by", "created_at", "description"}
-_PREFIXES = {"metrics", "params", "tags", "lineage"}
+_PREFIXES = {"metrics", "params", "tags", "lineage", "model"}
 _OPS = {"=", "==", "!=", "<", "<=", ">", ">=", "like", "in"}
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/ -]*$")  # the tag/param key rule; spaces need `backquotes`
 
@@ -62,15 +64,93 @@ class Query:
     clauses: tuple[Clause, ...] = ()
 
 
+class SearchWarning(UserWarning):
+    """A search matched nothing because a clause names a key that no version has (a typo?);
+    the message lists the closest keys the versions do have."""
+
+
+_KEYED = ("metrics", "params", "tags")
+
+
+def unknown_keys(query: Query, versions: Iterable[ModelVersion]) -> list[str]:
+    """One message per ``metrics.``, ``params.`` or ``tags.`` key of ``query`` that none of
+    ``versions`` has, naming the closest keys they have (``tags.tema``: did you mean ``tags.team``?)."""
+    wanted = [c.field for c in query.clauses if c.field.partition(".")[0] in _KEYED]
+    if not wanted:
+        return []
+    known: dict[str, set[str]] = {prefix: set() for prefix in _KEYED}
+    missing = set(wanted)
+    for mv in versions:
+        known["metrics"].update(mv.metrics, mv.logged_metrics)
+        known["params"].update(mv.params)
+        known["tags"].update(mv.tags)
+        missing = {f for f in missing if f.partition(".")[2] not in known[f.partition(".")[0]]}
+        if not missing:
+            return []  # every key is on some version: no need to read the others
+    from .suggest import closest_n
+
+    out = []
+    for field in dict.fromkeys(wanted):
+        prefix, _, key = field.partition(".")
+        if key in known[prefix]:
+            continue
+        near = closest_n(key, known[prefix])
+        if near:
+            hint = "did you mean " + " or ".join(repr(f"{prefix}.{k}") for k in near) + "?"
+        elif known[prefix]:
+            some = sorted(known[prefix])
+            hint = f"the {prefix[:-1]} keys are: " + ", ".join(some[:10]) + (", ..." if len(some) > 10 else "")
+        else:
+            hint = f"no version has {prefix} yet"
+        out.append(f"no version has the {prefix[:-1]} key {key!r}, so {field} matches nothing; {hint}")
+    return out
+
+
+def _field_hint(field: str) -> str:
+    """``"; did you mean 'metrics.auc'?"`` for a misspelt field (``metric.auc``, ``stag``), else ``""``."""
+    from .suggest import closest
+
+    prefix, dot, key = field.partition(".")
+    if dot and key:
+        best = closest(prefix, _PREFIXES)
+        return f"; did you mean {best + '.' + key!r}?" if best else ""
+    best = closest(field, sorted(_PLAIN_FIELDS) + [f"{p}.<key>" for p in sorted(_PREFIXES)])
+    return f"; did you mean {best!r}?" if best else ""
+
+
 def _check_field(field: str) -> str:
     if field in _PLAIN_FIELDS:
         return field
     prefix, _, key = field.partition(".")
     if prefix in _PREFIXES and key and _KEY_RE.match(key) and ".." not in key:
         return field
+    hint = _field_hint(field)
     raise InvalidInputError(
         f"unknown search field {field!r}; use name, version, stage, alias, created_by, created_at, "
-        "description, metrics.<key>, params.<key>, tags.<key> or lineage.<path>"
+        f"description, metrics.<key>, params.<key>, tags.<key>, lineage.<path> or model.<path>{hint}"
+    )
+
+
+_OP_RUN = re.compile(r"\s*([=!<>]{2,})")
+_OP_TYPOS = {"=>": ">=", "=<": "<=", "<>": "!=", "=!": "!=", "===": "=", "!==": "!=", ">>": ">", "<<": "<"}
+_WORD_OPS = {"eq": "=", "is": "=", "equals": "=", "ne": "!=", "neq": "!=", "gt": ">", "lt": "<"}
+_WORD_OPS |= {"ge": ">=", "gte": ">=", "le": "<=", "lte": "<=", "not": "!=", "ilike": "like", "contains": "like"}
+
+
+def _operator_hint(op: str) -> str:
+    """The operator a mistyped one was probably meant to be: ``=>`` -> ``>=``, ``gt`` -> ``>``."""
+    from .suggest import closest
+
+    if op in _OP_TYPOS:
+        return _OP_TYPOS[op]
+    if op.lower() in _WORD_OPS:
+        return _WORD_OPS[op.lower()]
+    return closest(op.lower(), sorted(_OPS - {"=="})) or "="
+
+
+def _unknown_operator(op: str, where: str = "") -> InvalidInputError:
+    return InvalidInputError(
+        f"{where}unknown operator {op!r} in search query; did you mean {_operator_hint(op)!r}? {SYNTAX_HELP}"
     )
 
 
@@ -79,6 +159,9 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     text = text.rstrip()
     while pos < len(text):
+        run = _OP_RUN.match(text, pos)
+        if run and run.group(1) not in _OPS:  # '=>', '=<', '<>', '>>': not one operator
+            raise _unknown_operator(run.group(1), f"cannot parse search query at {text[run.start(1) :][:20]!r}: ")
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise InvalidInputError(f"cannot parse search query at {text[pos : pos + 20]!r}; {SYNTAX_HELP}")
@@ -120,6 +203,8 @@ def parse_query(text: str | None) -> Query:
     def expect(kind: str) -> Any:
         nonlocal i
         if i >= len(toks) or toks[i][0] != kind:
+            if kind == "op" and i < len(toks) and toks[i][0] == "word":  # `tags.team is 'x'`, `auc gt 1`
+                raise _unknown_operator(toks[i][1])
             got = repr(toks[i][1]) if i < len(toks) else "the end of the query"
             raise InvalidInputError(f"expected {_KINDS[kind]} in search query, got {got}; {SYNTAX_HELP}")
         i += 1
@@ -129,7 +214,7 @@ def parse_query(text: str | None) -> Query:
         field = _check_field(expect("word"))
         op = expect("op")
         if op not in _OPS:
-            raise InvalidInputError(f"unknown operator {op!r} in search query; {SYNTAX_HELP}")
+            raise _unknown_operator(op)
         op = "=" if op == "==" else op
         if op == "in":
             if i >= len(toks) or toks[i] != ("op", "("):
@@ -160,20 +245,28 @@ def parse_query(text: str | None) -> Query:
     return Query(tuple(clauses))
 
 
+_ORDER_ITEM = re.compile(
+    r"\s*(?P<field>`[^`]*`|[A-Za-z_][A-Za-z0-9_:/-]*(?:\.(?:`[^`]*`|[A-Za-z0-9_:/-]+))*)(?:\s+(?P<dir>\S+))?\s*"
+)
+_OUTSIDE_BACKQUOTES = re.compile(r",(?=(?:[^`]*`[^`]*`)*[^`]*$)")  # a comma followed by pairs of backquotes
+
+
 def parse_order_by(order_by: str | list[str] | None) -> list[tuple[str, bool]]:
-    """``"metrics.auc desc, version"`` -> ``[("metrics.auc", True), ("version", False)]``."""
+    """``"metrics.auc desc, version"`` -> ``[("metrics.auc", True), ("version", False)]``; a key with
+    spaces in backquotes, as in queries: ``"tags.`model family` desc"``."""
     if not order_by:
         return []
-    items = order_by.split(",") if isinstance(order_by, str) else list(order_by)
+    items = _OUTSIDE_BACKQUOTES.split(order_by) if isinstance(order_by, str) else list(order_by)
     out = []
     for item in items:
-        parts = item.strip().split()
-        if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
+        m = _ORDER_ITEM.fullmatch(item) if isinstance(item, str) else None
+        direction = (m.group("dir") or "asc").lower() if m else ""
+        if m is None or direction not in ("asc", "desc"):
             raise InvalidInputError(f"invalid order_by {item!r}; use e.g. 'metrics.auc desc, version asc'")
-        field = _check_field(parts[0])
+        field = _check_field(m.group("field").replace("`", ""))
         if field == "alias":
             raise InvalidInputError("cannot order by alias; order by name, version, stage, metrics.<key>, ...")
-        out.append((field, len(parts) == 2 and parts[1].lower() == "desc"))
+        out.append((field, direction == "desc"))
     return out
 
 
@@ -194,8 +287,9 @@ def field_value(mv: ModelVersion, field: str) -> Any:
         return mv.params.get(key)
     if prefix == "tags":
         return mv.tags.get(key)
-    if prefix == "lineage":
-        node: Any = mv.lineage.model_dump(mode="json")
+    if prefix in ("lineage", "model"):
+        record = getattr(mv, prefix)
+        node: Any = record.model_dump(mode="json") if record is not None else {}
         for part in key.split("."):
             if not isinstance(node, dict) or part not in node:
                 return None
@@ -213,11 +307,11 @@ def _like(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{out}$", re.IGNORECASE | re.DOTALL)
 
 
-def _compare(actual: Any, op: str, expected: Any) -> bool:
+def compare(actual: Any, op: str, expected: Any) -> bool:
     if actual is None:
         return False
     if op == "in":
-        return any(_compare(actual, "=", e) for e in expected)
+        return any(compare(actual, "=", e) for e in expected)
     if op == "like":
         return isinstance(actual, str) and bool(_like(expected).match(actual))
     if _is_num(actual) and _is_num(expected):
@@ -239,9 +333,9 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
 def matches(mv: ModelVersion, query: Query) -> bool:
     for clause in query.clauses:
         if clause.field == "alias":
-            if not any(_compare(a, clause.op, clause.value) for a in mv.aliases):
+            if not any(compare(a, clause.op, clause.value) for a in mv.aliases):
                 return False
-        elif not _compare(field_value(mv, clause.field), clause.op, clause.value):
+        elif not compare(field_value(mv, clause.field), clause.op, clause.value):
             return False
     return True
 

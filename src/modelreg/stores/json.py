@@ -13,6 +13,7 @@ Layout under the store's root (``<registry>/metadata``)::
                                       when n is registered: allocation + immutable record)
     models/<model>/events/<seq>.json  sealed audit event (create-if-absent), hash-chained
     models/<model>/packs/<k>.json     records of versions k*P+1 .. (k+1)*P (compaction, P = pack_size)
+    usage/<model>/<n>-<time>-<id>.json  one usage record (a fetch or load of version n), append-only
 
 ``<model>`` is the model name with ``/`` written as ``~`` (``fraud/churn`` ->
 ``fraud~churn``), so one folder listing of ``models/`` shows every model's
@@ -87,30 +88,16 @@ enforces both conditions (some S3-compatible services accept and ignore them).
 from __future__ import annotations
 
 import contextlib
-import gc
 import heapq
 import json
-import logging
-import os
-import random
-import re
-import threading
-import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from ..errors import (
     AlreadyExistsError,
     BackendError,
-    ConflictError,
-    InvalidInputError,
     ModelNotFound,
-    SchemaVersionError,
     VersionNotFound,
 )
 from ..models import (
@@ -120,204 +107,31 @@ from ..models import (
     ModelState,
     ModelVersion,
     RegisteredModel,
-    Stage,
+    UsageRecord,
     VersionDraft,
-    VersionState,
     utcnow,
 )
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
-from ._conditional import ObjectIO, PreconditionFailed, Read, io_for
-from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, version_changes
+from ._conditional import Read
+from ._json_base import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    PENDING_EVENTS,
+    SHARED,
+    Snap,
+    bulk,
+    dumps,
+    iso,
+    log,
+)
+from ._json_records import JSONStoreRecords
+from ._json_rows import Row, Rows, predicate
+from .base import PurgeFn, UpdateFn, version_changes
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "JSONMetadataStore"]
-
-_T = TypeVar("_T")
-
-FORMAT_NAME = "modelreg-json"
-FORMAT_VERSION = 2
-"""Version 2: new models keep sparse state documents (only the versions whose state changed since
-registration, plus the purged numbers), so a change costs the same at any number of versions.
-Registries created with version 1 keep dense documents, which version 1 clients can read; a
-version 1 client refuses a version 2 registry with SchemaVersionError."""
-DEFAULT_PACK_SIZE = 64
-RECENT_WRITERS = 32
-PENDING_EVENTS = 16
-"""In a format 2 registry, how many events (counted back from the head) the state document may
-keep pending for their own committer to write out (see ``JSONMetadataStore._flush_pending``)."""
-CONTENTION_MEMORY = 2.0
-"""Seconds after a refused state write during which a commit starts from a fresh read."""
-BACKOFF_MAX = 0.25
-"""Longest pause (seconds) between two attempts of a compare-and-swap that keeps losing; short, so
-that a writer that lost several times in a row is not the one that waits longest."""
-"""Seconds after a refused state write during which a commit starts from a fresh read."""
-
-_log = logging.getLogger(__name__)
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)?$")
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PENDING_EVENTS", "JSONMetadataStore"]
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _iso(value: Any) -> str:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-@dataclass(frozen=True)
-class _Snap:
-    """One read of a state document: raw bytes, parsed (read-only) dict, etag and listing stamp."""
-
-    data: bytes
-    doc: dict[str, Any]
-    etag: str
-    stamp: str | None
-
-
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-
-
-def _predicate(op: str, value: Any) -> Callable[[Any], bool]:
-    """``lambda actual: modelreg.query._compare(actual, op, value)``, specialised for speed.
-
-    Same rules as the reference: a missing value never matches; numbers (bools count as
-    numbers, as in the reference) compare as floats with numbers, strings with strings, and
-    mixed types never match. ``like`` and ``in`` use the reference function itself.
-    """
-    from ..query import _compare
-
-    if op not in _OPERATORS:
-        return lambda actual: _compare(actual, op, value)
-    cmp = _OPERATORS[op]
-    if isinstance(value, (int, float)):
-        expected = float(value)
-        return lambda actual: isinstance(actual, (int, float)) and cmp(float(actual), expected)
-    if isinstance(value, str):
-        return lambda actual: isinstance(actual, str) and cmp(actual, value)
-    return lambda actual: _compare(actual, op, value)
-
-
-class _Row:
-    """A version as search sees it: the raw record and state, shaped like a ModelVersion for
-    :func:`modelreg.query.field_value`, :func:`~modelreg.query.matches` and :func:`~modelreg.query.sort_key`
-    (so searching rows gives exactly the reference results), without validating a ModelVersion."""
-
-    __slots__ = ("_created", "aliases", "name", "record", "version", "vs")
-
-    def __init__(self, name: str, version: int, record: dict[str, Any], vs: dict[str, Any], aliases: list[str]) -> None:
-        self.name, self.version, self.record, self.vs, self.aliases = name, version, record, vs, aliases
-        self._created: Any = None
-
-    @property
-    def stage(self) -> Stage:
-        return Stage(self.vs.get("stage", "experimental"))
-
-    @property
-    def created_at(self) -> Any:
-        if self._created is None:
-            from datetime import datetime
-
-            raw = str(self.record["created_at"])
-            self._created = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
-        return self._created
-
-    @property
-    def created_by(self) -> Any:
-        return self.record.get("created_by")
-
-    @property
-    def description(self) -> str:
-        return self.vs.get("description") or ""
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return self.record.get("metrics") or {}
-
-    @property
-    def logged_metrics(self) -> dict[str, Any]:
-        return self.vs.get("logged_metrics") or {}
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.record.get("params") or {}
-
-    @property
-    def tags(self) -> dict[str, Any]:
-        return self.vs.get("tags") or {}
-
-    @property
-    def lineage(self) -> _Row:
-        return self
-
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:  # as ``lineage.model_dump(mode="json")``
-        return self.record.get("lineage") or {}
-
-
-@dataclass
-class _Rows:
-    """The search rows of one state snapshot, with per-field columns computed on first use."""
-
-    etag: str
-    rows: list[_Row]
-    columns: dict[str, list[Any]] = field(default_factory=dict)
-    built: dict[int, ModelVersion] = field(default_factory=dict)
-
-    def column(self, name: str) -> list[Any]:
-        col = self.columns.get(name)
-        if col is None:
-            from ..query import field_value
-
-            col = self.columns[name] = [field_value(r, name) for r in self.rows]  # type: ignore[arg-type]
-        return col
-
-
-@dataclass
-class _Shared:
-    """Process-wide caches, keyed by registry id, shared by every store instance."""
-
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    states: dict[tuple[str, str], _Snap] = field(default_factory=dict)
-    records: dict[tuple[str, str], dict[int, dict[str, Any]]] = field(default_factory=dict)
-    packs: set[tuple[str, str, int]] = field(default_factory=set)
-    rows: dict[tuple[str, str], _Rows] = field(default_factory=dict)
-    events: dict[tuple[str, str, int], tuple[str | None, AuditEvent]] = field(default_factory=dict)
-    durable: set[tuple[str, str, str, int]] = field(default_factory=set)
-
-
-_SHARED = _Shared()
-
-
-@contextlib.contextmanager
-def _bulk() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a search decodes and indexes many documents (a cold
-    search of 10,000 versions allocates millions of objects, none in a reference cycle: the
-    collections it triggers cost about a fifth of its time). Restored on exit, if it was on."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
-
-
-_SINGLE_WRITER_LOCKS: dict[str, threading.RLock] = {}
-
-
-def _default_cache_dir() -> Path:
-    """``$MODELREG_CACHE_DIR``, else ``~/.cache/modelreg`` (the same place as the download cache)."""
-    env = os.environ.get("MODELREG_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "modelreg"
-
-
-class JSONMetadataStore(MetadataStore):
+class JSONMetadataStore(JSONStoreRecords):
     """Metadata as JSON documents on any fsspec URL (see the module docs for the protocol).
 
     ``single_writer=True`` allows writing through a filesystem without
@@ -329,788 +143,6 @@ class JSONMetadataStore(MetadataStore):
     creates the registry; afterwards ``format.json`` fixes it.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        storage_options: dict[str, Any] | None = None,
-        single_writer: bool = False,
-        cache_dir: str | os.PathLike[str] | bool | None = None,
-        fs: Any = None,
-        max_wait: float = 120.0,
-        pack_size: int | None = None,
-    ) -> None:
-        from ._fs import filesystem_for
-
-        if fs is None:
-            fs, root = filesystem_for(url, storage_options)
-        else:
-            root = fs._strip_protocol(url)
-        self.url = url
-        self.fs = fs
-        self.root = root.rstrip("/")
-        self.io: ObjectIO = io_for(fs)
-        self.single_writer = bool(single_writer)
-        self.max_wait = float(max_wait)
-        if pack_size is not None and (isinstance(pack_size, bool) or not isinstance(pack_size, int) or pack_size < 1):
-            raise InvalidInputError(f"pack_size must be a positive integer, got {pack_size!r}")
-        self._new_pack_size = pack_size or DEFAULT_PACK_SIZE
-        self._cache_setting = cache_dir
-        self._format: dict[str, Any] | None = None
-        self._local_id = f"unformatted-{uuid.uuid4().hex}"
-        self.conflicts: Counter[str] = Counter()
-        """Lost compare-and-swaps ("state") and version numbers taken by another writer ("version")."""
-        self._contention: dict[str, float] = {}  # model -> monotonic time of the last refused state write
-        self._write_lock = _SINGLE_WRITER_LOCKS.setdefault(f"{self.io.protocol}:{self.root}", threading.RLock())
-        self._load_format()
-
-    def __repr__(self) -> str:
-        return f"JSONMetadataStore({self.url!r})"
-
-    @property
-    def requests(self) -> int:
-        """Object-store requests made so far by this store (reads, writes, listings)."""
-        return sum(self.io.stats.values())
-
-    # -- format ------------------------------------------------------------------------
-    def _load_format(self) -> None:
-        try:
-            raw = self.io.read(f"{self.root}/format.json").data
-        except FileNotFoundError:
-            return
-        except Exception as exc:
-            raise self._fail("open", "format.json", exc) from exc
-        self._format = self._check_format(raw)
-
-    def _check_format(self, raw: bytes) -> dict[str, Any]:
-        try:
-            fmt = json.loads(raw)
-        except ValueError:
-            raise BackendError(f"{self.url}/format.json is not valid JSON; this is not a modelreg registry") from None
-        if not isinstance(fmt, dict) or fmt.get("format") != FORMAT_NAME:
-            raise BackendError(
-                f"{self.url}/format.json does not describe a modelreg JSON registry; "
-                "point modelreg at the registry root or an empty location"
-            )
-        version = fmt.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise SchemaVersionError(
-                f"the registry at {self.url!r} uses JSON format version {version}, newer than this modelreg "
-                f"understands ({FORMAT_VERSION}); upgrade modelreg (pip install -U modelreg)"
-            )
-        return fmt
-
-    def _ensure_format(self) -> None:
-        if self._format is not None:
-            return
-        fmt = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "registry_id": uuid.uuid4().hex,
-            "created_at": utcnow().isoformat(),
-            "pack_size": self._new_pack_size,
-        }
-        path, data = f"{self.root}/format.json", _dumps(fmt)
-        try:
-            self.io.create(path, data)
-        except FileExistsError:
-            self._load_format()
-            return
-        except Exception as exc:
-            raise self._fail("create", "format.json", exc) from exc
-        if self.io.conditional:
-            self._probe_conditions(path, data)
-        self._format = fmt
-
-    def _probe_conditions(self, path: str, data: bytes) -> None:
-        """Once, when a registry is created: check that the object store enforces both conditions
-        (some S3-compatible services accept and ignore them, which would silently lose updates).
-        The probe rewrites identical bytes, so even a failed probe changes nothing."""
-        advice = (
-            "modelreg needs create-if-absent (If-None-Match) and compare-and-swap (If-Match / generation "
-            "match) to keep concurrent writers safe; use a store that enforces them, keep the metadata in SQLite "
-            "(Registry(metadata='sqlite:///...', artifacts=<this url>)), or open with single_writer=True"
-        )
-        try:
-            self.io.create(path, data)
-        except FileExistsError:
-            pass
-        else:
-            raise BackendError(
-                f"{self.url!r} accepted a second create-if-absent of format.json: it ignores If-None-Match. {advice}"
-            )
-        try:
-            self.io.swap(path, data, self.io.bogus_etag)
-        except PreconditionFailed:
-            pass
-        else:
-            raise BackendError(
-                f"{self.url!r} accepted a compare-and-swap with a wrong etag: it ignores If-Match. {advice}"
-            )
-
-    @property
-    def _sparse_docs(self) -> bool:
-        """New models get sparse state documents in a registry of format 2 or later."""
-        return int((self._format or {}).get("version") or 1) >= 2
-
-    @property
-    def registry_id(self) -> str:
-        return str(self._format["registry_id"]) if self._format else self._local_id
-
-    @property
-    def pack_size(self) -> int:
-        return int((self._format or {}).get("pack_size") or DEFAULT_PACK_SIZE)
-
-    # -- paths and errors --------------------------------------------------------------------
-    @staticmethod
-    def _enc(name: str) -> str:
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name or len(name) > 256:
-            raise InvalidInputError(f"invalid model name {name!r} for the JSON store")
-        return name.replace("/", "~")
-
-    @staticmethod
-    def _dec(filename: str) -> str:
-        return filename[: -len(".json")].replace("~", "/")
-
-    def _state_path(self, name: str) -> str:
-        return f"{self.root}/models/{self._enc(name)}.json"
-
-    def _model_dir(self, name: str) -> str:
-        return f"{self.root}/models/{self._enc(name)}"
-
-    def _version_path(self, name: str, n: int) -> str:
-        return f"{self._model_dir(name)}/versions/{n}.json"
-
-    def _event_path(self, name: str, seq: int) -> str:
-        return f"{self._model_dir(name)}/events/{seq}.json"
-
-    def _pack_path(self, name: str, k: int) -> str:
-        return f"{self._model_dir(name)}/packs/{k}.json"
-
-    def _fail(self, action: str, what: str, exc: BaseException) -> BackendError:
-        """The :class:`BackendError` subclass that says what went wrong (see ``_cloud.classify``)."""
-        from ..errors import (
-            AccessDeniedError,
-            BackendBusyError,
-            OutOfSpaceError,
-            StorageNotFoundError,
-            UnreachableError,
-        )
-        from ._cloud import classify
-
-        cls, hint = {
-            "space": (
-                OutOfSpaceError,
-                "The storage is full: free space on it (or raise the storage quota), then retry",
-            ),
-            "access": (
-                AccessDeniedError,
-                "Access was denied: check your credentials and permissions for this "
-                "location, and that it is not read-only",
-            ),
-            "no_bucket": (StorageNotFoundError, "The bucket, container or folder does not exist: check the location"),
-            "busy": (BackendBusyError, "The service is busy (throttling requests): retry later"),
-            "network": (
-                UnreachableError,
-                "The service is unreachable or failing: check the endpoint, the network "
-                "and the service status, then retry",
-            ),
-        }.get(classify(exc), (BackendError, "Check that the location exists and is reachable, and your credentials"))
-        return cls(
-            f"{self.io.protocol} JSON registry at {self.url!r} could not {action} {what}: "
-            f"{type(exc).__name__}: {exc}. {hint}"
-        )
-
-    @staticmethod
-    def _not_found(name: str) -> ModelNotFound:
-        return ModelNotFound(f"no model named {name!r}; list models with `modelreg list`")
-
-    def _require_writable(self) -> None:
-        if not self.io.conditional and not self.single_writer:
-            raise BackendError(
-                f"the {self.io.protocol} filesystem of {self.url!r} has no conditional writes, so concurrent writers "
-                "could overwrite each other's changes; use local disk, S3, GCS or Azure, or open the registry with "
-                "single_writer=True if only one process ever writes to it"
-            )
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        self._require_writable()
-        if self.io.conditional:
-            yield
-        else:
-            with self._write_lock:
-                yield
-
-    # -- disk cache (remote filesystems only) ------------------------------------------------
-    def _cache_root(self) -> Path | None:
-        if not self.io.remote or self._cache_setting is False or self._format is None:
-            return None
-        if self._cache_setting in (None, True):
-            base = _default_cache_dir()
-        else:  # a folder (False returned above; mypy does not narrow on ``in``)
-            base = Path(os.fspath(cast("str | os.PathLike[str]", self._cache_setting)))
-        return base / "json" / self.registry_id
-
-    def _cache_get(self, rel: str) -> bytes | None:
-        root = self._cache_root()
-        if root is None:
-            return None
-        try:
-            return (root / rel).read_bytes()
-        except OSError:
-            return None
-
-    def _cache_put(self, rel: str, data: bytes) -> None:
-        root = self._cache_root()
-        if root is None:
-            return
-        path = root / rel
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError:
-            pass
-
-    def _cache_drop(self, rel: str) -> None:
-        root = self._cache_root()
-        if root is not None:
-            with contextlib.suppress(OSError):
-                (root / rel).unlink()
-
-    # -- state documents ----------------------------------------------------------------------
-    def _remember(
-        self,
-        name: str,
-        data: bytes,
-        etag: str,
-        stamp: str | None,
-        doc: dict[str, Any] | None = None,
-        *,
-        persist: bool = True,
-    ) -> _Snap:
-        """Cache a state document read (or just written: then ``doc`` is its parsed form, never mutated again)."""
-        key = (self.registry_id, name)
-        with _SHARED.lock:
-            cur = _SHARED.states.get(key)
-            if cur is not None and cur.etag == etag and cur.data == data:
-                return cur
-        if doc is None:
-            try:
-                doc = json.loads(data)
-            except ValueError:
-                raise BackendError(f"the state document of model {name!r} in {self.url!r} is not valid JSON") from None
-        snap = _Snap(data=data, doc=doc, etag=etag, stamp=stamp)
-        with _SHARED.lock:
-            _SHARED.states[key] = snap
-        if stamp is not None and persist:
-            self._cache_put(f"states/{self._enc(name)}.json", _dumps({"etag": etag, "stamp": stamp}) + b"\n" + data)
-        return snap
-
-    def _fetch(self, name: str) -> _Snap:
-        path = self._state_path(name)
-        try:
-            r = self.io.read(path)
-        except FileNotFoundError:
-            raise self._not_found(name) from None
-        except Exception as exc:
-            raise self._fail("read", f"the state of model {name!r}", exc) from exc
-        return self._remember(name, r.data, r.etag, self.io.stamp_of(r))
-
-    def _cached(self, name: str) -> _Snap | None:
-        with _SHARED.lock:
-            return _SHARED.states.get((self.registry_id, name))
-
-    def _all_snaps(self) -> dict[str, _Snap]:
-        """Current state documents of every model (reserved ones included), by name."""
-        try:
-            stamps = self.io.list_stamps(f"{self.root}/models")
-        except Exception as exc:
-            raise self._fail("list", "models", exc) from exc
-        out: dict[str, _Snap] = {}
-        to_read: dict[str, str] = {}
-        for fname, stamp in stamps.items():
-            name = self._dec(fname)
-            try:
-                self._enc(name)
-            except InvalidInputError:
-                continue
-            snap = self._cached(name)
-            if stamp is not None and snap is not None and snap.stamp == stamp:
-                out[name] = snap
-                continue
-            if stamp is not None:
-                disk = self._cache_get(f"states/{fname}")
-                if disk is not None:
-                    head, _, data = disk.partition(b"\n")
-                    with contextlib.suppress(ValueError):
-                        meta = json.loads(head)
-                        if meta.get("stamp") == stamp:
-                            out[name] = self._remember(name, data, meta["etag"], stamp, persist=False)
-                            continue
-            to_read[name] = f"{self.root}/models/{fname}"
-        if to_read:
-            if self.io.remote:
-                # one request per changed document, run concurrently (etag from the same response)
-                reads = self._read_many_with_etag(list(to_read.values()))
-                for name, path in to_read.items():
-                    if path in reads:
-                        r = reads[path]
-                        out[name] = self._remember(name, r.data, r.etag, self.io.stamp_of(r))
-            else:
-                for name, path in to_read.items():
-                    try:
-                        r = self.io.read(path)
-                    except FileNotFoundError:
-                        continue
-                    out[name] = self._remember(name, r.data, r.etag, None)
-        return out
-
-    def _read_many_with_etag(self, paths: list[str]) -> dict[str, Any]:
-        import asyncio
-
-        from ._conditional import READ_CONCURRENCY
-
-        io: Any = self.io
-
-        async def all_() -> dict[str, Any]:
-            sem = asyncio.Semaphore(READ_CONCURRENCY)
-            out: dict[str, Any] = {}
-
-            async def one(p: str) -> None:
-                async with sem:
-                    with contextlib.suppress(FileNotFoundError):
-                        out[p] = await io._aread(p)
-
-            await asyncio.gather(*(one(p) for p in paths))
-            return out
-
-        try:
-            return cast("dict[str, Any]", io._run(all_))
-        except Exception as exc:
-            raise self._fail("read", "model states", exc) from exc
-
-    # -- building public records -----------------------------------------------------------------
-    @staticmethod
-    def _live(doc: dict[str, Any]) -> list[int]:
-        """Live version numbers, ascending. A sparse document (format 2) lists every number up to
-        ``last_version`` except ``purged``; a dense one (format 1) has an entry per live version."""
-        if doc.get("sparse"):
-            purged = set(doc.get("purged") or ())
-            return [n for n in range(1, int(doc.get("last_version", 0)) + 1) if n not in purged]
-        return sorted(int(k) for k in doc.get("versions", {}))
-
-    @staticmethod
-    def _is_live(doc: dict[str, Any], n: int) -> bool:
-        if doc.get("sparse"):
-            return 1 <= n <= int(doc.get("last_version", 0)) and n not in set(doc.get("purged") or ())
-        return str(n) in doc.get("versions", {})
-
-    def _entry(self, name: str, doc: dict[str, Any], n: int) -> dict[str, Any] | None:
-        """The mutable state of live version ``n`` as a dict: its entry, or (sparse documents)
-        the state it was registered with; None if ``n`` is not live."""
-        entry: dict[str, Any] | None = doc.get("versions", {}).get(str(n))
-        if entry is not None:
-            return entry
-        if doc.get("sparse") and self._is_live(doc, n):
-            return self._initial_vs(self._record(name, doc, n))
-        return None
-
-    def _model_from_doc(self, doc: dict[str, Any]) -> RegisteredModel:
-        live = self._live(doc)
-        entries = doc.get("versions", {})
-        stages: dict[str, list[int]] = {}
-        for v in live:
-            entry = entries.get(str(v))
-            stages.setdefault(str(entry.get("stage", "experimental")) if entry else "experimental", []).append(v)
-        return RegisteredModel.model_validate(
-            {
-                **(doc.get("extra") or {}),
-                "name": doc["name"],
-                "description": doc.get("description") or "",
-                "tags": doc.get("tags") or {},
-                "owner": doc.get("owner"),
-                "created_at": doc["created_at"],
-                "updated_at": doc["updated_at"],
-                "latest_version": live[-1] if live else None,
-                "version_count": len(live),
-                "stages": stages,
-                "aliases": dict(sorted((doc.get("aliases") or {}).items())),
-            }
-        )
-
-    def _state_from_doc(self, doc: dict[str, Any]) -> ModelState:
-        name = doc["name"]
-        return ModelState(
-            name=name,
-            description=doc.get("description") or "",
-            tags=doc.get("tags") or {},
-            owner=doc.get("owner"),
-            versions={n: VersionState.model_validate(self._entry(name, doc, n)) for n in self._live(doc)},
-            aliases=dict(doc.get("aliases") or {}),
-            last_version=int(doc.get("last_version", 0)),
-            extensions=doc.get("extensions") or {},
-        )
-
-    def _view_from_doc(self, doc: dict[str, Any]) -> ModelState:
-        """The state an update function sees: a version's entry read (and validated) when asked,
-        holders found from the entries (a sparse document only has the versions whose state
-        changed since registration; the experimental ones are the live ones left over)."""
-        entries: dict[str, Any] = doc.get("versions", {})
-        name = doc["name"]
-
-        def load(numbers: list[int]) -> dict[int, VersionState]:
-            out = {}
-            for v in numbers:
-                entry = self._entry(name, doc, v)
-                if entry is not None:
-                    out[v] = VersionState.model_validate(entry)
-            return out
-
-        def holders(stage: Stage) -> list[int]:
-            found = sorted(int(k) for k, e in entries.items() if e.get("stage", "experimental") == stage.value)
-            if stage == Stage.EXPERIMENTAL and doc.get("sparse"):
-                other = {int(k) for k, e in entries.items() if e.get("stage", "experimental") != stage.value}
-                found = [n for n in self._live(doc) if n not in other]
-            return found
-
-        def numbers() -> list[int]:
-            return self._live(doc)
-
-        return ModelState.model_construct(
-            name=doc["name"],
-            description=doc.get("description") or "",
-            tags=dict(doc.get("tags") or {}),
-            owner=doc.get("owner"),
-            versions=VersionView(load, holders, numbers),
-            aliases={a: int(v) for a, v in (doc.get("aliases") or {}).items()},
-            last_version=int(doc.get("last_version", 0)),
-            extensions=doc.get("extensions") or {},
-        )
-
-    @staticmethod
-    def _build(name: str, n: int, record: dict[str, Any], vs: dict[str, Any], aliases: list[str]) -> ModelVersion:
-        data = dict(record)
-        data.update(
-            name=name,
-            version=n,
-            stage=vs.get("stage", "experimental"),
-            tags=vs.get("tags") or {},
-            description=vs.get("description") or "",
-            logged_metrics=vs.get("logged_metrics") or {},
-            updated_at=vs.get("updated_at"),
-            aliases=aliases,
-        )
-        for k, v in vs.items():  # unknown per-version state fields of newer writers
-            if k not in VersionState.model_fields:
-                data.setdefault(k, v)
-        return ModelVersion.model_validate(data)
-
-    @staticmethod
-    def _aliases_by_version(doc: dict[str, Any]) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for alias, v in sorted((doc.get("aliases") or {}).items()):
-            out.setdefault(int(v), []).append(alias)
-        return out
-
-    # -- records: tail, packs, version documents ------------------------------------------------------
-    def _records(self, name: str) -> dict[int, dict[str, Any]]:
-        key = (self.registry_id, name)
-        with _SHARED.lock:
-            return _SHARED.records.setdefault(key, {})
-
-    def _load_packs(self, wanted: Iterable[tuple[str, int]]) -> None:
-        """Make sure the records of these packs are in memory (disk cache, then one concurrent fetch)."""
-        rid = self.registry_id
-        missing: dict[str, tuple[str, int]] = {}
-        for name, k in wanted:
-            if (rid, name, k) in _SHARED.packs:
-                continue
-            rel = f"packs/{self._enc(name)}/{k}.json"
-            data = self._cache_get(rel)
-            if data is not None and self._absorb_pack(name, k, data):
-                continue
-            missing[self._pack_path(name, k)] = (name, k)
-        if not missing:
-            return
-        try:
-            got = self.io.read_many(missing)
-        except Exception as exc:
-            raise self._fail("read", "version packs", exc) from exc
-        for path, data in got.items():
-            name, k = missing[path]
-            if self._absorb_pack(name, k, data):
-                self._cache_put(f"packs/{self._enc(name)}/{k}.json", data)
-
-    def _absorb_pack(self, name: str, k: int, data: bytes) -> bool:
-        try:
-            pack = json.loads(data)
-            records = {int(n): r for n, r in pack["records"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return False
-        recs = self._records(name)
-        with _SHARED.lock:
-            for n, r in records.items():
-                recs.setdefault(n, r)
-            _SHARED.packs.add((self.registry_id, name, k))
-        return True
-
-    def _record(self, name: str, doc: dict[str, Any], n: int) -> dict[str, Any]:
-        tail: dict[str, dict[str, Any]] = doc.get("tail") or {}
-        if str(n) in tail:
-            return tail[str(n)]
-        recs = self._records(name)
-        if n in recs:
-            return recs[n]
-        if n <= int(doc.get("packed", 0)):
-            self._load_packs([(name, (n - 1) // self.pack_size)])
-            if n in recs:
-                return recs[n]
-        # not in its pack: a registry of format 1, whose version documents hold the records too
-        rel = f"versions/{self._enc(name)}/{n}.json"
-        data = self._cache_get(rel)
-        if data is None:
-            try:
-                data = self.io.read(self._version_path(name, n)).data
-            except FileNotFoundError:
-                raise BackendError(
-                    f"the record of {name}/{n} is missing from {self.url!r} although the model lists it; "
-                    "the registry was modified outside modelreg (run `modelreg verify`)"
-                ) from None
-            except Exception as exc:
-                raise self._fail("read", f"version {name}/{n}", exc) from exc
-        vdoc = json.loads(data)
-        if vdoc.get("purged") or "record" not in vdoc:
-            raise BackendError(f"the record of {name}/{n} in {self.url!r} was purged but the model still lists it")
-        self._cache_put(rel, data)
-        with _SHARED.lock:
-            recs.setdefault(n, vdoc["record"])
-        return cast("dict[str, Any]", vdoc["record"])
-
-    def _versions_of(self, snap: _Snap) -> list[ModelVersion]:
-        self._prefetch([snap])
-        entry = self._rows(snap)
-        return [self._materialize(entry, row) for row in entry.rows]
-
-    def _prefetch(self, snaps: Iterable[_Snap]) -> None:
-        """Fetch, in one concurrent batch, every pack the given models need and do not have."""
-        wanted: list[tuple[str, int]] = []
-        for snap in snaps:
-            doc = snap.doc
-            with _SHARED.lock:
-                hit = _SHARED.rows.get((self.registry_id, doc["name"]))
-            if hit is not None and hit.etag == snap.etag:
-                continue
-            live = [n for n in self._live(doc) if n <= int(doc.get("packed", 0))]
-            wanted.extend((doc["name"], k) for k in sorted({(n - 1) // self.pack_size for n in live}))
-        self._load_packs(wanted)
-
-    # -- committing -------------------------------------------------------------------------------
-    def _flush_pending(self, name: str, doc: dict[str, Any]) -> None:
-        """Write out the pending items of earlier commits (idempotent) and take them out of ``pending``.
-
-        Each committer writes its own events right after its commit (see :meth:`_after_commit`).
-        In a registry of format 2, another writer leaves a pending event it does not know to be
-        written in the state document (readers take it from there) until it is
-        ``PENDING_EVENTS`` events old: writers that share a model do not write each other's events
-        again, and a writer that died before writing its own gets them written by the next ones.
-        A format 1 registry writes out every pending event at the next commit, as older clients do.
-        """
-        pending = doc.get("pending") or {}
-        head = int((doc.get("head") or {}).get("seq", 0))
-        lazy = self._sparse_docs
-        keep = []
-        for ev in pending.get("events", []):
-            seq = int(ev["seq"])
-            if (self.registry_id, name, "event", seq) in _SHARED.durable:
-                continue
-            if lazy and head - seq < PENDING_EVENTS:
-                keep.append(ev)
-                continue
-            self._write_event(name, ev)
-        for n in pending.get("tombstones", []):
-            self._write_tombstone(name, int(n), doc)
-        doc["pending"] = {"events": keep, "tombstones": []}
-
-    def _write_event(self, name: str, ev: dict[str, Any]) -> None:
-        key = (self.registry_id, name, "event", int(ev["seq"]))
-        if key in _SHARED.durable:
-            return
-        with contextlib.suppress(FileExistsError):
-            self.io.create(self._event_path(name, int(ev["seq"])), _dumps(ev))
-        with _SHARED.lock:
-            _SHARED.durable.add(key)
-
-    def _write_tombstone(self, name: str, n: int, doc: dict[str, Any]) -> None:
-        key = (self.registry_id, name, "tombstone", n)
-        if key in _SHARED.durable:
-            return
-        self.io.put(
-            self._version_path(name, n),
-            _dumps(
-                {
-                    "kind": "modelreg-version",
-                    "name": name,
-                    "version": n,
-                    "purged": True,
-                }
-            ),
-        )
-        size = self.pack_size
-        if n <= int(doc.get("packed", 0)) or (
-            self._sparse_docs and ((n - 1) // size + 1) * size <= int(doc.get("last_version", 0))
-        ):
-            # the pack of n exists, or may (format 2 writes a full pack before the state drops its records)
-            self._prune_pack(name, (n - 1) // size, {str(v) for v in self._live(doc)})
-        self._cache_drop(f"versions/{self._enc(name)}/{n}.json")
-        with _SHARED.lock:
-            _SHARED.durable.add(key)
-            self._records(name).pop(n, None)
-
-    def _prune_pack(self, name: str, k: int, live: set[str]) -> None:
-        """Remove records of versions that are no longer live from pack ``k`` (compare-and-swap loop)."""
-        path = self._pack_path(name, k)
-        for attempt in range(1000):
-            try:
-                r = self.io.read(path)
-            except FileNotFoundError:
-                return
-            pack = json.loads(r.data)
-            keep = {n: rec for n, rec in pack.get("records", {}).items() if n in live}
-            if keep == pack.get("records", {}):
-                break
-            pack["records"] = keep
-            try:
-                self.io.swap(path, _dumps(pack), r.etag)
-                break
-            except PreconditionFailed:
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
-        self._cache_drop(f"packs/{self._enc(name)}/{k}.json")
-
-    def _seal(self, name: str, doc: dict[str, Any], drafts: list[EventDraft]) -> None:
-        head = doc.setdefault("head", {"seq": 0, "hash": GENESIS_HASH})
-        seq, prev = int(head["seq"]), str(head["hash"])
-        pending = doc.setdefault("pending", {"events": [], "tombstones": []})
-        # the time of the head event (kept in the state document since 0.2; an older document
-        # gives it through its pending events, if any)
-        last = head.get("time") or next(
-            (e.get("time") for e in reversed(pending.get("events", [])) if int(e.get("seq", 0)) == seq), None
-        )
-        previous = datetime.fromisoformat(last) if isinstance(last, str) else None
-        for draft in drafts:
-            if not isinstance(draft, EventDraft):
-                raise TypeError(f"audit events must be EventDraft records, got {type(draft).__name__}")
-        for draft in stamp_events(list(drafts), previous):  # on every attempt of the compare-and-swap loop
-            seq += 1
-            previous = draft.time
-            ev = AuditEvent.chain(name, seq, prev, draft)
-            prev = ev.hash
-            pending["events"].append(ev.model_dump(mode="json"))
-        doc["head"] = {"seq": seq, "hash": prev}
-        if previous is not None:
-            doc["head"]["time"] = _iso(previous)
-        if drafts and previous is not None:
-            doc["updated_at"] = _iso(previous)
-
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, min(BACKOFF_MAX, 0.005 * 2 ** min(attempt, 10))))
-
-    def _commit(
-        self,
-        name: str,
-        mutate: Callable[[dict[str, Any]], tuple[_T, bool]],
-        *,
-        start: _Snap | None = None,
-        fresh: bool = False,
-    ) -> tuple[_Snap, _T]:
-        """Read-modify-write of a model's state document with compare-and-swap.
-
-        ``mutate(doc)`` edits a private copy of the document and returns
-        ``(result, changed)``. The first attempt may use a cached snapshot (``start``, or the
-        cache; ``fresh``: ``start`` was just read); if ``mutate`` raises on it, or decides
-        nothing needs to change, the decision is re-checked on a fresh read before it counts.
-        """
-        token = uuid.uuid4().hex
-        deadline = time.monotonic() + self.max_wait
-        snap = start if start is not None else self._cached(name)
-        fresh = fresh and start is not None
-        if snap is None or (not fresh and self._contended(name)):
-            # another writer committed to this model a moment ago: a swap against the cached
-            # snapshot would most likely be refused (a wasted write and then the read anyway)
-            snap, fresh = self._fetch(name), True
-        attempt = 0
-        while True:
-            doc = json.loads(snap.data)
-            since = int((doc.get("head") or {}).get("seq", 0))
-            try:
-                self._flush_pending(name, doc)
-                result, changed = mutate(doc)
-            except (ModelNotFound, BackendError):
-                raise
-            except Exception:
-                if fresh:
-                    raise
-                snap, fresh = self._fetch(name), True
-                continue
-            if not changed:
-                if fresh:
-                    return snap, result
-                snap, fresh = self._fetch(name), True
-                continue
-            writers = [w for w in doc.get("writers", []) if w != token][-(RECENT_WRITERS - 1) :]
-            doc["writers"] = [*writers, token]
-            doc["revision"] = int(doc.get("revision", 0)) + 1
-            data = _dumps(doc)
-            try:
-                etag = self.io.swap(self._state_path(name), data, snap.etag)
-            except PreconditionFailed:
-                current = self._fetch(name)
-                if token in current.doc.get("writers", []):
-                    snap = current  # our write landed; the response was lost and the request retried
-                    break
-                attempt += 1
-                self.conflicts["state"] += 1
-                self._contention[name] = time.monotonic()
-                if time.monotonic() > deadline:
-                    raise ConflictError(
-                        f"model {name!r} kept changing under {attempt} attempts in {self.max_wait:.0f} s; "
-                        "retry the operation (or raise max_wait)"
-                    ) from None
-                if attempt > 1:
-                    # lost again: step back (randomly, growing), then read again, so that the next
-                    # swap follows its read at once (sleeping between the two would leave the state
-                    # the most time to change, and repeated losers would wait longest)
-                    self._backoff(attempt)
-                    current = self._fetch(name)
-                snap, fresh = current, True
-                continue
-            except Exception as exc:
-                raise self._fail("write", f"the state of model {name!r}", exc) from exc
-            snap = self._remember(name, data, etag, self.io.stamp_of(Read(data, etag)), doc)
-            break
-        self._after_commit(name, snap.doc, since)
-        return snap, result
-
-    def _contended(self, name: str) -> bool:
-        """Whether a write to this model's state was refused in the last ``CONTENTION_MEMORY`` seconds."""
-        at = self._contention.get(name)
-        return at is not None and time.monotonic() - at < CONTENTION_MEMORY
-
-    def _after_commit(self, name: str, doc: dict[str, Any], since: int | None = None) -> None:
-        """Write the committed pending items (the events after sequence number ``since`` only, when
-        given: the ones this commit added); on failure the next writers do it."""
-        pending = doc.get("pending") or {}
-        events = [e for e in pending.get("events", []) if since is None or int(e["seq"]) > since]
-        try:
-            for ev in events:
-                self._write_event(name, ev)
-            for n in pending.get("tombstones", []):
-                self._write_tombstone(name, int(n), doc)
-        except Exception as exc:
-            _log.debug("writing the committed events of %r failed (the next writer will): %s", name, exc)
-
     # -- models ------------------------------------------------------------------------------------
     def create_model(self, model: RegisteredModel, event: EventDraft) -> RegisteredModel:
         name = model.name
@@ -1120,7 +152,7 @@ class JSONMetadataStore(MetadataStore):
             token = uuid.uuid4().hex
             doc = self._new_doc(model, token, self._sparse_docs)
             self._seal(name, doc, [event])
-            data = _dumps(doc)
+            data = dumps(doc)
             try:
                 etag = self.io.create(self._state_path(name), data)
             except FileExistsError:
@@ -1148,8 +180,8 @@ class JSONMetadataStore(MetadataStore):
             "purged": [],
             "kind": "modelreg-model",
             "name": model.name,
-            "created_at": _iso(model.created_at),
-            "updated_at": _iso(model.updated_at),
+            "created_at": iso(model.created_at),
+            "updated_at": iso(model.updated_at),
             "description": model.description,
             "tags": dict(model.tags),
             "owner": model.owner,
@@ -1179,17 +211,9 @@ class JSONMetadataStore(MetadataStore):
         # if it dies first, by the next one), so it is not kept here
         exclude = None if "time" in event.model_fields_set else {"time"}
         ev = event.model_copy(update={"version": n}).model_dump(mode="json", exclude=exclude)
-        return _dumps(
+        return dumps(
             {"kind": "modelreg-version", "name": name, "version": n, "record": record, "event": ev, "writer": token}
         )
-
-    def _initial_vs(self, record: dict[str, Any]) -> dict[str, Any]:
-        return VersionState(
-            stage=Stage.EXPERIMENTAL,
-            tags=record.get("tags") or {},
-            description=record.get("description") or "",
-            updated_at=record.get("created_at"),
-        ).model_dump(mode="json")
 
     def add_version(
         self,
@@ -1201,7 +225,7 @@ class JSONMetadataStore(MetadataStore):
         name = draft.name
         self._enc(name)
         with self._writing():
-            snap: _Snap | None
+            snap: Snap | None
             fresh = False
             try:
                 snap = self._cached(name)
@@ -1255,7 +279,7 @@ class JSONMetadataStore(MetadataStore):
         record: dict[str, Any],
         event: EventDraft,
         token: str,
-        snap: _Snap | None,
+        snap: Snap | None,
         creating: bool,
     ) -> Callable[[dict[str, Any]], tuple[int, bool]]:
         """Format 1 (shared with older clients): allocate number n with a create-if-absent of
@@ -1313,7 +337,7 @@ class JSONMetadataStore(MetadataStore):
         create: tuple[RegisteredModel, EventDraft],
         token: str,
         mutate: Callable[[dict[str, Any]], tuple[int, bool]],
-    ) -> tuple[_Snap, int]:
+    ) -> tuple[Snap, int]:
         """Commit a first registration: one create-if-absent of the state document holding the
         model, its create_model event and the version. If another writer created the model
         first, commit the version into its document like any later version. Returns the
@@ -1321,7 +345,7 @@ class JSONMetadataStore(MetadataStore):
         doc = self._new_doc(create[0], token, self._sparse_docs)
         self._seal(name, doc, [create[1]])
         n, _ = mutate(doc)
-        data = _dumps(doc)
+        data = dumps(doc)
         try:
             etag = self.io.create(self._state_path(name), data)
         except FileExistsError:
@@ -1358,7 +382,7 @@ class JSONMetadataStore(MetadataStore):
         tail = doc.setdefault("tail", {})
         while int(doc["last_version"]) - int(doc.get("packed", 0)) >= size:
             packed = int(doc.get("packed", 0))
-            if (self.registry_id, name, "pack", packed // size) not in _SHARED.durable:
+            if (self.registry_id, name, "pack", packed // size) not in SHARED.durable:
                 break
             for i in range(packed + 1, packed + size + 1):
                 tail.pop(str(i), None)
@@ -1382,23 +406,23 @@ class JSONMetadataStore(MetadataStore):
         while last - packed >= size:
             k = packed // size
             key = (self.registry_id, name, "pack", k)
-            if key not in _SHARED.durable:
-                data = _dumps(self._pack_doc(name, packed, tail))
+            if key not in SHARED.durable:
+                data = dumps(self._pack_doc(name, packed, tail))
                 try:
                     self.io.create(self._pack_path(name, k), data)
                 except FileExistsError:
                     try:
                         self._prune_pack(name, k, {str(v) for v in self._live(doc)})
                     except Exception as exc:
-                        _log.debug("checking pack %d of %r failed (the next writer will): %s", k, name, exc)
+                        log.debug("checking pack %d of %r failed (the next writer will): %s", k, name, exc)
                         return
                 except Exception as exc:
-                    _log.debug("writing pack %d of %r failed (the next writer will): %s", k, name, exc)
+                    log.debug("writing pack %d of %r failed (the next writer will): %s", k, name, exc)
                     return
                 else:
                     self._absorb_pack(name, k, data)
-                with _SHARED.lock:
-                    _SHARED.durable.add(key)
+                with SHARED.lock:
+                    SHARED.durable.add(key)
             packed += size
 
     def _maybe_pack(self, name: str, doc: dict[str, Any]) -> None:
@@ -1409,7 +433,7 @@ class JSONMetadataStore(MetadataStore):
             tail = doc.setdefault("tail", {})
             pack = self._pack_doc(name, packed, tail)
             records = pack["records"]
-            data = _dumps(pack)
+            data = dumps(pack)
             path = self._pack_path(name, k)
             try:
                 self.io.create(path, data)
@@ -1429,8 +453,8 @@ class JSONMetadataStore(MetadataStore):
         vs = self._entry(name, doc, int(version))
         if vs is None:
             raise VersionNotFound(f"model {name!r} has no version {version}; list them with `modelreg versions {name}`")
-        with _SHARED.lock:
-            hit = _SHARED.rows.get((self.registry_id, name))
+        with SHARED.lock:
+            hit = SHARED.rows.get((self.registry_id, name))
         if hit is not None and hit.etag == snap.etag and int(version) in hit.built:
             return hit.built[int(version)]
         aliases = self._aliases_by_version(doc).get(int(version), [])
@@ -1446,43 +470,21 @@ class JSONMetadataStore(MetadataStore):
         for snap in users:
             yield from self._versions_of(snap)
 
-    def _rows(self, snap: _Snap) -> _Rows:
-        doc = snap.doc
-        name = doc["name"]
-        key = (self.registry_id, name)
-        with _SHARED.lock:
-            hit = _SHARED.rows.get(key)
-        if hit is not None and hit.etag == snap.etag:
-            return hit
-        by_alias = self._aliases_by_version(doc)
-        entries = doc.get("versions", {})
-        rows = []
-        for n in self._live(doc):
-            record = self._record(name, doc, n)
-            entry = entries.get(str(n))
-            rows.append(
-                _Row(name, n, record, entry if entry is not None else self._initial_vs(record), by_alias.get(n, []))
-            )
-        entry = _Rows(snap.etag, rows)
-        with _SHARED.lock:
-            _SHARED.rows[key] = entry
-        return entry
-
     def search(self, query: Any, order_by: list[tuple[str, bool]], limit: int | None) -> list[ModelVersion]:
         """Same results as :func:`modelreg.query.evaluate_in_python` over :meth:`iter_all_versions`,
         evaluated on raw records with the reference comparison and sort functions; only the
         returned versions are built as ModelVersion records."""
-        with _bulk():
+        with bulk():
             return self._search(query, order_by, limit)
 
     def _search(self, query: Any, order_by: list[tuple[str, bool]], limit: int | None) -> list[ModelVersion]:
         from ..query import DEFAULT_ORDER, sort_key
 
-        tests = [_predicate(c.op, c.value) for c in query.clauses]
+        tests = [predicate(c.op, c.value) for c in query.clauses]
         snaps = self._all_snaps()
         users = [snaps[n] for n in sorted(snaps) if not n.startswith(self.RESERVED_PREFIX)]
         self._prefetch(users)
-        found: list[tuple[_Rows, _Row]] = []
+        found: list[tuple[Rows, Row]] = []
         for snap in users:
             entry = self._rows(snap)
             rows = entry.rows
@@ -1499,12 +501,6 @@ class JSONMetadataStore(MetadataStore):
         if limit is not None:
             found = found[:limit]
         return [self._materialize(entry, row) for entry, row in found]
-
-    def _materialize(self, entry: _Rows, row: _Row) -> ModelVersion:
-        mv = entry.built.get(row.version)
-        if mv is None:
-            mv = entry.built[row.version] = self._build(row.name, row.version, row.record, row.vs, row.aliases)
-        return mv
 
     def purge_version(self, name: str, version: int, event: EventDraft | PurgeFn) -> None:
         with self._writing():
@@ -1571,7 +567,7 @@ class JSONMetadataStore(MetadataStore):
             return new
 
     # -- audit --------------------------------------------------------------------------------------------
-    def _events_of(self, snap: _Snap, after: int = 0) -> list[AuditEvent]:
+    def _events_of(self, snap: Snap, after: int = 0) -> list[AuditEvent]:
         doc = snap.doc
         name = doc["name"]
         rid = self.registry_id
@@ -1595,8 +591,8 @@ class JSONMetadataStore(MetadataStore):
                 stamp = stamps.get(f"{s}.json")
                 if stamp is None:
                     continue  # missing: a gap that verify reports
-                with _SHARED.lock:
-                    hit = _SHARED.events.get((rid, name, s))
+                with SHARED.lock:
+                    hit = SHARED.events.get((rid, name, s))
                 if hit is not None and hit[0] == stamp:
                     out[s] = hit[1]
                     continue
@@ -1607,8 +603,8 @@ class JSONMetadataStore(MetadataStore):
                         with contextlib.suppress(ValueError):
                             ev = AuditEvent.model_validate_json(data)
                             out[s] = ev
-                            with _SHARED.lock:
-                                _SHARED.events[(rid, name, s)] = (stamp, ev)
+                            with SHARED.lock:
+                                SHARED.events[(rid, name, s)] = (stamp, ev)
                             continue
                 fetch.append(s)
             reads = self._read_many_with_etag([self._event_path(name, s) for s in fetch]) if fetch else {}
@@ -1619,8 +615,8 @@ class JSONMetadataStore(MetadataStore):
                 ev = AuditEvent.model_validate_json(r.data)
                 stamp = self.io.stamp_of(r) or ""
                 out[s] = ev
-                with _SHARED.lock:
-                    _SHARED.events[(rid, name, s)] = (stamp, ev)
+                with SHARED.lock:
+                    SHARED.events[(rid, name, s)] = (stamp, ev)
                 self._cache_put(f"events/{enc}/{s}.json", stamp.encode() + b"\n" + r.data)
         else:
             try:
@@ -1650,6 +646,37 @@ class JSONMetadataStore(MetadataStore):
     def audit_head(self, name: str) -> tuple[int, str]:
         head = self._fetch(name).doc.get("head") or {}
         return int(head.get("seq", 0)), str(head.get("hash", GENESIS_HASH))
+
+    # -- usage log: usage/<model>/<version>-<time>-<token>.json, one document per record -------------
+    def _usage_dir(self, name: str) -> str:
+        return f"{self.root}/usage/{self._enc(name)}"
+
+    def record_usage(self, record: UsageRecord) -> None:
+        # a new document under a unique name: no condition needed, no contention with the state
+        stamp = record.time.strftime("%Y%m%dT%H%M%S%f")
+        path = f"{self._usage_dir(record.name)}/{record.version:010d}-{stamp}-{uuid.uuid4().hex[:12]}.json"
+        try:
+            self.io.put(path, record.model_dump_json().encode())
+        except Exception as exc:
+            raise self._fail("write", f"a usage record of {record.ref!r}", exc) from exc
+
+    def list_usage(self, name: str, version: int | None = None, *, limit: int | None = None) -> list[UsageRecord]:
+        folder = self._usage_dir(name)
+        try:
+            names = sorted(self.io.list_stamps(folder))
+        except Exception as exc:
+            raise self._fail("list", f"the usage log of {name!r}", exc) from exc
+        if version is not None:
+            names = [n for n in names if n.startswith(f"{int(version):010d}-")]
+        paths = [f"{folder}/{n}" for n in names if n.endswith(".json")]
+        try:
+            got = self.io.read_many(paths)
+        except Exception as exc:
+            raise self._fail("read", f"the usage log of {name!r}", exc) from exc
+        records = sorted(
+            (UsageRecord.model_validate_json(got[p]) for p in paths if p in got), key=lambda r: (r.time, r.version)
+        )
+        return records[max(len(records) - int(limit), 0) :] if limit is not None else records
 
     def close(self) -> None:
         """Nothing to release: filesystem instances are shared (fsspec caches them)."""
