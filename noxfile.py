@@ -1,7 +1,8 @@
 """Developer and CI sessions. `nox -s tests` is the README's test command.
 
 It installs modelreg with every extra, the npm emulators (Azurite) from
-package.json, Debian's Chromium for the browser tests when it is missing,
+package.json, Debian's Chromium for the browser tests and Debian's PostgreSQL server for the
+PostgreSQL tests when they are missing,
 checks formatting and lint with ruff and types with mypy, and runs the
 whole suite with CI-strict emulator checks when CI=true.
 """
@@ -38,12 +39,32 @@ def _ensure_chromium(session: nox.Session) -> None:
     )
 
 
+def _ensure_postgres(session: nox.Session) -> None:
+    """Debian's PostgreSQL server for tests/postgres_server.py (initdb and postgres)."""
+    if shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error("PostgreSQL is needed for the PostgreSQL tests: install Debian's 'postgresql' package")
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "postgresql",
+        external=True,
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     if (ROOT / "package.json").exists():
         npm = "ci" if (ROOT / "package-lock.json").exists() else "install"
         session.run("npm", npm, "--no-audit", "--no-fund", "--loglevel=error", external=True)
     _ensure_chromium(session)
+    _ensure_postgres(session)
 
 
 LINTED = ("src", "tests", "benchmarks", "examples", "noxfile.py")

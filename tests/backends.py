@@ -83,6 +83,13 @@ _gcs_json = _cloud_json("gcs_bucket")
 _azure_json = _cloud_json("azure_container")
 
 
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A PostgresMetadataStore on a fresh database of the test server (tests/postgres_server.py)."""
+    from modelreg.stores.postgres import PostgresMetadataStore
+
+    return PostgresMetadataStore(request.getfixturevalue("postgres_dsn"), pool_size=4)
+
+
 Factory = Callable[[pytest.FixtureRequest, Path], Any]
 
 METADATA_BACKENDS: dict[str, Factory] = {
@@ -92,6 +99,7 @@ METADATA_BACKENDS: dict[str, Factory] = {
     "json-s3": _s3_json,
     "json-gcs": _gcs_json,
     "json-azure": _azure_json,
+    "postgres": _postgres,
 }
 
 ARTIFACT_BACKENDS: dict[str, Factory] = {
@@ -113,4 +121,6 @@ REGISTRY_BACKENDS: dict[str, tuple[Factory, Factory]] = {
     "json+s3": (_s3_json, _s3_blobs),
     "json+gcs": (_gcs_json, _gcs_blobs),
     "json+azure": (_azure_json, _azure_blobs),
+    "postgres+local": (_postgres, _local_blobs),
+    "postgres+s3": (_postgres, _s3_blobs),
 }

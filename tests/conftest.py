@@ -4,7 +4,7 @@ import pytest
 
 from tests.backends import ARTIFACT_BACKENDS, METADATA_BACKENDS, REGISTRY_BACKENDS
 
-pytest_plugins = ["tests.emulators", "tests.governance_support"]
+pytest_plugins = ["tests.emulators", "tests.governance_support", "tests.postgres_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelreg import InvalidInputError, MissingDependencyError, Registry, cli
+from modelreg.extras import install_command
 from modelreg.uri import parse_location
 from tests.helpers import write
 
@@ -45,10 +46,13 @@ REJECTED = [
     ("file://", ["names no folder", "file:///"]),
     ("sqlite://", ["names no folder", "sqlite:///path/to/folder"]),
     ("", ["is empty", TODAY]),
+    # PostgreSQL holds metadata only: a registry needs its artifact store too
+    ("postgresql://user@db.example.com/registry", ["PostgreSQL metadata store only", "artifacts="]),
+    ("postgres://db.example.com/registry", ["PostgreSQL metadata store only", "artifacts="]),
+    ("postgresql+psycopg://db.example.com/registry", ["PostgreSQL metadata store only", "?artifacts="]),
+    ("postgresql://db.example.com/registry?artifacts=s3:/b", ["did you mean 's3://b'?"]),
+    ("postgresql://db.example.com/registry?artifacts=", ["empty ?artifacts= parameter"]),
     # reserved for later work
-    ("postgresql://user@db.example.com/registry", ["metadata on PostgreSQL", "is not supported yet", TODAY]),
-    ("postgres://db.example.com/registry", ["metadata on PostgreSQL", "is not supported yet", TODAY]),
-    ("postgresql+psycopg://db.example.com/registry", ["is not supported yet", TODAY]),
     ("https://registry.example.com/api/v1", ["HTTP API", "is not supported yet", TODAY]),
     ("http://localhost:8080/api/v1", ["HTTP API", "is not supported yet", TODAY]),
     ("https:registry.example.com", ["HTTP API", "is not supported yet"]),
@@ -68,7 +72,7 @@ REJECTED_METADATA = [
     ("ftp://host/meta", ["unknown scheme 'ftp'", "sqlite:///path/to/reg.db", "json+"]),
     ("sqlite://", ["names no database file", "sqlite:///path/to/reg.db"]),
     ("meta/store", ["a plain path must end in .db", "sqlite:///path/to/reg.db"]),
-    ("postgresql://db.example.com/registry", ["metadata on PostgreSQL", "is not supported yet", "sqlite:///"]),
+    ("postgresql://db.example.com/reg?artifacts=s3://b/x", ["names its artifact store", "artifacts="]),
     ("https://registry.example.com/api/v1", ["HTTP API", "is not supported yet", "sqlite:///"]),
 ]
 
@@ -188,7 +192,8 @@ def test_a_missing_extra_is_reported_before_anything_is_created(
     extra: str,
 ) -> None:
     block(monkeypatch, module)
-    fix = f'pip install "modelreg[{extra}]"'
+    fix = install_command(extra)  # pip install "modelreg[s3]", or -e "<checkout>[s3]" from a checkout
+    assert fix.startswith("pip install ") and f"[{extra}]" in fix
     attempts = [
         lambda: Registry(url),
         lambda: Registry(metadata="sqlite:///./meta/reg.db", artifacts=f"{url}/blobs"),

@@ -15,8 +15,12 @@ Which locations are opened:
 - ``Registry("s3://bucket/prefix")`` (a storage URL): JSON metadata documents under
   ``<url>/metadata`` and blobs under ``<url>/blobs``, for a registry shared through a bucket.
 - ``Registry(metadata=..., artifacts=...)``: explicit stores, as locations or store objects.
-  Metadata: ``sqlite://<path to .db file>``, a plain path ending in ``.db``, or
-  ``json+<storage URL>``. Artifacts: a plain path or a storage URL.
+  Metadata: ``sqlite://<path to .db file>``, a plain path ending in ``.db``,
+  ``json+<storage URL>``, or ``postgresql://user@host:5432/db`` (``postgres://`` too).
+  Artifacts: a plain path or a storage URL.
+- ``Registry("postgresql://user@host/db?artifacts=s3://bucket/blobs")``: PostgreSQL metadata and the
+  artifact store named by the ``artifacts`` parameter, in one string (for ``--registry`` and
+  ``$MODELREG_URI``); without ``artifacts`` a PostgreSQL URL is a metadata store only.
 
 Grammar (``parse_location``):
 
@@ -37,9 +41,15 @@ Grammar (``parse_location``):
      ``sqlite:////srv/reg`` is ``/srv/reg``; ``sqlite://reg`` is also ``reg``): the registry
      folder for ``Registry(uri)``, the database file for ``metadata=``;
    - ``json+<storage URL>``: JSON metadata documents under that URL, for ``metadata=`` only;
-   - reserved, not supported yet: ``postgresql``, ``postgres``, ``postgresql+<driver>`` and
-     ``postgres+<driver>`` (metadata on PostgreSQL), ``http`` and ``https`` (a remote registry
-     through its HTTP API, e.g. ``https://host/api/v1``);
+   - ``postgresql``, ``postgres``, ``postgresql+<driver>`` and ``postgres+<driver>``: metadata on
+     PostgreSQL, a libpq connection URL (host, port, database, user and settings such as
+     ``sslmode``; what it leaves out comes from the ``PG*`` environment variables, the service
+     file and ``~/.pgpass``). modelreg reads two parameters itself and passes the rest to libpq:
+     ``artifacts=<location>`` (the artifact store, which makes the URL a whole registry) and
+     ``schema=<name>`` (the PostgreSQL schema of the tables, default ``modelreg``). Needs
+     ``pip install "modelreg[postgres]"``. A password in the URL is never shown in messages;
+   - reserved, not supported yet: ``http`` and ``https`` (a remote registry through its HTTP
+     API, e.g. ``https://host/api/v1``);
    - any other scheme is refused as unknown.
 
 4. A string with a scheme *not* followed by ``//`` is a malformed URL, and refused, when the
@@ -61,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, MissingDependencyError
 from .stores._fs import (
+    DATABASE_SCHEMES,
     SCHEME_PATTERN,
     SCHEMES,
     STORAGE_SCHEMES,
@@ -84,8 +95,6 @@ __all__ = [
 ]
 
 RESERVED_SCHEMES: dict[str, str] = {
-    "postgresql": "metadata on PostgreSQL (postgresql://, postgres://)",
-    "postgres": "metadata on PostgreSQL (postgresql://, postgres://)",
     "http": "a remote registry through its HTTP API (http://, https://)",
     "https": "a remote registry through its HTTP API (http://, https://)",
 }
@@ -131,21 +140,39 @@ class Location:
     - ``"path"``: a local path (``target``, not yet expanded);
     - ``"sqlite"``: the path after ``sqlite://`` (``target``);
     - ``"json"``: JSON metadata under the storage URL ``target``;
-    - ``"url"``: the storage URL ``target``.
+    - ``"url"``: the storage URL ``target``;
+    - ``"postgres"``: the libpq connection URL ``target`` (modelreg's own parameters removed),
+      with ``artifacts`` (the ``?artifacts=`` location, if given) and ``schema``. ``text`` is the
+      location without its password.
     """
 
     text: str
     kind: str
     target: str
     scheme: str | None = None
+    artifacts: str | None = None
+    schema: str | None = None
 
 
 def _reserved(scheme: str) -> str | None:
-    if scheme in RESERVED_SCHEMES:
-        return RESERVED_SCHEMES[scheme]
-    if scheme.startswith(("postgresql+", "postgres+")):
-        return RESERVED_SCHEMES["postgresql"]
-    return None
+    return RESERVED_SCHEMES.get(scheme)
+
+
+def _database(scheme: str) -> bool:
+    """``postgresql``, ``postgres`` and their ``+<driver>`` forms (modelreg always uses psycopg)."""
+    return scheme.partition("+")[0] in DATABASE_SCHEMES
+
+
+def _redact(text: str) -> str:
+    """A URL without the password of its ``user:password@`` part (for messages)."""
+    m = SCHEME_PATTERN.match(text)
+    if m is None or not text[m.end() :].startswith("//"):
+        return text
+    netloc = text[m.end() + 2 :].split("/", 1)[0].split("?", 1)[0]
+    if "@" not in netloc or ":" not in netloc.rpartition("@")[0]:
+        return text
+    user = netloc.rpartition("@")[0].split(":", 1)[0]
+    return text.replace(netloc, user + "@" + netloc.rpartition("@")[2], 1)
 
 
 def _known(scheme: str) -> bool:
@@ -153,6 +180,7 @@ def _known(scheme: str) -> bool:
         scheme in STORAGE_SCHEMES
         or scheme == "sqlite"
         or scheme.startswith("json+")
+        or _database(scheme)
         or _reserved(scheme) is not None
         or scheme in OTHER_SCHEMES
     )
@@ -162,12 +190,15 @@ def _works_today(role: str) -> str:
     urls = ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
     if role == "metadata":
         return (
-            "sqlite:///path/to/reg.db, a path ending in .db, or json+<storage URL> "
-            "(e.g. json+s3://bucket/registry/metadata)"
+            "sqlite:///path/to/reg.db, a path ending in .db, json+<storage URL> "
+            "(e.g. json+s3://bucket/registry/metadata), or postgresql://user@host:5432/db"
         )
     if role == "artifacts":
         return f"a folder path, or a storage URL ({urls})"
-    return f"a folder path, sqlite://<folder>, or a storage URL ({urls})"
+    return (
+        f"a folder path, sqlite://<folder>, a storage URL ({urls}), "
+        "or postgresql://user@host/db?artifacts=<storage URL>"
+    )
 
 
 def _suggest(scheme: str, rest: str) -> str:
@@ -188,7 +219,7 @@ def parse_location(value: str | os.PathLike[str], role: str = "registry", *, sou
     ``"$MODELREG_URI"``) for the message.
     """
     text = os.fspath(value)
-    what = f"{_ROLES[role]} {text!r}" + (f" (from {source})" if source else "")
+    what = f"{_ROLES[role]} {_redact(text)!r}" + (f" (from {source})" if source else "")
 
     def fail(detail: str, hint_folder: bool = False) -> InvalidInputError:
         if hint_folder:
@@ -216,6 +247,8 @@ def parse_location(value: str | os.PathLike[str], role: str = "registry", *, sou
             hint_folder=True,
         )
 
+    if _database(scheme):
+        return _postgres_location(text, role, fail)
     if scheme == "sqlite":
         # as SQLAlchemy and MLflow read it: sqlite:///reg.db is the relative reg.db,
         # sqlite:////srv/reg.db the absolute /srv/reg.db
@@ -243,6 +276,45 @@ def parse_location(value: str | os.PathLike[str], role: str = "registry", *, sou
         return _for_role(Location(text, "json", inner, inner_scheme), role, fail)
     _check_storage_url(text, scheme, fail)
     return _for_role(Location(text, "url", text, scheme), role, fail)
+
+
+def _postgres_location(text: str, role: str, fail: Any) -> Location:
+    """A ``postgresql://`` location: modelreg's parameters (``artifacts``, ``schema``) taken out,
+    the rest left to libpq; refused where it does not fit ``role``. Nothing is imported."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+    parts = urlsplit(text)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in ("artifacts", "schema")}
+    rest = [(k, v) for k, v in query if k not in ("artifacts", "schema")]
+    query_text = urlencode(rest, quote_via=quote)
+    target = f"postgresql://{parts.netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
+    artifacts = ours.get("artifacts")
+    if role == "artifacts":
+        raise fail(f"names a metadata store, not an artifact store; use {_works_today('artifacts')}")
+    if artifacts is not None and not artifacts.strip():
+        raise fail("has an empty ?artifacts= parameter; name the artifact store, e.g. ?artifacts=s3://bucket/blobs")
+    if role == "registry" and not artifacts:
+        raise fail(
+            "names a PostgreSQL metadata store only; a registry also needs an artifact store: pass "
+            "Registry(metadata=<this URL>, artifacts='s3://bucket/blobs'), or name it in the URL with "
+            "?artifacts=<location> (e.g. 'postgresql://user@host/db?artifacts=s3://bucket/blobs')"
+        )
+    if role == "metadata" and artifacts is not None:
+        raise fail("names its artifact store with ?artifacts=; as metadata=... pass the artifact store as artifacts=")
+    if "schema" in ours and not ours["schema"].strip():
+        raise fail("has an empty ?schema= parameter; name the PostgreSQL schema or leave it out (default: modelreg)")
+    if artifacts is not None:
+        try:
+            parse_location(artifacts, "artifacts")  # refused now, before anything is opened
+        except MissingDependencyError:
+            raise
+        except InvalidInputError as exc:
+            raise fail(f"its ?artifacts= parameter is refused: {exc}") from None
+    module, extra = DATABASE_SCHEMES["postgresql"]
+    if not is_installed(module):
+        raise missing_dependency("postgresql", _redact(text), module, extra)
+    return Location(_redact(text), "postgres", target, "postgresql", artifacts=artifacts, schema=ours.get("schema"))
 
 
 def _check_storage_url(url: str, scheme: str, fail: Any) -> None:
@@ -311,6 +383,9 @@ def open_stores(
 
     if uri is not None:
         loc = parse_location(uri, "registry", source=source)
+        if loc.kind == "postgres" and loc.artifacts is not None:
+            art = parse_location(loc.artifacts, "artifacts")
+            return _postgres_store(loc, store_kwargs), FsspecArtifactStore(art.target, **options)
         if loc.kind == "url":
             meta = _json_store(_child(loc.target, "metadata"), options, store_kwargs)
             return meta, FsspecArtifactStore(_child(loc.target, BLOBS_DIRNAME), **options)
@@ -340,6 +415,8 @@ def open_stores(
 def _open_metadata(loc: Location, options: dict[str, Any], store_kwargs: dict[str, Any]) -> MetadataStore:
     if loc.kind == "json":
         return _json_store(loc.target, options, store_kwargs)
+    if loc.kind == "postgres":
+        return _postgres_store(loc, store_kwargs)
     from .stores.sqlite import SQLiteMetadataStore
 
     path = Path(loc.target).expanduser()
@@ -359,6 +436,19 @@ def _make_folder(folder: Path, given: str) -> None:
         raise translate(
             exc, backend="local", location=given, action="create", obj=f"the folder {str(folder)!r}"
         ) from exc
+
+
+def _postgres_store(loc: Location, store_kwargs: dict[str, Any]) -> MetadataStore:
+    """Open :class:`~modelreg.stores.postgres.PostgresMetadataStore` (psycopg is imported here, first)."""
+    try:
+        from .stores.postgres import PostgresMetadataStore
+    except ImportError as exc:
+        module, extra = DATABASE_SCHEMES["postgresql"]
+        raise missing_dependency("postgresql", loc.text, module, extra) from exc
+    kwargs = dict(store_kwargs)
+    if loc.schema:
+        kwargs.setdefault("schema", loc.schema)
+    return PostgresMetadataStore(loc.target, **kwargs)
 
 
 def _json_store(url: str, options: dict[str, Any], store_kwargs: dict[str, Any]) -> MetadataStore:

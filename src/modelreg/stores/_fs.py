@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import InvalidInputError, MissingDependencyError
 
 __all__ = [
+    "DATABASE_SCHEMES",
     "LOCAL_SCHEMES",
     "SCHEMES",
     "SCHEME_PATTERN",
@@ -35,6 +36,12 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "s3": ("s3fs", "s3"),
     "s3a": ("s3fs", "s3"),
 }
+DATABASE_SCHEMES: dict[str, tuple[str, str]] = {
+    "postgresql": ("psycopg", "postgres"),
+    "postgres": ("psycopg", "postgres"),
+}
+"""Schemes of metadata databases (``postgresql+<driver>`` reads as ``postgresql``): the module to
+import and the extra to install. Metadata only: ``metadata=``, or with ``?artifacts=`` a registry."""
 LOCAL_SCHEMES = ("file", "memory")
 STORAGE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", *LOCAL_SCHEMES)
 """Schemes of storage URLs: a bucket registry, artifacts=, and what follows ``json+``."""
@@ -72,9 +79,11 @@ def is_installed(module: str) -> bool:
 
 
 def missing_dependency(scheme: str, url: str | None, module: str, extra: str) -> MissingDependencyError:
+    from ..extras import install_command
+
     where = f"{url!r} uses the {scheme}:// scheme, which" if url else f"the {scheme}:// scheme"
     return MissingDependencyError(
-        f'{where} needs the {module} package, which is not installed; install it with: pip install "modelreg[{extra}]"'
+        f"{where} needs the {module} package, which is not installed; install it with: {install_command(extra)}"
     )
 
 
