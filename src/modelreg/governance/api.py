@@ -94,7 +94,13 @@ class GovernanceMixin:
         return self._gov.request_transition(self._ref(ref), parse_stage(stage), self._who(actor), note)
 
     def approve(
-        self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
+        self,
+        request_id: str,
+        *args: str | None,
+        actor: str | None = None,
+        comment: str | None = None,
+        sign: bool = False,
+        key: Any = None,
     ) -> TransitionRequest:
         """Approve a pending request. With auto-completion (the default) the transition
         happens in the same atomic step once every gate is met.
@@ -102,10 +108,26 @@ class GovernanceMixin:
         Raises PolicyViolation if ``actor`` may not approve (the version's author,
         the requester, or not in the required group), AlreadyExistsError if they
         already approved, InvalidTransitionError if the request is closed.
+
+        ``sign=True`` signs the approval (request id, version, artifact digest, target stage,
+        actor, time) with ``key`` (else the registry's signing key); a gate rule with
+        ``signed: true`` counts only such approvals, by keys the policy lists for the approver
+        (``member_keys``). See docs/trust.md.
         """
         actor, comment = _keyword_only("approve", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        return self._gov.approve(request_id, self._who(actor), note)
+        signer = None
+        if sign or key is not None:
+            from ..errors import InvalidInputError
+            from ..signing import SigningKey
+
+            signer = SigningKey.load(key) if key is not None else getattr(self, "signing_key", None)
+            if signer is None:
+                raise InvalidInputError(
+                    "approve(sign=True) needs a signing key: key=..., Registry(signing_key=...) or "
+                    "$MODELREG_SIGNING_KEY_FILE"
+                )
+        return self._gov.approve(request_id, self._who(actor), note, signer)
 
     def reject(
         self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, render
 from ..formatting import fmt_time
 
 __all__ = ["COMMANDS", "add_commands"]
@@ -44,7 +44,7 @@ def _request_lines(req: Any) -> list[str]:
         lines.append("  approved by: " + ", ".join(a.actor for a in req.approvals))
     if req.status == "pending" and req.unmet:
         lines.append("  waiting for:")
-        lines += [f"    - {u}" for u in req.unmet]
+        lines += [f"    - {render(u, 'cli')}" for u in req.unmet]
     elif req.status == "pending":
         lines.append(f"  every gate is met; carry it out with `modelreg complete {req.id}`")
     if req.status == "completed":
@@ -64,7 +64,8 @@ def cmd_request(ctx: Any, args: argparse.Namespace) -> None:
 
 
 def cmd_approve(ctx: Any, args: argparse.Namespace) -> None:
-    _show_request(ctx, ctx.registry.approve(args.id, comment=args.comment))
+    sign = bool(getattr(args, "sign", False) or getattr(args, "key", None))
+    _show_request(ctx, ctx.registry.approve(args.id, comment=args.comment, sign=sign, key=getattr(args, "key", None)))
 
 
 def cmd_reject(ctx: Any, args: argparse.Namespace) -> None:
@@ -158,7 +159,7 @@ def cmd_policy(ctx: Any, args: argparse.Namespace) -> int | None:
             ctx.emit({"ref": args.args[0], "stage": args.args[1], "allowed": not unmet, "unmet": unmet})
         elif unmet:
             ctx.out(f"{args.args[0]} -> {args.args[1]}: blocked by {len(unmet)} gate(s):")
-            ctx.out("\n".join(f"  - {u}" for u in unmet))
+            ctx.out("\n".join(f"  - {render(u, 'cli')}" for u in unmet))
         else:
             ctx.out(f"{args.args[0]} -> {args.args[1]}: allowed")
         return 1 if unmet else None
@@ -317,6 +318,11 @@ def add_commands(sub: Any) -> None:
         p = command(name, func, epilog=f"example:\n  modelreg {name} churn:1f2e3d4c -m '...'")
         p.add_argument("id", metavar="REQUEST_ID", help="request id, e.g. churn:1f2e3d4c (see `modelreg requests`)")
         p.add_argument("--comment", "-m", metavar="TEXT", help="recorded in the audit trail")
+        if name == "approve":
+            p.add_argument(
+                "--sign", action="store_true", help="sign the approval ($MODELREG_SIGNING_KEY_FILE or --key)"
+            )
+            p.add_argument("--key", metavar="PEM", help="the private key to sign the approval with (implies --sign)")
 
     p = command("requests", cmd_requests)
     p.add_argument(

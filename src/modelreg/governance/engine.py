@@ -21,9 +21,11 @@ from ..errors import (
     ConflictError,
     InvalidInputError,
     InvalidTransitionError,
+    Message,
     ModelNotFound,
     NotFoundError,
     PolicyViolation,
+    Remedy,
     VersionNotFound,
 )
 from ..models import (
@@ -113,9 +115,13 @@ class _Records:
 
 
 def _violation(what: str, unmet: list[str]) -> PolicyViolation:
-    lines = "\n".join(f"  - {u}" for u in unmet)
     n = len(unmet)
-    return PolicyViolation(f"{what}: {n} unmet gate{'s' if n != 1 else ''} of the registry policy:\n{lines}", unmet)
+    lines: list[str] = []
+    for i, u in enumerate(unmet):
+        lines += ["\n" if i else "", "  - ", u]
+    return PolicyViolation(
+        Message(what, f": {n} unmet gate{'s' if n != 1 else ''} of the registry policy:\n", *lines), unmet
+    )
 
 
 class Governance:
@@ -135,6 +141,18 @@ class Governance:
     @property
     def store(self) -> MetadataStore:
         return self.reg.metadata
+
+    def signers(self, record: ModelVersion, state: ModelState) -> list[tuple[str, str, str | None]]:
+        """The stored signatures of a version, each checked (for a ``signatures`` gate): bundles are
+        immutable blobs, so this reads no metadata and the results are cached across attempts."""
+        from ..signing import check_link, links_of
+
+        if not hasattr(self, "_signature_cache"):
+            self._signature_cache: dict[Any, Any] = {}
+        return [
+            (str(link.get("key")), str(link.get("actor")), check_link(self.reg, record, link, self._signature_cache))
+            for link in links_of(state, record.version)
+        ]
 
     # -- reserved documents ----------------------------------------------------------------------
     def _internal_state(self, name: str) -> ModelState | None:
@@ -270,7 +288,19 @@ class Governance:
                 pass  # purged meanwhile; the update function asks again if it still needs it
 
     # -- direct moves -----------------------------------------------------------------------------------------
-    def transition(self, r: Ref, target: Stage, who: str, note: str | None) -> ModelVersion:
+    def transition(
+        self,
+        r: Ref,
+        target: Stage,
+        who: str,
+        note: str | None,
+        strict: bool = True,
+        guard: Callable[[ModelState], None] | None = None,
+    ) -> ModelVersion:
+        """Move ``r`` to ``target``. A version already in ``target`` raises InvalidTransitionError
+        with ``strict``, else stays as it is: nothing is written (no audit event). ``guard`` is
+        called with the current state inside the store's atomic step, first, and refuses the move
+        by raising (retention checks that nothing changed since its plan)."""
         policy = self.policy()
         rules = policy.stage_rules()
         name = r.name
@@ -279,10 +309,14 @@ class Governance:
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
             if version not in state.versions:
                 raise VersionNotFound(f"model {name!r} has no version {version}")
+            if guard is not None:
+                guard(state)
+            source = Stage(state.versions[version].stage)
+            if source == target and not strict:
+                return state, []  # already there: nothing to do, nothing to record
             draft = state.model_copy(deep=True)
-            source = Stage(draft.versions[version].stage)
             rules.check(name, version, source, target)
-            unmet = evaluate_gates(policy, target, Candidate(records(version), draft), records)
+            unmet = evaluate_gates(policy, target, Candidate(records(version), draft), records, signers=self.signers)
             if unmet:
                 raise _violation(f"cannot move {name}/{version} from {source.value} to {target.value}", unmet)
             events = rules.move(draft, version, target, who, note)
@@ -306,7 +340,9 @@ class Governance:
             lines.append(f"transition: {exc}")
         for _ in range(MAX_ATTEMPTS):
             try:
-                return lines + evaluate_gates(policy, target, Candidate(records(version), state), records)
+                return lines + evaluate_gates(
+                    policy, target, Candidate(records(version), state), records, signers=self.signers
+                )
             except _NeedRecord as need:
                 records.fetch([need.version])
         raise ConflictError(f"the versions of {r.name!r} kept changing; retry")
@@ -353,23 +389,33 @@ class Governance:
             draft = state.model_copy(deep=True)
             bypassed: list[str] = []
             if not gate.is_empty():
-                unmet = evaluate_gates(policy, target, Candidate(records(previous), draft), records)
+                unmet = evaluate_gates(
+                    policy, target, Candidate(records(previous), draft), records, signers=self.signers
+                )
                 if unmet and not policy.emergency_rollback:
                     raise _violation(
-                        f"cannot roll back {name}@{target.value} to version {previous} (this policy does not let "
-                        "rollbacks bypass gates; request the transition with "
-                        f"reg.request_transition('{name}/{previous}', "
-                        f"{target.value!r}))",
+                        Message(
+                            f"cannot roll back {name}@{target.value} to version {previous} (this policy does not let "
+                            "rollbacks bypass gates; request the transition with ",
+                            Remedy(
+                                f"reg.request_transition('{name}/{previous}', {target.value!r})",
+                                f"`modelreg request {name}/{previous} {target.value}`",
+                            ),
+                            ")",
+                        ),
                         unmet,
                     )
                 if unmet and not note:
                     raise _violation(
-                        f"rolling {name}@{target.value} back to version {previous} is an emergency rollback that "
-                        "bypasses "
-                        "gates; say why with comment=... (CLI: --comment), it is recorded in the audit trail",
+                        Message(
+                            f"rolling {name}@{target.value} back to version {previous} is an emergency rollback that "
+                            "bypasses gates; say why with ",
+                            Remedy("comment=...", "--comment TEXT"),
+                            ", it is recorded in the audit trail",
+                        ),
                         unmet,
                     )
-                bypassed = unmet
+                bypassed = [str.__str__(u) for u in unmet]  # plain text in the audit event
             now = utcnow()
             events = []
             displaced = rules.displaced_to
@@ -436,6 +482,7 @@ class Governance:
             records,
             approvals=req.approvals,
             requester=req.requester,
+            signers=self.signers,
         )
         source = Stage(draft.versions[req.version].stage)
         try:
@@ -552,7 +599,10 @@ class Governance:
         if req.version not in draft.versions:
             raise VersionNotFound(f"{req.ref} no longer exists (purged); cancel request {req.id}")
 
-    def approve(self, request_id: str, who: str, note: str | None) -> TransitionRequest:
+    def approve(self, request_id: str, who: str, note: str | None, signer: Any = None) -> TransitionRequest:
+        """``signer`` (a :class:`~modelreg.signing.SigningKey`): the approval is signed with it; the
+        envelope is kept with the approval and its audit event."""
+
         def body(
             policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records
         ) -> Any:
@@ -571,10 +621,17 @@ class Governance:
                     f"{who} already approved request {req.id}; it needs approvals from other people"
                 )
             now = utcnow()
-            approved = req.model_copy(
-                update={"approvals": [*req.approvals, Approval(actor=who, time=now, comment=note)], "updated_at": now}
-            )
-            events = [request_event("approve", req, who, note, approvals=len(approved.approvals))]
+            signed: dict[str, Any] = {}
+            if signer is not None:
+                from ..signing import approval_statement, sign_statement
+
+                statement = approval_statement(
+                    req.id, req.ref, records(req.version).digest, req.to_stage.value, who, now
+                )
+                signed = {"signature": sign_statement(signer, statement)}
+            approval = Approval(actor=who, time=now, comment=note, **signed)
+            approved = req.model_copy(update={"approvals": [*req.approvals, approval], "updated_at": now})
+            events = [request_event("approve", req, who, note, approvals=len(approved.approvals), **signed)]
             done, more = self._try_complete(policy, rules, draft, approved, records, who)
             return done, events + more
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InvalidInputError, ModelNotFound
+from ..errors import InvalidInputError, ModelNotFound, Remedy
 from ..models import AuditEvent, EventDraft
 from ..stores.base import MetadataStore
 
@@ -55,6 +55,7 @@ TOPICS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"log_metrics"}),
     "model": frozenset({"update_model"}),
     "purge": frozenset({"purge"}),
+    "sign": frozenset({"sign"}),
     "request": frozenset({"request_transition"}),
     "approve": frozenset({"approve"}),
     "reject": frozenset({"reject"}),
@@ -186,9 +187,12 @@ def decode_cursor(cursor: str | None) -> dict[str, int]:
     if cursor is None or cursor == "":
         return {}
     bad = InvalidInputError(
-        f"invalid events cursor {cursor[:40] if isinstance(cursor, str) else cursor!r}; pass the `cursor` of an "
-        "earlier "
-        "reg.events() page, 'now', or None to start from the beginning"
+        f"invalid events cursor {cursor[:40] if isinstance(cursor, str) else cursor!r}",
+        remedy=Remedy(
+            "pass the `cursor` of an earlier reg.events() page, 'now', or None to start from the beginning",
+            "pass --since the cursor an earlier `modelreg events` printed (or use --cursor-file), 'now', "
+            "or no --since to start from the beginning",
+        ),
     )
     if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
         raise bad

@@ -24,12 +24,20 @@ a :class:`~modelreg.errors.PolicyViolation`:
 - ``lineage``: required lineage fields, from :data:`LINEAGE_FIELDS`.
 - ``tags``: tag keys the version must have (non-empty); ``description``: the
   version must have a description.
+- ``signatures``: ``{"keys": [...], "min": N}``: at least N valid signatures of the version
+  (:meth:`Registry.sign`) made by distinct keys from ``keys`` (fingerprints ``sha256:<hex>`` or PEM
+  public keys; a plain list means ``min`` 1). A signature that does not match the version's files
+  never counts.
+
+``retention`` (on the policy, not a gate) holds the rules of :meth:`Registry.apply_retention`
+(:class:`modelreg.retention.RetentionRule`).
 
 Actor names are compared case-insensitively (``Ana@Example.com`` is ``ana@example.com``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import math
@@ -47,7 +55,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..errors import InvalidInputError, SchemaVersionError
+from ..errors import InvalidInputError, Message, Remedy, SchemaVersionError
 from ..models import ModelState, ModelVersion, Stage
 from ..stages import DEFAULT_TRANSITIONS, StageRules
 
@@ -59,6 +67,9 @@ __all__ = [
     "Gate",
     "MetricCondition",
     "Policy",
+    "RetentionRule",
+    "SignatureRule",
+    "days_text",
     "evaluate_gates",
     "same_actor",
 ]
@@ -156,14 +167,56 @@ class _Strict(BaseModel):
 
 
 class ApprovalRule(_Strict):
-    """``count`` approvals, from members of ``group`` when one is named."""
+    """``count`` approvals, from members of ``group`` when one is named; with ``signed``, only approvals
+    signed (``approve(sign=True)``) by a key the policy lists for the approver in ``member_keys``."""
 
     count: int = Field(1, ge=1, le=100)
     group: str | None = None
+    signed: bool = False
 
     def describe(self) -> str:
         who = f" from group {self.group!r}" if self.group else ""
-        return f"{self.count} approval{'s' if self.count != 1 else ''}{who}"
+        kind = "signed approval" if self.signed else "approval"
+        return f"{self.count} {kind}{'s' if self.count != 1 else ''}{who}"
+
+
+class SignatureRule(_Strict):
+    """``min`` valid signatures by distinct keys among ``keys`` (fingerprints or PEM public keys,
+    kept as fingerprints)."""
+
+    keys: list[str]
+    min: int = Field(1, ge=1, le=100)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        from ..signing import fingerprint
+
+        out: list[str] = []
+        for key in value:
+            try:
+                fp = fingerprint(key)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
+            if fp not in out:
+                out.append(fp)
+        if not out:
+            raise ValueError("signatures needs at least one trusted key (a fingerprint or a PEM public key)")
+        return out
+
+    @model_validator(mode="after")
+    def _enough(self) -> SignatureRule:
+        if self.min > len(self.keys):
+            raise ValueError(f"signatures needs min {self.min} signatures but trusts only {len(self.keys)} key(s)")
+        return self
+
+    def describe(self) -> str:
+        keys = ", ".join(k[:19] + "…" for k in self.keys)
+        return f"{self.min} valid signature{'s' if self.min != 1 else ''} by trusted key(s) {keys}"
+
+
+SignerCheck = Callable[[ModelVersion, ModelState], list[tuple[str, str, "str | None"]]]
+"""Checks the stored signatures of a version: ``(key fingerprint, signer, problem or None)`` for each."""
 
 
 class Gate(_Strict):
@@ -176,6 +229,14 @@ class Gate(_Strict):
     lineage: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     description: bool = False
+    signatures: SignatureRule | None = None
+
+    @field_validator("signatures", mode="before")
+    @classmethod
+    def _signatures(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return {"keys": list(value)}
+        return value
 
     @field_validator("approvals", mode="before")
     @classmethod
@@ -215,12 +276,66 @@ class Gate(_Strict):
         return bool(self.approvals)
 
     def is_empty(self) -> bool:
-        return not (self.approvals or self.metrics or self.lineage or self.tags or self.description)
+        return not (self.approvals or self.metrics or self.lineage or self.tags or self.description or self.signatures)
 
 
 def _default_transitions() -> dict[Stage, list[Stage]]:
     order = list(Stage)
     return {s: [t for t in order if t in targets] for s, targets in DEFAULT_TRANSITIONS.items()}
+
+
+def days_text(d: float) -> str:
+    return f"{d:g} day{'s' if d != 1 else ''}"
+
+
+class RetentionRule(BaseModel):
+    """One retention rule of the policy: which versions :func:`modelreg.retention.apply_retention` may
+    archive or purge, and which it keeps (see :mod:`modelreg.retention`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: list[str] = Field(default_factory=lambda: ["*"])
+    """Model names or shell patterns (``fraud-*``) this rule applies to; ``["*"]``: every model."""
+    keep_experimental: int | None = Field(None, ge=0)
+    archive_experimental_after_days: float | None = Field(None, ge=0)
+    purge_archived_after_days: float | None = Field(None, ge=0)
+    keep_newest: int = Field(1, ge=0)
+    """The newest this many versions of each stage are never touched."""
+    keep_used_within_days: float = Field(30, ge=0)
+    keep_tag: str = "keep"
+    """A version whose tag of this name is ``"true"`` is never touched."""
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _does_something(self) -> RetentionRule:
+        if not self.models or any(not isinstance(m, str) or not m.strip() for m in self.models):
+            raise ValueError("retention rule: models must be a non-empty list of names or patterns")
+        if (
+            self.keep_experimental is None
+            and self.archive_experimental_after_days is None
+            and self.purge_archived_after_days is None
+        ):
+            raise ValueError(
+                "a retention rule needs keep_experimental, archive_experimental_after_days or purge_archived_after_days"
+            )
+        return self
+
+    def applies_to(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.models)
+
+    def describe(self) -> str:
+        parts = []
+        if self.keep_experimental is not None:
+            parts.append(f"keep the newest {self.keep_experimental} experimental")
+        if self.archive_experimental_after_days is not None:
+            parts.append(f"archive experimental after {days_text(self.archive_experimental_after_days)}")
+        if self.purge_archived_after_days is not None:
+            parts.append(f"purge archived after {days_text(self.purge_archived_after_days)}")
+        return f"{', '.join(self.models)}: " + "; ".join(parts)
 
 
 class Policy(_Strict):
@@ -249,6 +364,23 @@ class Policy(_Strict):
     emergency_rollback: bool = True
     auto_complete: bool = True
     admins: list[str] = Field(default_factory=list)
+    retention: list[RetentionRule] = Field(default_factory=list)
+    member_keys: dict[str, list[str]] = Field(default_factory=dict)
+    """Public keys (fingerprints or PEM, kept as fingerprints) of actors, for signed approvals."""
+
+    @field_validator("member_keys")
+    @classmethod
+    def _member_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from ..signing import fingerprint
+
+        try:
+            return {actor: list(dict.fromkeys(fingerprint(k) for k in keys)) for actor, keys in value.items()}
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
+    def keys_of(self, actor: str) -> list[str]:
+        """The key fingerprints listed for ``actor`` (names compared as :func:`same_actor`)."""
+        return [k for name, keys in self.member_keys.items() if same_actor(name, actor) for k in keys]
 
     @field_validator("transitions", mode="before")
     @classmethod
@@ -321,7 +453,19 @@ class Policy(_Strict):
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        # fields added later are left out while unused: such a policy keeps its digest and still
+        # reads in an older modelreg (which refuses unknown fields)
+        for key in ("retention", "member_keys"):
+            if not data.get(key):
+                data.pop(key, None)
+        for gate in data.get("gates", {}).values():
+            if gate.get("signatures") is None:
+                gate.pop("signatures", None)
+            for rule in gate.get("approvals", []):
+                if not rule.get("signed"):
+                    rule.pop("signed", None)
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
@@ -423,11 +567,13 @@ def evaluate_gates(
     approvals: Sequence[Any] | None = None,
     requester: str | None = None,
     request_hint: str | None = None,
+    signers: SignerCheck | None = None,
 ) -> list[str]:
     """Every unmet gate of moving ``candidate`` to ``target``, one line each (empty: all met).
 
     ``approvals`` are the approvals of a transition request (objects with an
-    ``actor``); ``None`` means a direct transition, which carries none.
+    ``actor``); ``None`` means a direct transition, which carries none. ``signers`` checks the
+    version's stored signatures (needed by a ``signatures`` gate).
     """
     gate = policy.gate(target)
     unmet: list[str] = []
@@ -438,14 +584,20 @@ def evaluate_gates(
     if gate.approvals:
         if approvals is None:
             rules = " and ".join(r.describe() for r in gate.approvals)
-            hint = request_hint or f"reg.request_transition({ref!r}, {target.value!r})"
+            hint = Remedy(
+                request_hint or f"reg.request_transition({ref!r}, {target.value!r})",
+                f"`modelreg request {ref} {target.value}`",
+            )
             unmet.append(
-                f"approvals: {target.value} needs {rules}; a direct transition carries none, so request it with "
-                f"{hint} (CLI: modelreg request {ref} {target.value}) and have it approved"
+                Message(
+                    f"approvals: {target.value} needs {rules}; a direct transition carries none, so request it with ",
+                    hint,
+                    " and have it approved",
+                )
             )
         else:
-            valid = [
-                a.actor
+            valid_approvals = [
+                a
                 for a in approvals
                 if not (
                     (gate.approver_not_author and same_actor(a.actor, author))
@@ -453,7 +605,12 @@ def evaluate_gates(
                 )
             ]
             for rule in gate.approvals:
-                counted = [a for a in valid if rule.group is None or policy.in_group(a, rule.group)]
+                counted = [
+                    a.actor
+                    for a in valid_approvals
+                    if (rule.group is None or policy.in_group(a.actor, rule.group))
+                    and (not rule.signed or _signed_by_member(policy, a, candidate, target) is None)
+                ]
                 if len(counted) < rule.count:
                     have = f"has {len(counted)}" + (f" ({', '.join(counted)})" if counted else "")
                     members = ""
@@ -467,8 +624,13 @@ def evaluate_gates(
         value = metrics.get(cond.key)
         if value is None:
             unmet.append(
-                f"{label}: {ref} has no metric {cond.key!r}; log it with reg.log_metrics({ref!r}, "
-                f"{{{cond.key!r}: ...}})"
+                Message(
+                    f"{label}: {ref} has no metric {cond.key!r}; log it with ",
+                    Remedy(
+                        f"reg.log_metrics({ref!r}, {{{cond.key!r}: ...}})",
+                        f"`modelreg log-metrics {ref} {_arg(cond.key + '=')}NUMBER`",
+                    ),
+                )
             )
             continue
         if cond.stage is None:
@@ -495,32 +657,98 @@ def evaluate_gates(
     for req in gate.lineage:
         missing = _lineage_missing(req, lineage)
         if missing:
-            unmet.append(f"lineage.{req}: {ref} {missing}")
+            unmet.append(Message(f"lineage.{req}: {ref} ", missing))
 
     for key in gate.tags:
         if not vs.tags.get(key):
-            unmet.append(f"tag {key!r}: {ref} has no tag {key!r}; add it with reg.set_tags({ref!r}, {{{key!r}: ...}})")
+            unmet.append(
+                Message(
+                    f"tag {key!r}: {ref} has no tag {key!r}; add it with ",
+                    Remedy(f"reg.set_tags({ref!r}, {{{key!r}: ...}})", f"`modelreg tag {ref} {_arg(key + '=')}VALUE`"),
+                )
+            )
 
     if gate.description and not vs.description.strip():
-        unmet.append(f"description: {ref} has no description; set one with reg.set_description({ref!r}, '...')")
+        unmet.append(
+            Message(
+                f"description: {ref} has no description; set one with ",
+                Remedy(f"reg.set_description({ref!r}, '...')", f"`modelreg describe {ref} TEXT`"),
+            )
+        )
+
+    if gate.signatures is not None:
+        sig_rule = gate.signatures
+        checked = signers(candidate.record, candidate.state) if signers is not None else []
+        good = sorted({fp for fp, _who, problem in checked if problem is None and fp in sig_rule.keys})
+        if len(good) < sig_rule.min:
+            notes = []
+            for fp, who, problem in checked:
+                if problem is not None:
+                    notes.append(f"{fp[:19]}… by {who} is invalid ({problem})")
+                elif fp not in sig_rule.keys:
+                    notes.append(f"{fp[:19]}… by {who} is not a trusted key")
+            have = f"has {len(good)}" + (f"; {'; '.join(notes)}" if notes else "")
+            unmet.append(
+                Message(
+                    f"signatures: {target.value} needs {sig_rule.describe()}, {ref} {have}; "
+                    "sign it with a trusted key: ",
+                    Remedy(f"reg.sign({ref!r}, key='key.pem')", f"`modelreg sign {ref} --key key.pem`"),
+                )
+            )
     return unmet
+
+
+def _signed_by_member(policy: Policy, approval: Any, candidate: Candidate, target: Stage) -> str | None:
+    """Why ``approval`` is not a valid signed approval by a key of its approver (None: it is)."""
+    envelope = getattr(approval, "signature", None)
+    if not envelope:
+        return "not signed"
+    from ..signing import approval_problem, fingerprint
+
+    try:
+        fp = fingerprint(str(envelope.get("public_key")))
+    except InvalidInputError:
+        return "no public key"
+    if fp not in policy.keys_of(approval.actor):
+        return f"signed with {fp[:19]}…, not a key listed for {approval.actor} in member_keys"
+    return approval_problem(
+        envelope, ref=candidate.ref, digest=candidate.record.digest, stage=target.value, actor=approval.actor
+    )
+
+
+def _arg(text: str) -> str:
+    """``text`` as one shell word (quoted when it has spaces or shell characters)."""
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _lineage_missing(req: str, lineage: Any) -> str | None:
     datasets = list(lineage.datasets or [])
     code = lineage.code
     if req == "dataset":
-        return None if datasets else "records no dataset; register it with lineage={'datasets': [{'uri': ...}]}"
+        if datasets:
+            return None
+        return Message(
+            "records no dataset; register it with ",
+            Remedy("lineage={'datasets': [{'uri': ...}]}", "--dataset URI"),
+        )
     if req == "dataset_digest":
         if not datasets:
-            return "records no dataset; register it with lineage={'datasets': [{'uri': ..., 'digest': 'sha256:...'}]}"
+            return Message(
+                "records no dataset; register it with ",
+                Remedy("lineage={'datasets': [{'uri': ..., 'digest': 'sha256:...'}]}", "--dataset URI@sha256:HEX"),
+            )
         without = [d.uri for d in datasets if not d.digest]
         if without:
             return f"records no digest for dataset(s) {', '.join(without)}; record 'digest' for every dataset"
         return None
     if req == "code_commit":
         if code is None or not code.commit:
-            return "records no git commit; register from a git work tree (capture='auto') or pass lineage.code.commit"
+            return Message(
+                "records no git commit; register from a git work tree ",
+                Remedy("(capture='auto') or pass lineage.code.commit", "(without --no-capture)"),
+            )
         return None
     if req == "code_clean":
         if code is None or code.dirty is not False:
@@ -528,9 +756,13 @@ def _lineage_missing(req: str, lineage: Any) -> str | None:
             return f"was registered from a {state} work tree; commit your changes and register again"
         return None
     if req == "run_id":
-        return None if lineage.run_id else "records no run id; pass lineage={'run_id': ...}"
+        if lineage.run_id:
+            return None
+        return Message("records no run id; pass ", Remedy("lineage={'run_id': ...}", "--run-id ID"))
     if req == "environment":
-        return None if lineage.environment is not None else "records no environment; register with capture='auto'"
+        if lineage.environment is not None:
+            return None
+        return Message("records no environment; register ", Remedy("with capture='auto'", "without --no-capture"))
     return f"has an unknown lineage requirement {req!r}"
 
 
@@ -550,6 +782,8 @@ def describe_gate(gate: Gate) -> list[str]:
     lines += [f"tag: {t}" for t in gate.tags]
     if gate.description:
         lines.append("description: required")
+    if gate.signatures is not None:
+        lines.append(f"signatures: {gate.signatures.describe()}")
     return lines
 
 
