@@ -116,6 +116,7 @@ def _version_draft(mv: ModelVersion) -> VersionDraft:
             "description": mv.description,
             "created_by": mv.created_by,
             "created_at": mv.created_at,
+            "model": mv.model,
         }
     )
 

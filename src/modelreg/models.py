@@ -23,6 +23,7 @@ __all__ = [
     "Artifact",
     "AuditEvent",
     "CodeVersion",
+    "ColumnSpec",
     "Comparison",
     "Dataset",
     "Environment",
@@ -30,12 +31,16 @@ __all__ = [
     "FileEntry",
     "GcReport",
     "Lineage",
+    "LoadedFrom",
     "MetricPoint",
+    "ModelInfo",
     "ModelState",
     "ModelVersion",
     "Problem",
     "RegisteredModel",
+    "Signature",
     "Stage",
+    "UsageRecord",
     "VerifyReport",
     "VersionDraft",
     "VersionState",
@@ -271,6 +276,51 @@ class Artifact(_Record):
     symlink_target: str | None = None
 
 
+class ColumnSpec(_Record):
+    """One input or output of a model's signature: a named column (a DataFrame's, a dict's key) or
+    an unnamed tensor. ``shape`` has None for a dimension of any size (the batch); None for a
+    column of scalars."""
+
+    name: str | None = None
+    dtype: str
+    shape: list[int | None] | None = None
+
+
+class Signature(_Record):
+    """What a model takes and returns, inferred from an input example or given by the caller.
+
+    ``kind`` says how the inputs are laid out: ``"tensor"`` (one array), ``"columns"`` (a
+    table: a DataFrame, or a dict of equal-length columns) or ``"tensors"`` (a dict of arrays).
+    """
+
+    kind: Literal["tensor", "columns", "tensors"]
+    inputs: list[ColumnSpec]
+    outputs: list[ColumnSpec] = Field(default_factory=list)
+
+
+class ModelInfo(_Record):
+    """What a saved model object is: written by ``Registry.save_model`` into the version's folder
+    (``modelreg-model.json``) and kept on the version (``ModelVersion.model``, searchable as
+    ``model.flavor``, ``model.format``...).
+
+    ``flavor`` is the framework (``sklearn``, ``xgboost``, ``lightgbm``, ``onnx``, ``pytorch``,
+    ``safetensors``, ``files``), ``format`` the serialisation (``skops``, ``joblib``, ``ubj``,
+    ``onnx``...), ``path`` the file or folder inside the artifact that holds it, ``unsafe``
+    whether loading it can run code from the artifact (pickle), ``libraries`` the versions of the
+    libraries that wrote it (``requirements`` pins them for ``pip install``).
+    """
+
+    flavor: str
+    format: str
+    path: str
+    object_class: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+    requirements: list[str] = Field(default_factory=list)
+    unsafe: bool = False
+    signature: Signature | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class VersionDraft(_Record):
     """Everything the caller fixes at registration; the store assigns the number."""
 
@@ -283,13 +333,15 @@ class VersionDraft(_Record):
     description: str = ""
     created_by: str
     created_at: datetime = Field(default_factory=utcnow)
+    model: ModelInfo | None = None
 
 
 class ModelVersion(_Record):
     """A registered, numbered, immutable model version with its mutable state.
 
     Immutable: ``artifact``, ``params``, ``metrics`` (as registered), ``lineage``,
-    ``created_by``, ``created_at``. Mutable and audited: ``stage``, ``aliases``,
+    ``created_by``, ``created_at``, ``model`` (what a saved model object is, set by
+    ``Registry.save_model``). Mutable and audited: ``stage``, ``aliases``,
     ``tags``, ``description`` and ``logged_metrics`` (the latest value of each
     metric logged after registration).
     """
@@ -308,6 +360,7 @@ class ModelVersion(_Record):
     created_by: str
     created_at: datetime
     updated_at: datetime | None = None
+    model: ModelInfo | None = None
 
     @property
     def ref(self) -> str:
@@ -507,6 +560,35 @@ class AuditEvent(_Record):
 GENESIS_HASH = "0" * 64
 
 
+class UsageRecord(_Record):
+    """One use of a version (``Registry.fetch``/``load_model`` with ``record_use``): which exact
+    version a process served, who ran it, where and what for. Kept in a usage log apart from the
+    hash-chained audit trail (appended without touching the model's state)."""
+
+    name: str
+    version: int = Field(ge=1)
+    digest: str
+    action: Literal["fetch", "load"]
+    actor: str
+    host: str
+    pid: int
+    purpose: str | None = None
+    time: datetime = Field(default_factory=utcnow)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+class LoadedFrom(_Record):
+    """Where a loaded model object came from (``Registry.loaded_from(obj)``): stamp it on each
+    prediction log to answer "which version made that prediction?"."""
+
+    ref: str
+    digest: str
+    path: str
+
+
 class MetricPoint(_Record):
     """One value of a metric: registered with the version, or logged later."""
 
@@ -537,6 +619,11 @@ class VerifyReport(_Record):
     blobs_checked: int = 0
     bytes_checked: int = 0
 
+    def _repr_html_(self) -> str:
+        from .html import verify_html
+
+        return verify_html(self)
+
 
 class GcReport(_Record):
     """Result of :meth:`Registry.gc`.
@@ -555,6 +642,11 @@ class GcReport(_Record):
     partials_removed: int = 0
     partial_bytes_freed: int = 0
     partials_error: str | None = None
+
+    def _repr_html_(self) -> str:
+        from .html import gc_html
+
+        return gc_html(self)
 
 
 class Comparison(_Record):

@@ -24,6 +24,7 @@ from ..models import (
     ModelVersion,
     RegisteredModel,
     Stage,
+    UsageRecord,
     VersionDraft,
     VersionState,
 )
@@ -332,6 +333,20 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def audit_head(self, name: str) -> tuple[int, str]:
         """The sequence number and hash of the model's last event, as recorded with the model."""
+
+    # -- usage log ----------------------------------------------------------------
+    @abc.abstractmethod
+    def record_usage(self, record: UsageRecord) -> None:
+        """Append one usage record (a fetch or load of a version) to the usage log.
+
+        The log is kept apart from the model's state and audit chain: appending never conflicts
+        with writers of the model, and a record is never changed afterwards. The model need not
+        be checked (a serving process may hold read-only credentials for everything else)."""
+
+    @abc.abstractmethod
+    def list_usage(self, name: str, version: int | None = None, *, limit: int | None = None) -> list[UsageRecord]:
+        """Usage records of a model (of one version, if given), oldest first; with ``limit``, the
+        newest ``limit`` of them. An empty list when nothing was recorded."""
 
     def close(self) -> None:  # noqa: B027 - optional: a store without connections keeps this one
         """Release connections; the store must not be used afterwards."""

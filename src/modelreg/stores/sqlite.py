@@ -36,6 +36,7 @@ from ..models import (
     ModelVersion,
     RegisteredModel,
     Stage,
+    UsageRecord,
     VersionDraft,
     VersionState,
     from_store,
@@ -217,6 +218,11 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _migrate_1,
 ADDITIVE_INDEXES = (
     # a model's events by action (rollback reads the stage entries, not every registration)
     "CREATE INDEX IF NOT EXISTS events_model_action ON events (model, action, seq)",
+    # the usage log (fetch/load records): a table of its own, appended to without touching the
+    # model's rows; older clients of schema 2 ignore it
+    "CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,"
+    " version INTEGER NOT NULL, record TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS usage_name_version ON usage (name, version, id)",
 )
 
 
@@ -885,6 +891,19 @@ class SQLiteMetadataStore(MetadataStore):
             raise ModelNotFound(f"no model named {name!r}")
         return rows[0][0], rows[0][1]
 
+    def record_usage(self, record: UsageRecord) -> None:
+        data = record.model_dump_json()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO usage (name, version, record) VALUES (?, ?, ?)", (record.name, record.version, data)
+            )
+
+    def list_usage(self, name: str, version: int | None = None, *, limit: int | None = None) -> list[UsageRecord]:
+        where, args = ("name=? AND version=?", [name, int(version)]) if version is not None else ("name=?", [name])
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self._query(f"SELECT record FROM usage WHERE {where} ORDER BY id DESC{tail}", args)
+        return [UsageRecord.model_validate_json(r[0]) for r in reversed(rows)]
+
 
 # -- search compilation --------------------------------------------------------------------
 
@@ -901,8 +920,8 @@ def _field_sql(field: str) -> tuple[str, list[Any]]:
         return "COALESCE(json_extract(v.logged_metrics, ?), json_extract(v.metrics, ?))", [_json_path(key)] * 2
     if prefix in ("params", "tags"):
         return f"json_extract(v.{prefix}, ?)", [_json_path(key)]
-    if prefix == "lineage":
-        path = "$.lineage" + "".join(f'."{p}"' for p in key.split("."))
+    if prefix in ("lineage", "model"):
+        path = f"$.{prefix}" + "".join(f'."{p}"' for p in key.split("."))
         return "json_extract(v.record, ?)", [path]
     raise ValueError(field)
 

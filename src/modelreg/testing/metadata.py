@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -15,13 +15,17 @@ from ..errors import AlreadyExistsError, InvalidInputError, InvalidTransitionErr
 from ..models import (
     GENESIS_HASH,
     Artifact,
+    ColumnSpec,
     Dataset,
     EventDraft,
     FileEntry,
     Lineage,
+    ModelInfo,
     ModelState,
     RegisteredModel,
+    Signature,
     Stage,
+    UsageRecord,
     VersionDraft,
     VersionState,
     utcnow,
@@ -57,8 +61,9 @@ def ev(action: str = "test", **kw: Any) -> EventDraft:
 def io_meter(store: MetadataStore) -> Iterator[list[int]]:
     """Count the work a store does inside the ``with`` block, in units that grow with what it
     reads and writes: SQLite virtual-machine steps (every row a statement visits costs some) for
-    the SQLite store, objects read, listed and written for the JSON store. ``box[0]`` holds the
-    count once the block exits. A third-party store provides its own meter by overriding the
+    the SQLite store, objects read, listed and written for the JSON store, and for a store with an
+    ``io_meter()`` context manager (PostgreSQL: rows its transactions scan, fetch and write) its
+    count. ``box[0]`` holds the count once the block exits. A third-party store provides its own meter by overriding the
     ``metadata_io_meter`` fixture."""
     from ..stores.json import JSONMetadataStore
     from ..stores.sqlite import SQLiteMetadataStore
@@ -81,6 +86,9 @@ def io_meter(store: MetadataStore) -> Iterator[list[int]]:
             yield box
         finally:
             box[0] = sum(store.io.stats.values()) - start
+    elif callable(getattr(store, "io_meter", None)):  # a store that meters itself (PostgreSQL: rows read and written)
+        with store.io_meter() as box:  # type: ignore[attr-defined]
+            yield box
     else:
         pytest.fail(
             f"no I/O meter for {type(store).__name__}: override the metadata_io_meter fixture "
@@ -472,6 +480,15 @@ class MetadataStoreConformance:
             ("fraud/scorer", {"auc": 0.99}, {"lr": 0.2}, {}, "cy"),
         ]
         for i, (name, metrics, params, tags, who) in enumerate(rows):
+            info = None
+            if i < 2:  # two saved model objects (``model.*`` fields), the others plain files
+                info = ModelInfo(
+                    flavor=["sklearn", "onnx"][i],
+                    format=["skops", "onnx"][i],
+                    path="model",
+                    libraries={"scikit-learn": f"1.{5 + i}.0"},
+                    unsafe=False,
+                )
             store.add_version(
                 make_draft(
                     name,
@@ -481,6 +498,7 @@ class MetadataStoreConformance:
                     tags=tags,
                     created_by=who,
                     lineage=Lineage(run_id=f"run-{i}"),
+                    model=info,
                 ),
                 ev("register"),
             )
@@ -514,6 +532,10 @@ class MetadataStoreConformance:
             ("version >= 2", "name desc, version"),
             ("lineage.run_id = 'run-3'", ""),
             ("tags.team != 'fraud'", ""),
+            ("model.flavor = 'sklearn'", ""),
+            ("model.flavor in ('sklearn', 'onnx')", "model.flavor desc"),
+            ("model.libraries.scikit-learn like '1.6%'", ""),
+            ("model.unsafe = false", ""),
         ],
     )
     def test_search_matches_reference_semantics(self, populated: MetadataStore, query: str, order: str) -> None:
@@ -526,6 +548,67 @@ class MetadataStoreConformance:
     def test_search_uses_latest_logged_metric(self, populated: MetadataStore) -> None:
         got = populated.search(parse_query("metrics.auc < 0.6"), [], None)
         assert [v.ref for v in got] == ["churn/2"]
+
+    def test_model_info_round_trips(self, store: MetadataStore) -> None:
+        sig = Signature(kind="columns", inputs=[ColumnSpec(name="age", dtype="int64")])
+        info = ModelInfo(flavor="sklearn", format="skops", path="model.skops", signature=sig, options={"k": [1]})
+        mv = store.add_version(make_draft(model=info), ev("register"))
+        assert mv.model == info
+        assert store.get_version("churn", mv.version).model == info
+        assert store.list_versions("churn")[-1].model == info
+        plain = store.add_version(make_draft(n=1), ev("register"))
+        assert plain.model is None and store.get_version("churn", plain.version).model is None
+
+    # -- usage log -------------------------------------------------------------------------------
+    @staticmethod
+    def _use(version: int, second: int, action: Literal["fetch", "load"] = "load", name: str = "churn") -> UsageRecord:
+        return UsageRecord(
+            name=name,
+            version=version,
+            digest="sha256:" + f"{version:064x}",
+            action=action,
+            actor="svc",
+            host="h1",
+            pid=42,
+            purpose="scoring",
+            time=utcnow().replace(microsecond=0) + timedelta(seconds=second),
+        )
+
+    def test_usage_log_appends_and_lists_oldest_first(self, store: MetadataStore) -> None:
+        assert store.list_usage("churn") == []
+        seq_before = store.audit_head("churn")
+        records = [self._use(1, 0, "fetch"), self._use(2, 1), self._use(1, 2), self._use(1, 3)]
+        for r in records:
+            store.record_usage(r)
+        assert store.list_usage("churn") == records
+        assert store.list_usage("churn", 1) == [records[0], records[2], records[3]]
+        assert store.list_usage("churn", 2) == [records[1]]
+        assert store.list_usage("churn", 1, limit=2) == records[2:]
+        assert store.list_usage("churn", limit=0) == []
+        assert store.list_usage("churn", 7) == []
+        # kept apart from the audit chain and the state
+        assert store.audit_head("churn") == seq_before
+        assert [e.action for e in store.list_events("churn")] == ["create_model"]
+
+    def test_usage_log_is_per_model(self, store: MetadataStore) -> None:
+        store.create_model(make_model("fraud/scorer"), ev("create_model"))
+        store.record_usage(self._use(1, 0, name="fraud/scorer"))
+        store.record_usage(self._use(1, 1))
+        assert [r.name for r in store.list_usage("fraud/scorer")] == ["fraud/scorer"]
+        assert [r.name for r in store.list_usage("churn")] == ["churn"]
+
+    def test_concurrent_usage_records_are_all_kept(self, store: MetadataStore) -> None:
+        def work(k: int) -> None:
+            for i in range(5):
+                store.record_usage(self._use(1 + k, i))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(store.list_usage("churn")) == 20
+        assert len(store.list_usage("churn", 3)) == 5
 
     # -- extensions and reserved documents ------------------------------------------------------
     def test_extensions_are_persisted_with_the_state(self, store: MetadataStore) -> None:
