@@ -223,7 +223,13 @@ def test_a_link_leaving_the_folder_is_refused_unless_asked(reg: Registry, tmp_pa
         bad = "leak"
     msg = refused(reg, folder, "outside the folder")
     assert repr(str(folder / bad)) in msg and repr(str(folder)) in msg
-    assert "follow_symlinks=True" in msg and "--follow-symlinks" in msg
+    assert "follow_symlinks=True" in msg and "--follow-symlinks" not in msg  # Python's words in Python
+    with pytest.raises(InvalidInputError) as info:
+        reg.register("m", folder, capture=None)
+    in_the_cli = info.value.render("cli")  # what `modelreg register` prints
+    assert (
+        "pass --follow-symlinks to store what it points to" in in_the_cli and "follow_symlinks=True" not in in_the_cli
+    )
     assert blobs(reg) == {}  # refused before anything was hashed or uploaded
     assert_usable(reg, [], tmp_path)
 

@@ -84,7 +84,7 @@ def test_every_mutation_writes_an_event(registry: Registry, tmp_path: Path) -> N
         ("delete_alias", "ana", 1, {"alias": "champion", "version": 1}, None, None)
     ]
     assert summary(rec(registry.log_metrics, "churn/1", {"auc": 0.9}, step=3, actor="mon", comment="nightly")) == [
-        ("log_metrics", "mon", 1, {"auc": None}, {"metrics": {"auc": 0.9}, "step": 3}, "nightly")
+        ("log_metrics", "mon", 1, {"metrics": {"auc": None}}, {"metrics": {"auc": 0.9}, "step": 3}, "nightly")
     ]
     assert summary(rec(registry.transition, "churn", 1, "production", actor="ana", comment="go")) == [
         ("transition", "ana", 1, {"stage": "experimental"}, {"stage": "production"}, "go")

@@ -174,3 +174,40 @@ def test_bucket_writers_benchmark_runs_modelreg_with_its_checks() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "contention (2 x 3)" in proc.stdout and "alone (1 x 3)" in proc.stdout
     assert "PASS  modelreg: numbers 1..6 consecutive, none duplicated or lost" in proc.stdout, proc.stdout
+
+
+def test_models_benchmark_runs_every_flavor() -> None:
+    proc = _run_bench("bench_models.py", "--mb", "1", "--rounds", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for flavor in ("sklearn", "pytorch", "safetensors"):
+        for label in ("save_model vs framework save + register", "load_model vs fetch + framework load (cold)"):
+            assert f"{flavor} {label}: " in proc.stdout, proc.stdout
+
+
+def test_postgres_benchmark_runs_every_measurement(postgres_server: object) -> None:
+    """At a tiny size on its own throwaway cluster (the fixture only makes sure PostgreSQL can start)."""
+    proc = _run_bench(
+        "bench_postgres.py",
+        *("--models", "6", "--per-model", "3", "--ops", "2", "--searches", "1", "--writers", "2", "--writer-ops", "3"),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for label in (
+        "register: 18 vs 6 versions (6 models)",
+        "transition: 18 vs 6 versions (6 models)",
+        "search over 18 versions returning",
+        "2 writers x 3 ops over 2 models: p99 latency",
+        "2 writers x 3 ops on one model: median latency",
+    ):
+        assert label in proc.stdout, proc.stdout
+
+
+def test_http_benchmark_runs_at_a_tiny_size() -> None:
+    """``modelreg serve`` in a child, 2 clients x 5 requests: every measurement is printed."""
+    proc = _run_bench("bench_http.py", "--versions", "3", "--clients", "2", "--requests", "5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for label in (
+        "get-by-alias, 2 clients: wall time per request",
+        "get-by-alias, 2 clients: p99 latency",
+        "search, 2 clients",
+    ):
+        assert label in proc.stdout, proc.stdout

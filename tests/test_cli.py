@@ -28,6 +28,7 @@ COMMANDS = [
     "log-metrics",
     "metrics",
     "download",
+    "fetch",
     "history",
     "search",
     "compare",
@@ -35,8 +36,14 @@ COMMANDS = [
     "gc",
     "purge",
     "archive",
+    "sign",
+    "signatures",
+    "retention",
     "cache",
     "copy",
+    "doctor",
+    "completion",
+    "import",  # an extension (modelreg.trackers.cli), listed here for its help
 ]
 
 
@@ -106,7 +113,7 @@ def _versions(run: CLI, path: Path, n: int, name: str = "churn") -> None:
 # -- help and parsing ------------------------------------------------------------------------------
 def test_help_lists_every_command(run: CLI) -> None:
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
-    assert sorted(set(sub.choices) - {name for name, _, _ in cli.EXTENSIONS}) == sorted(COMMANDS)
+    assert sorted(set(sub.choices) - ({name for name, _, _ in cli.EXTENSIONS} - set(COMMANDS))) == sorted(COMMANDS)
     rc, out, _ = run("--help", registry=False)
     assert rc == 0
     for command in COMMANDS:
@@ -343,6 +350,28 @@ def test_invalid_transition_names_allowed_targets(run: CLI, tmp_path: Path) -> N
     assert rc == 2 and err.startswith("error: unknown stage 'live'")
     rc, _, err = run("transition", "churn/1", "2", "staging")
     assert rc == 2 and "give at most one of a version, a stage or an alias" in err
+    rc, _, err = run("transition", "churn/1", "prod")
+    assert rc == 2 and err.rstrip().endswith("did you mean 'production'?")
+    rc, out, err = run("transition", "churn", "1")  # the version given where the stage goes
+    assert rc == 2 and out == ""
+    assert err == (
+        "error: '1' is not a stage: the target stage is missing; use `modelreg transition churn 1 STAGE` or "
+        "`modelreg transition churn/1 STAGE` with STAGE one of experimental, staging, production, archived\n"
+    )
+
+
+def test_transition_to_the_current_stage_is_a_notice(run: CLI, tmp_path: Path) -> None:
+    _versions(run, tmp_path, 2)
+    run.ok("transition", "churn/2", "production")
+    events = run.json("history", "churn")
+    rc, out, err = run("transition", "churn/2", "production", "-m", "again")
+    assert (rc, out, err) == (0, "", "churn/2 is already in production; nothing to do\n")
+    rc, out, err = run("transition", "churn", "2", "production", "--json")
+    assert rc == 0 and json.loads(out)["stage"] == "production" and "already in production" in err
+    assert run.json("history", "churn") == events  # no audit event
+    rc, out, err = run("transition", "churn/2", "production", "--strict")
+    assert rc == 1 and out == "" and err == "error: churn/2 is already in production; nothing to do\n"
+    assert run.json("history", "churn") == events
 
 
 def test_rollback(run: CLI, tmp_path: Path) -> None:
@@ -363,8 +392,11 @@ def test_archive(run: CLI, tmp_path: Path) -> None:
     _versions(run, tmp_path, 1)
     assert run.ok("archive", "churn/1", "-m", "old").strip() == "churn/1: experimental -> archived"
     assert run.json("show", "churn/1")["stage"] == "archived"
-    rc, _, err = run("archive", "churn/1")
+    rc, out, err = run("archive", "churn/1")  # archived already: a notice, nothing written
+    assert rc == 0 and out == "" and err == "churn/1 is already in archived; nothing to do\n"
+    rc, _, err = run("archive", "churn/1", "--strict")
     assert rc == 1 and "already in archived" in err
+    assert [e["action"] for e in run.json("history", "churn/1")].count("transition") == 1
 
 
 # -- aliases, tags, descriptions, metrics ----------------------------------------------------------
@@ -460,7 +492,9 @@ def test_download(run: CLI, model_file: Path, tmp_path: Path) -> None:
     assert out.strip() == str(dest / "model.onnx")
     assert (dest / "model.onnx").read_bytes() == model_file.read_bytes()
     rc, _, err = run("download", "churn@production", str(dest))
-    assert rc == 1 and "exists already" in err and "--overwrite" in err
+    assert (
+        rc == 1 and "exists already; pass --overwrite or pick another folder\n" in err and "overwrite=True" not in err
+    )
     info = run.json("download", "churn/1", str(dest), "--overwrite")
     assert info == {
         "ref": "churn/1",
@@ -497,7 +531,7 @@ def test_history(run: CLI, tmp_path: Path) -> None:
     assert lines[0].split()[:4] == ["SEQ", "TIME", "(UTC)", "ACTOR"]
     transition = next(ln for ln in lines if " transition " in ln)
     assert "experimental -> production" in transition and "ship it" in transition and " ana " in transition
-    assert "@champion: - -> 2" in out and "team: - -> fraud" in out and "auc_live=0.9 step=4" in out
+    assert "@champion: - -> 2" in out and "team: - -> fraud" in out and "auc_live: - -> 0.9; step=4" in out
 
     assert [e["version"] for e in run.json("history", "churn/2")] == [2, 2, 2, 2]
     assert [e["action"] for e in run.json("history", "churn", "--limit", "2")] == ["set_tags", "log_metrics"]
@@ -505,6 +539,14 @@ def test_history(run: CLI, tmp_path: Path) -> None:
     assert everything.splitlines()[0].split()[0] == "MODEL"
     rc, _, err = run("history", "churn", "--limit", "-1")
     assert rc == 2 and "--limit must be 0 or more" in err
+
+    run.ok("log-metrics", "churn/2", "auc_live=0.8")  # a second value: the line shows the one it replaced
+    assert "auc_live: 0.9 -> 0.8" in run.ok("history", "churn", "--limit", "1")
+    logged = run.json("history", "churn", "--limit", "2")  # both sides of the event have the same shape
+    assert [(e["before"], e["after"]) for e in logged] == [
+        ({"metrics": {"auc_live": None}}, {"metrics": {"auc_live": 0.9}, "step": 4}),
+        ({"metrics": {"auc_live": 0.9}}, {"metrics": {"auc_live": 0.8}}),
+    ]
 
 
 def test_search(run: CLI, tmp_path: Path) -> None:
@@ -591,6 +633,8 @@ def test_purge_and_gc(run: CLI, tmp_path: Path) -> None:
 
     report = run.json("gc")  # default grace 1h: the blob is too young
     assert report["removed"] == [] and report["kept_recent"] == 1
+    for grace, shown in (("5", "5s"), ("90", "1m30s"), ("1h30m", "1h30m"), ("2d", "2d")):  # always with a unit
+        assert run.ok("gc", "--grace", grace, "--dry-run").splitlines()[0].endswith(f"1 newer than {shown}")
     out = run.ok("gc", "--grace", "0s", "--dry-run")
     assert out.splitlines() == [
         "would remove 1 unreferenced blob(s), 15 B; kept 1 in use and 0 newer than 0s",

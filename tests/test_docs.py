@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ QUICKSTART_COMMAND = "pip install . && python examples/quickstart.py"
 TEST_COMMAND = "python3 -m pip install -q nox && python3 -m nox -s tests"
 
 # pages whose ```python blocks run, in order, as one script per page
-RUNNABLE_PAGES = [README, DOCS / "getting-started.md", DOCS / "concepts.md", DOCS / "errors.md"]
+RUNNABLE_PAGES = [README, DOCS / "getting-started.md", DOCS / "concepts.md", DOCS / "models.md", DOCS / "errors.md"]
 
 
 def sandbox_env(tmp_path: Path) -> dict[str, str]:
@@ -250,7 +251,7 @@ def test_readme_code_runs(tmp_path: Path) -> None:
     """The Python quickstart, then every `modelreg ...` line of the README, on a fresh default registry."""
     out = run_python_blocks(README, tmp_path).stdout
     assert "churn/1 production" in out
-    assert "True" in out.splitlines()[-1], "the README's verify() did not print True"
+    assert "True" in out.splitlines(), "the README's verify() did not print True"
 
     commands = [
         line
@@ -292,6 +293,48 @@ def test_readme_code_runs(tmp_path: Path) -> None:
         assert reg.get_version("churn@production").version == 1  # after the README's rollback
         assert reg.get_version("churn/2").metrics == {"auc": 0.93}
         assert (tmp_path / "deploy" / "model.pkl").is_file()
+        assert reg.verify().ok
+
+
+def test_readme_blocks_work_pasted_twice_into_one_folder(tmp_path: Path) -> None:
+    """Every python and shell block of the README, in the order they appear, run twice in one fresh
+    folder with one registry: the python blocks by a fresh interpreter each, the shell blocks by
+    bash with the installed ``modelreg`` command (the install and test commands at the top aside)."""
+    blocks = [("python", line, code) for line, code in fenced_blocks(README, "python")]
+    blocks += [
+        ("bash", line, code)
+        for line, code in fenced_blocks(README, "bash")
+        if code.strip() not in (QUICKSTART_COMMAND, TEST_COMMAND)
+    ]
+    blocks.sort(key=lambda block: block[1])
+    assert {lang for lang, _, _ in blocks} == {"python", "bash"}
+    env = sandbox_env(tmp_path)
+    bindir = Path(sys.executable).parent
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    assert shutil.which("modelreg", path=env["PATH"]) == str(bindir / "modelreg"), "the console script is not installed"
+    quickstart = blocks[0][1]  # the Python quickstart comes first
+    printed = []
+    for attempt in (1, 2):
+        for lang, line, code in blocks:
+            argv = [sys.executable, "-c", code] if lang == "python" else ["bash", "-e", "-o", "pipefail", "-c", code]
+            proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, (
+                f"run {attempt}: the {lang} block at line {line} of README.md failed:\n{proc.stdout}\n{proc.stderr}"
+            )
+            if line == quickstart:
+                printed.append(proc.stdout)
+    assert "churn/1 production" in printed[0] and "churn/3 production" in printed[1]
+    assert all(out.splitlines()[-1] == "True" for out in printed), "the README's verify() did not print True"
+
+    from modelreg import Registry
+
+    with Registry(tmp_path / "home") as reg:
+        # each run: the python block registers and promotes one version, the shell block registers the
+        # next, promotes it ("churn", the latest) and rolls back to the python block's
+        assert [v.version for v in reg.list_versions("churn")] == [1, 2, 3, 4]
+        assert reg.get_version("churn@production").version == 3
+        assert [v.version for v in reg.list_versions("churn", stage="archived")] == [1, 2, 4]
+        assert (tmp_path / "deploy" / "model.pkl").read_bytes() == b"trained weights"
         assert reg.verify().ok
 
 

@@ -33,7 +33,7 @@ def test_every_example_is_tested() -> None:
     """Each script in examples/ is run by this module or by another test module that names it."""
     here = Path(__file__)
     others = [p.read_text(encoding="utf-8") for p in here.parent.glob("test_*.py") if p != here]
-    tested = {"quickstart.py", "folder_model.py"}
+    tested = {"quickstart.py", "folder_model.py", "train_and_serve.py"}
     untested = [
         p.name
         for p in sorted(EXAMPLES.glob("*.py"))
@@ -129,3 +129,18 @@ def test_folder_model_takes_a_registry_argument(tmp_path: Path) -> None:
     assert "verify ok=True" in out
     assert (tmp_path / "team" / "modelreg.db").is_file()
     assert not (tmp_path / "home").exists()
+
+
+def test_train_and_serve(tmp_path: Path) -> None:
+    out = run_example("train_and_serve.py", tmp_path)
+    for pattern in (
+        r"saved examples/churn-sklearn/1: flavor=sklearn format=skops unsafe=False",
+        r"signature: tensor, requirements: .*scikit-learn==",
+        r"served examples/churn-sklearn/1 sha256:[0-9a-f]{12} predictions \[",
+        r"same predictions in the serving process: True",
+        r"usage log of examples/churn-sklearn: 1 record\(s\), last: load of examples/churn-sklearn/1 "
+        r"for 'example scoring'",
+    ):
+        assert re.search(pattern, out), f"{pattern!r} missing from train_and_serve.py's output:\n{out}"
+    again = run_example("train_and_serve.py", tmp_path)
+    assert "served examples/churn-sklearn/2" in again and "usage log of examples/churn-sklearn: 2 record(s)" in again

@@ -25,6 +25,7 @@ from modelreg import (
     StageRules,
     VersionNotFound,
 )
+from modelreg.errors import render
 from modelreg.governance import Gate, Policy, TransitionRequest
 from modelreg.governance.identity import git_actor, resolve_actor, set_actor_resolvers
 from modelreg.governance.policy import MetricCondition
@@ -207,8 +208,12 @@ class TestGates:
         reg = sqlite_registry
         self.gate(reg, metrics=["metrics.auc >= 0.9"])
         mv = register(reg, tmp_path)
-        assert reg.check_transition(mv.ref, "production") == [
+        unmet = reg.check_transition(mv.ref, "production")
+        assert unmet == [
             "metrics.auc >= 0.9: churn/1 has no metric 'auc'; log it with reg.log_metrics('churn/1', {'auc': ...})"
+        ]
+        assert [render(u, "cli") for u in unmet] == [
+            "metrics.auc >= 0.9: churn/1 has no metric 'auc'; log it with `modelreg log-metrics churn/1 auc=NUMBER`"
         ]
 
     def test_logged_metrics_count(self, sqlite_registry: Registry, tmp_path: Path) -> None:
@@ -325,6 +330,17 @@ class TestGates:
         mv = register(reg, tmp_path, lineage=lineage)
         assert reg.check_transition(mv.ref, "production") == [message]
 
+    def test_lineage_requirements_in_the_words_of_the_cli(self, sqlite_registry: Registry, tmp_path: Path) -> None:
+        reg = sqlite_registry
+        self.gate(reg, lineage=["dataset", "code_commit", "run_id", "environment"])
+        mv = register(reg, tmp_path)
+        assert [render(u, "cli") for u in reg.check_transition(mv.ref, "production")] == [
+            "lineage.dataset: churn/1 records no dataset; register it with --dataset URI",
+            "lineage.code_commit: churn/1 records no git commit; register from a git work tree (without --no-capture)",
+            "lineage.run_id: churn/1 records no run id; pass --run-id ID",
+            "lineage.environment: churn/1 records no environment; register without --no-capture",
+        ]
+
     def test_lineage_requirements_met(self, sqlite_registry: Registry, tmp_path: Path) -> None:
         reg = sqlite_registry
         self.gate(reg, lineage=["dataset", "dataset_digest", "code_commit", "code_clean", "run_id", "environment"])
@@ -344,9 +360,14 @@ class TestGates:
         reg = sqlite_registry
         self.gate(reg, tags=["team", "ticket"], description=True)
         mv = register(reg, tmp_path, tags={"team": "fraud", "ticket": ""})
-        assert reg.check_transition(mv.ref, "production") == [
+        unmet = reg.check_transition(mv.ref, "production")
+        assert unmet == [
             "tag 'ticket': churn/1 has no tag 'ticket'; add it with reg.set_tags('churn/1', {'ticket': ...})",
             "description: churn/1 has no description; set one with reg.set_description('churn/1', '...')",
+        ]
+        assert [render(u, "cli") for u in unmet] == [
+            "tag 'ticket': churn/1 has no tag 'ticket'; add it with `modelreg tag churn/1 ticket=VALUE`",
+            "description: churn/1 has no description; set one with `modelreg describe churn/1 TEXT`",
         ]
         reg.set_tags(mv.ref, {"ticket": "ML-12"})
         reg.set_description(mv.ref, "retrained on March data")
@@ -361,12 +382,17 @@ class TestGates:
             )
         )
         mv = register(reg, tmp_path)
-        assert reg.check_transition(mv.ref, "production") == [
+        unmet = reg.check_transition(mv.ref, "production")
+        assert unmet == [
             (
                 "approvals: production needs 2 approvals and 1 approval from group 'risk'; a direct transition carries "
-                "none, so request it with reg.request_transition('churn/1', 'production') (CLI: modelreg request "
-                "churn/1 "
-                "production) and have it approved"
+                "none, so request it with reg.request_transition('churn/1', 'production') and have it approved"
+            )
+        ]
+        assert [render(u, "cli") for u in unmet] == [  # the command line's form of the same advice
+            (
+                "approvals: production needs 2 approvals and 1 approval from group 'risk'; a direct transition carries "
+                "none, so request it with `modelreg request churn/1 production` and have it approved"
             )
         ]
 
@@ -955,7 +981,11 @@ class TestRollback:
             reg.rollback("churn")
         assert str(info.value).startswith(
             "rolling churn@production back to version 1 is an emergency rollback that bypasses gates; say why with "
-            "comment=... (CLI: --comment), it is recorded in the audit trail: 2 unmet gates of the registry policy:"
+            "comment=..., it is recorded in the audit trail: 2 unmet gates of the registry policy:"
+        )
+        assert info.value.render("cli").startswith(
+            "rolling churn@production back to version 1 is an emergency rollback that bypasses gates; say why with "
+            "--comment TEXT, it is recorded in the audit trail: 2 unmet gates of the registry policy:"
         )
         assert reg.get_version(v2.ref).stage == PROD
         restored = reg.rollback("churn", comment="v2 crashes on empty input", actor="oncall")
@@ -974,6 +1004,10 @@ class TestRollback:
         assert str(info.value).startswith(
             "cannot roll back churn@production to version 1 (this policy does not let rollbacks bypass gates; request "
             "the transition with reg.request_transition('churn/1', 'production')): 1 unmet gate"
+        )
+        assert info.value.render("cli").startswith(
+            "cannot roll back churn@production to version 1 (this policy does not let rollbacks bypass gates; request "
+            "the transition with `modelreg request churn/1 production`): 1 unmet gate"
         )
         req = reg.request_transition("churn/1", "production", actor="bo")
         assert reg.approve(req.id, actor="cy").status == "completed"

@@ -39,7 +39,10 @@ FORBIDDEN = (
 """Modules (and their submodules) that the local path must not import. ``fsspec`` itself and
 ``modelreg.stores._cloud`` are where asyncio came from: a local store needs neither."""
 
-ONLY_WHEN_CREATING = ("sqlite_utils",)
+ONLY_WHEN_CREATING = ("sqlite_utils", "pandas", "numpy")
+"""Creating a registry builds its tables with sqlite-utils, which imports pandas and numpy when they
+are installed (as in the test environment, for the model flavors): once per registry, never when
+an existing one is opened."""
 
 
 def loaded(modules: list[str], forbidden: tuple[str, ...] = FORBIDDEN) -> list[str]:

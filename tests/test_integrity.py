@@ -111,10 +111,11 @@ def test_download_refuses_an_existing_target_unless_overwrite(reg: Registry, tmp
     write(dest / "model.bin", b"my local edits")
     make_folder(dest / "saved", {"stale.txt": b"old"})
     with pytest.raises(
-        AlreadyExistsError,
-        match=r"'.*model\.bin' exists already; pass overwrite=True \(CLI: --overwrite\) or pick another folder",
-    ):
+        AlreadyExistsError, match=r"'.*model\.bin' exists already; pass overwrite=True or pick another folder$"
+    ) as info:
         reg.download("churn/1", dest)
+    assert info.value.remedy is not None and info.value.remedy.cli == "pass --overwrite or pick another folder"
+    assert info.value.render("cli").endswith("' exists already; pass --overwrite or pick another folder")
     with pytest.raises(AlreadyExistsError, match="saved' exists already"):
         reg.download(folder.ref, dest)
     assert tree(dest) == {"model.bin": b"my local edits", "saved/stale.txt": b"old"}

@@ -3,13 +3,14 @@ match the documented reference semantics (``modelreg.query.evaluate_in_python``)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modelreg import InvalidInputError, InvalidReferenceError, Registry, Stage
-from modelreg.query import Clause, evaluate_in_python, parse_order_by, parse_query
+from modelreg.query import Clause, SearchWarning, evaluate_in_python, parse_order_by, parse_query
 from modelreg.refs import Ref, parse_ref
 from tests.helpers import FAST_BACKENDS, open_backend, write
 
@@ -121,6 +122,18 @@ BAD_QUERIES = [
     ("name = 'unterminated", r"cannot parse search query at"),
     ("name ~ 'x'", r"cannot parse search query at"),
     ("tags.x = 'a'' or 1=1'", r"clauses must be joined with 'and', got ' or 1=1'"),
+    # typos get a suggestion: operators, word operators, fields
+    ("metrics.auc => 0.9", r"unknown operator '=>' in search query; did you mean '>='\?"),
+    ("metrics.auc =< 0.9", r"unknown operator '=<' in search query; did you mean '<='\?"),
+    ("tags.team <> 'x'", r"unknown operator '<>' in search query; did you mean '!='\?"),
+    (
+        "metrics.auc >> 1",
+        r"cannot parse search query at '>> 1': unknown operator '>>' in search query; did you mean '>'",
+    ),
+    ("metrics.auc gt 0.9", r"unknown operator 'gt' in search query; did you mean '>'\?"),
+    ("tags.team lik 'fr%'", r"unknown operator 'lik' in search query; did you mean 'like'\?"),
+    ("metric.auc > 0.9", r"unknown search field 'metric.auc'; use .*; did you mean 'metrics.auc'\?$"),
+    ("stag = 'production'", r"unknown search field 'stag'; use .*; did you mean 'stage'\?$"),
 ]
 
 
@@ -143,6 +156,19 @@ def test_parse_order_by() -> None:
         parse_order_by("alias")
     with pytest.raises(InvalidInputError, match="unknown search field 'nope'"):
         parse_order_by("nope desc")
+
+
+def test_order_by_takes_backquoted_keys_as_queries_do() -> None:
+    assert parse_order_by("tags.`model family` desc, version") == [("tags.model family", True), ("version", False)]
+    assert parse_order_by(["`tags.model family` DESC", "metrics.`my score`"]) == [
+        ("tags.model family", True),
+        ("metrics.my score", False),
+    ]
+    assert parse_query("tags.`model family` = 'gbm'").clauses[0].field == parse_order_by("tags.`model family`")[0][0]
+    with pytest.raises(InvalidInputError, match=r"invalid order_by 'tags.`model family` sideways'"):
+        parse_order_by("tags.`model family` sideways")
+    with pytest.raises(InvalidInputError, match=r"unknown search field 'tags\.model family, x'"):
+        parse_order_by("tags.`model family, x`")  # a comma inside backquotes is part of the (invalid) key
 
 
 # -- search on a registry ----------------------------------------------------------------------------------
@@ -286,6 +312,33 @@ def test_search_matches_the_reference_semantics(fast_populated: Registry) -> Non
                 got = populated.search(query, order_by=order_by, limit=limit)
                 assert refs(got) == refs(expected), (query, order_by, limit)
                 assert got == expected
+
+
+def test_search_orders_by_a_key_with_spaces(fast_populated: Registry) -> None:
+    found = fast_populated.search("tags.`model family` = 'gbm'", order_by="tags.`model family` desc, version")
+    assert refs(found) == ["churn/1"]
+    everything = fast_populated.search(None, order_by="tags.`model family` desc, name, version")
+    assert refs(everything)[0] == "churn/1"  # the one version with the key first, the others (nulls) after
+    assert everything == evaluate_in_python(
+        fast_populated.search(), parse_query(None), parse_order_by("tags.`model family` desc, name, version"), None
+    )
+
+
+def test_a_key_that_no_version_has_warns_with_the_closest_keys(fast_populated: Registry) -> None:
+    with pytest.warns(SearchWarning) as caught:
+        assert fast_populated.search("tags.tema = 'fraud' and metrics.acu > 0.5") == []
+    assert [str(w.message) for w in caught] == [
+        "no version has the tag key 'tema', so tags.tema matches nothing; did you mean 'tags.team'?",
+        "no version has the metric key 'acu', so metrics.acu matches nothing; did you mean 'metrics.auc'?",
+    ]
+    with pytest.warns(
+        SearchWarning, match=r"no version has the param key 'zzz'.*the param keys are: early_stop, lr, optimizer$"
+    ):
+        assert fast_populated.search("params.zzz = 1") == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # keys that exist: no warning, also without a match
+        assert fast_populated.search("tags.team = 'nobody' and metrics.auc > 0") == []
+        assert refs(fast_populated.search("tags.team = 'risk'")) == ["churn/3"]
 
 
 def test_search_rejects_bad_input_without_side_effects(fast_populated: Registry) -> None:

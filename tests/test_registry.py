@@ -259,7 +259,10 @@ def test_stage_transition_table(fast_registry: Registry, tmp_path: Path) -> None
             assert registry.transition(name, 1, target, comment="why", actor="bob").stage == target
         elif source == target:
             with pytest.raises(InvalidTransitionError, match=rf"{name}/1 is already in {target}; nothing to do"):
-                registry.transition(name, 1, target)
+                registry.transition(name, 1, target, strict=True)
+            unchanged = metadata_snapshot(registry)  # without strict: returned as it is, nothing written
+            assert registry.transition(name, 1, target, comment="again", actor="bob").stage == target
+            assert metadata_snapshot(registry) == unchanged
         else:
             allowed = ", ".join(s for s in ORDER if s in TABLE[source])
             with pytest.raises(
@@ -464,7 +467,7 @@ def test_log_metrics_and_metric_history(registry: Registry, tmp_path: Path) -> N
     assert len(registry.metric_history("churn/1")) == 4
     assert registry.metric_history("churn/2", "auc_live") == []
     ev = registry.history("churn", 1)[-1]
-    assert ev.action == "log_metrics" and ev.before == {"auc_live": 0.87, "auc": None}
+    assert ev.action == "log_metrics" and ev.before == {"metrics": {"auc_live": 0.87, "auc": None}}
     assert ev.after == {"metrics": {"auc_live": 0.85, "auc": 0.88}, "step": 2}
     assert registry.history("churn", 1)[-2].comment == "week 1"
     assert [v.ref for v in registry.search("metrics.auc < 0.9")] == ["churn/1"]
@@ -645,7 +648,7 @@ def test_every_error_is_a_modelreg_error(fast_registry: Registry, tmp_path: Path
     register_n(registry, tmp_path, 1)
     failures = [
         lambda: registry.get_version("nope"),
-        lambda: registry.transition("churn", 1, "experimental"),
+        lambda: registry.transition("churn", 1, "experimental", strict=True),
         lambda: registry.register("../x", tmp_path),
         lambda: registry.create_model("churn"),
         lambda: registry.download("churn/1", tmp_path / "src" / "churn-0"),

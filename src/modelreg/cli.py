@@ -41,13 +41,13 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InvalidInputError, ModelregError
 from .formatting import fmt_time, human_size, short_digest
 from .progress import ProgressBar
 
-__all__ = ["EXTENSIONS", "Context", "build_parser", "format_table", "main", "parse_duration"]
+__all__ = ["EXTENSIONS", "Context", "build_parser", "format_duration", "format_table", "main", "parse_duration"]
 
 EXTENSIONS: list[tuple[str, str, str]] = [
     ("ui", "serve the web UI on 127.0.0.1", "modelreg.ui.cli:add_commands"),
@@ -60,6 +60,13 @@ EXTENSIONS: list[tuple[str, str, str]] = [
     ("policy", "show, check or set the registry's governance policy", "modelreg.governance.cli:add_commands"),
     ("events", "read the durable events feed from a cursor", "modelreg.governance.cli:add_commands"),
     ("webhook", "add, list or remove webhooks; show deliveries", "modelreg.governance.cli:add_commands"),
+    (
+        "serve",
+        "serve the registry as an HTTP JSON API (/api/v1) with tokens and roles",
+        "modelreg.api.cli:add_commands",
+    ),
+    ("token", "create, list or revoke API tokens for `modelreg serve`", "modelreg.api.cli:add_commands"),
+    ("import", "import another registry with its history (MLflow)", "modelreg.trackers.cli:add_commands"),
 ]
 """Lazily imported subcommands: ``(command, help, "module:function")``; see the module docstring."""
 
@@ -141,9 +148,18 @@ def _compact(values: Mapping[str, Any], width: int = 40) -> str:
     return _clip(" ".join(f"{k}={_cell(v)}" for k, v in values.items()), width) if values else ""
 
 
+_VERSION_HEAD = ("name", "version", "stage", "aliases")
+
+
 def _jsonable(data: Any) -> Any:
     if hasattr(data, "model_dump"):
-        return data.model_dump(mode="json")
+        dumped = data.model_dump(mode="json")
+        from .models import ModelVersion
+
+        if isinstance(data, ModelVersion):  # what scripts need, at the top: ref, stage, aliases, digest, size
+            head = {k: dumped[k] for k in _VERSION_HEAD if k in dumped}
+            return {"ref": data.ref, **head, "digest": data.digest, "size": data.size, **dumped}
+        return dumped
     if isinstance(data, (list, tuple)):
         return [_jsonable(d) for d in data]
     if isinstance(data, dict):
@@ -208,6 +224,22 @@ def parse_duration(text: str) -> timedelta:
             f"invalid duration {text!r}; use a number with a unit s, m, h, d or w, e.g. 30m, 1h, 1h30m, 0s"
         )
     return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_RE.findall(s)))
+
+
+def format_duration(delta: timedelta) -> str:
+    """A duration as :func:`parse_duration` reads it: ``timedelta(seconds=5)`` -> ``"5s"``, 5400 s -> ``"1h30m"``."""
+    rest = delta.total_seconds()
+    if rest <= 0:
+        return "0s"
+    parts = []
+    for unit in ("w", "d", "h", "m"):
+        n = int(rest // _UNIT_SECONDS[unit])
+        if n:
+            parts.append(f"{n}{unit}")
+            rest -= n * _UNIT_SECONDS[unit]
+    if rest > 1e-9 or not parts:
+        parts.append(f"{round(rest, 6):g}s")
+    return "".join(parts)
 
 
 def _read_text(text: str) -> str:
@@ -303,7 +335,49 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
-class _CommandParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors suggest the closest command or option: ``modelreg regster``
+    -> "did you mean 'register'?"."""
+
+    argv: Sequence[str] = ()  # the arguments being parsed, set by _parse: the command whose options to suggest
+
+    def error(self, message: str) -> NoReturn:
+        super().error(self._with_suggestion(message))
+
+    def _with_suggestion(self, message: str) -> str:
+        from .suggest import closest
+
+        m = re.search(r"invalid choice: '?([^',)]+)'?", message)
+        if m:
+            choices = [c for a in self._actions if a.choices for c in a.choices if isinstance(c, str)]
+            best = closest(m.group(1), choices)
+            if best is not None:
+                return re.sub(r" \(choose from .*\)$", "", message) + f"; did you mean {best!r}?"
+            return message
+        if message.startswith("unrecognized arguments: "):
+            options = self._option_names()
+            hints = []
+            for word in message.split(": ", 1)[1].split():
+                best = closest(word.split("=", 1)[0], options) if word.startswith("-") else None
+                if best is not None:
+                    hints.append(f"{best!r} instead of {word!r}")
+            if hints:
+                return f"{message}; did you mean " + ", ".join(hints) + "?"
+        return message
+
+    def _option_names(self) -> list[str]:
+        """This parser's options and those of the (sub)command named in ``argv``."""
+        names = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                command = next((w for w in self.argv if w in action.choices), None)
+                if command is not None:
+                    sub = action.choices[command]
+                    names += [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+        return names
+
+
+class _CommandParser(_Parser):
     """Parser for subcommands: adds the common options unless ``stub=True``."""
 
     def __init__(self, *args: Any, stub: bool = False, **kwargs: Any) -> None:
@@ -330,7 +404,7 @@ def build_parser(load: Iterable[str] = ()) -> argparse.ArgumentParser:
     """The full parser; extension commands whose target is in ``load`` are added for real, others as stubs."""
     from ._version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modelreg",
         description="modelreg: version control for trained models. "
         "References: NAME (latest), NAME/3, NAME@production (stage), NAME@champion (alias).",
@@ -368,10 +442,14 @@ _COMMON_DESTS = ("registry", "actor", "json", "progress")
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
+    if isinstance(parser, _Parser):
+        parser.argv = argv
     probe, _ = parser.parse_known_args(argv)
     target = getattr(probe, "_extension", None)
     if target is not None:
         parser = build_parser(load=[target])
+        if isinstance(parser, _Parser):
+            parser.argv = argv
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
@@ -590,12 +668,39 @@ def _show_lines(mv: Any) -> list[str]:
     for k, v in lin.extra.items():
         pairs.append((k, _value(v)))
     sections.append(("lineage", _kv(pairs)))
+    if mv.model is not None:
+        sections.append(("model object", _model_lines(mv.model)))
     files = format_table(["PATH", "SIZE", "DIGEST"], [[f.path, human_size(f.size), f.digest] for f in art.files])
     sections.append(("files", ["  " + ln for ln in files.splitlines()]))
     for title, body in sections:
         if body:
             lines += ["", title, *body]
     return lines
+
+
+def _spec(col: Any) -> str:
+    shape = "" if col.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in col.shape) + "]"
+    return f"{col.name or '(tensor)'}: {col.dtype}{shape}"
+
+
+def _model_lines(info: Any) -> list[str]:
+    """The ``model object`` section of ``show``: flavor, format, safety, libraries, signature."""
+    pairs: list[tuple[str, Any]] = [
+        ("flavor", info.flavor),
+        (
+            "format",
+            info.format + (" (loading runs code: needs --allow-unsafe / allow_unsafe=True)" if info.unsafe else ""),
+        ),
+        ("path", info.path),
+        ("class", info.object_class),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in sorted(info.libraries.items()))),
+    ]
+    sig = info.signature
+    if sig is not None:
+        pairs.append(("inputs", f"({sig.kind}) " + ", ".join(_spec(c) for c in sig.inputs)))
+        if sig.outputs:
+            pairs.append(("outputs", ", ".join(_spec(c) for c in sig.outputs)))
+    return _kv(pairs)
 
 
 def cmd_show(ctx: Context, args: argparse.Namespace) -> None:
@@ -620,21 +725,41 @@ def _holder(reg: Any, name: str, stage: Any) -> Any:
         return None
 
 
+def _target_stage(ref: str, text: str) -> Any:
+    """The STAGE argument of ``transition``; a number there means the stage was left out."""
+    from .validation import parse_stage
+
+    if text.strip().isdigit():
+        from .refs import parse_ref
+
+        name = parse_ref(ref).name  # churn/3 3 -> churn
+        raise InvalidInputError(
+            f"{text!r} is not a stage: the target stage is missing; use `modelreg transition {name} {text} STAGE` "
+            f"or `modelreg transition {name}/{text} STAGE` with STAGE one of experimental, staging, production, "
+            "archived"
+        )
+    return parse_stage(text)
+
+
 def cmd_transition(ctx: Context, args: argparse.Namespace) -> None:
     from .refs import parse_ref
     from .validation import parse_stage
 
     if args.stage is None:
-        version, target = None, parse_stage(args.first)
+        version, target = None, _target_stage(args.ref, args.first)
     else:
         version, target = args.first, parse_stage(args.stage)
     reg = ctx.registry
     ref = parse_ref(args.ref)
     before = reg.get_version(args.ref, version)
     displaced = _holder(reg, ref.name, target) if target in reg.rules.exclusive else None
-    mv = reg.transition(args.ref, version, target, comment=args.comment)
+    mv = reg.transition(args.ref, version, target, comment=args.comment, strict=args.strict)
+    if before.stage == target == mv.stage:
+        ctx.note(f"{mv.ref} is already in {target.value}; nothing to do")
     if ctx.json:
         ctx.emit(mv)
+        return
+    if before.stage == target == mv.stage:
         return
     if displaced is not None and displaced.version != mv.version:
         after = reg.get_version(displaced.ref)
@@ -658,6 +783,11 @@ def _add_transition(sub: Any) -> None:
     p.add_argument("first", metavar="STAGE", help="experimental, staging, production or archived")
     p.add_argument("stage", nargs="?", metavar="STAGE", help=argparse.SUPPRESS)
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) when the version is already in STAGE (default: say so on stderr, exit 0)",
+    )
 
 
 def cmd_rollback(ctx: Context, args: argparse.Namespace) -> None:
@@ -865,6 +995,36 @@ def _add_download(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing file or folder of the same name")
 
 
+def cmd_fetch(ctx: Context, args: argparse.Namespace) -> None:
+    reg = ctx.registry
+    path = reg.fetch(
+        args.ref,
+        verify=args.verify,
+        record_use=True if args.record_use else None,
+        purpose=args.purpose,
+        progress=ctx.progress(),
+    )
+    ctx.end_progress()
+    if ctx.json:
+        ctx.emit({"ref": args.ref, "path": str(path)})
+    else:
+        ctx.out(str(path))
+
+
+def _add_fetch(sub: Any) -> None:
+    p = _command(
+        sub,
+        "fetch",
+        "the verified local path of a version (a read-only snapshot in the local cache); prints it",
+        cmd_fetch,
+        epilog='examples:\n  modelreg fetch churn@production\n  python serve.py --model "$(modelreg fetch churn/3)"',
+    )
+    p.add_argument("ref", metavar="REF", help=REF_HELP + "; or an artifact digest sha256:...")
+    p.add_argument("--verify", action="store_true", help="re-hash a snapshot that is already on disk")
+    p.add_argument("--record-use", action="store_true", help="append a usage record (who, host, purpose)")
+    p.add_argument("--purpose", metavar="TEXT", help="what the version is used for, kept in the usage record")
+
+
 def _fmt_change_value(value: Any) -> str:
     if value == "":
         return '""'
@@ -879,11 +1039,13 @@ def describe_change(ev: Any) -> str:
     if ev.action in ("set_alias", "delete_alias"):
         alias = after.get("alias") or before.get("alias")
         return f"@{alias}: {_cell(before.get('version'))} -> {_cell(after.get('version'))}"
-    if ev.action == "log_metrics":
-        parts = [f"{k}={_cell(v)}" for k, v in (after.get("metrics") or {}).items()]
+    if ev.action == "log_metrics":  # before: {"metrics": {...}}; in events of modelreg 0.1, the metrics themselves
+        logged = before.get("metrics")
+        old = logged if isinstance(logged, dict) else before
+        parts = [f"{k}: {_cell(old.get(k))} -> {_cell(v)}" for k, v in (after.get("metrics") or {}).items()]
         if after.get("step") is not None:
             parts.append(f"step={after['step']}")
-        return " ".join(parts)
+        return "; ".join(parts)
     if ev.action == "register" and isinstance(after.get("size"), int):
         after = {**after, "size": human_size(after["size"])}
     if set(before) == {"stage"} and set(after) == {"stage"}:
@@ -903,7 +1065,9 @@ def describe_change(ev: Any) -> str:
 def cmd_history(ctx: Context, args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 0:
         raise InvalidInputError(f"--limit must be 0 or more, got {args.limit}")
-    events = ctx.registry.history(args.ref)
+    if args.usage and args.ref is None:
+        raise InvalidInputError("--usage needs a model: modelreg history NAME --usage")
+    events = ctx.registry.history(args.ref, usage=args.usage)
     if args.limit is not None:
         events = events[-args.limit :] if args.limit else []
     if ctx.json:
@@ -916,15 +1080,27 @@ def cmd_history(ctx: Context, args: argparse.Namespace) -> None:
     headers = (["MODEL"] if many else []) + ["SEQ", "TIME (UTC)", "ACTOR", "ACTION", "VERSION", "CHANGE", "COMMENT"]
     rows = [
         ([e.model] if many else [])
-        + [
-            e.seq,
-            _when(e.time),
-            e.actor,
-            e.action,
-            e.version,
-            _clip(describe_change(e), 70),
-            _clip(e.comment or "", 50),
-        ]
+        + (
+            [
+                e.seq,
+                _when(e.time),
+                e.actor,
+                e.action,
+                e.version,
+                _clip(describe_change(e), 70),
+                _clip(e.comment or "", 50),
+            ]
+            if hasattr(e, "seq")
+            else [  # a usage record (--usage): not part of the audit chain, no sequence number
+                "-",
+                _when(e.time),
+                e.actor,
+                f"used ({e.action})",
+                e.version,
+                _clip(f"{e.host} pid {e.pid} {_short_digest(e.digest)}", 70),
+                _clip(e.purpose or "", 50),
+            ]
+        )
         for e in events
     ]
     ctx.table(headers, rows)
@@ -940,11 +1116,25 @@ def _add_history(sub: Any) -> None:
     )
     p.add_argument("ref", nargs="?", metavar="NAME|REF", help="a model (churn) or a version (churn/3)")
     p.add_argument("--limit", type=int, metavar="N", help="only the last N events")
+    p.add_argument(
+        "--usage", action="store_true", help="also show the usage log: who fetched or loaded which version, where"
+    )
 
 
 def cmd_search(ctx: Context, args: argparse.Namespace) -> None:
+    import warnings
+
+    from .query import SearchWarning
+
     order = ", ".join(args.order_by) if args.order_by else None
-    versions = ctx.registry.search(args.query, order_by=order, limit=args.limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SearchWarning)
+        versions = ctx.registry.search(args.query, order_by=order, limit=args.limit)
+    for w in caught:  # a key no version has (a typo?): said on stderr, with the closest keys
+        if issubclass(w.category, SearchWarning):
+            ctx.note(f"warning: {w.message}")
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if ctx.json:
         ctx.emit(versions)
         return
@@ -1047,7 +1237,7 @@ def cmd_gc(ctx: Context, args: argparse.Namespace) -> None:
     verb = "would remove" if report.dry_run else "removed"
     ctx.out(
         f"{verb} {len(report.removed)} unreferenced blob(s), {human_size(report.bytes_freed)}; "
-        f"kept {report.kept_referenced} in use and {report.kept_recent} newer than {args.grace}"
+        f"kept {report.kept_referenced} in use and {report.kept_recent} newer than {format_duration(grace)}"
     )
     if report.dry_run:
         for digest in report.removed:
@@ -1097,10 +1287,13 @@ def _add_purge(sub: Any) -> None:
 def cmd_archive(ctx: Context, args: argparse.Namespace) -> None:
     reg = ctx.registry
     before = reg.get_version(args.ref)
-    mv = reg.archive(before.ref, comment=args.comment)
+    mv = reg.archive(before.ref, comment=args.comment, strict=args.strict)
+    already = before.stage == mv.stage
+    if already:
+        ctx.note(f"{mv.ref} is already in {mv.stage.value}; nothing to do")
     if ctx.json:
         ctx.emit(mv)
-    else:
+    elif not already:
         ctx.out(f"{mv.ref}: {before.stage.value} -> {mv.stage.value}")
 
 
@@ -1110,6 +1303,7 @@ def _add_archive(sub: Any) -> None:
     )
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("--comment", "-m", metavar="TEXT", help="why (recorded in the audit trail)")
+    p.add_argument("--strict", action="store_true", help="fail (exit 1) when the version is archived already")
 
 
 def cmd_cache_info(ctx: Context, args: argparse.Namespace) -> None:
@@ -1199,6 +1393,76 @@ def _add_copy(sub: Any) -> None:
     p.set_defaults(func=cmd_copy)
 
 
+_STATUS = {"ok": "ok", "info": "--", "warn": "WARN", "fail": "FAIL"}
+
+
+def cmd_doctor(ctx: Context, args: argparse.Namespace) -> int:
+    from .doctor import diagnose
+
+    checks = diagnose(getattr(args, "registry", None), timeout=args.timeout)
+    failed = [c for c in checks if c.status == "fail"]
+    if ctx.json:
+        ctx.emit({"ok": not failed, "checks": [c.as_dict() for c in checks]})
+    else:
+        head = [c for c in checks if c.name in ("modelreg", "registry")]
+        for c in head:
+            ctx.out(c.detail if c.name == "modelreg" else f"{c.name}: {c.detail}")
+        rest = [c for c in checks if c not in head]
+        width = max((len(c.name) for c in rest), default=0)
+        ctx.out("")
+        for c in rest:
+            ctx.out(f"  {_STATUS[c.status]:<4}  {c.name.ljust(width)}  {c.detail}")
+            if c.fix and c.status != "ok":
+                ctx.out(f"  {'':<4}  {'':<{width}}  fix: {c.fix}")
+        warned = sum(c.status == "warn" for c in checks)
+        ctx.out("")
+        if failed:
+            ctx.out(f"{len(failed)} problem(s) to fix" + (f", {warned} warning(s)" if warned else ""))
+        else:
+            ctx.out("no problems found" + (f" ({warned} warning(s))" if warned else ""))
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def cmd_completion(ctx: Context, args: argparse.Namespace) -> None:
+    from .completion import script
+
+    ctx.out(script(args.shell).rstrip("\n"))
+
+
+def _add_completion(sub: Any) -> None:
+    p = _command(
+        sub,
+        "completion",
+        "print the shell completion script for bash, zsh or fish",
+        cmd_completion,
+        epilog='load it:\n  eval "$(modelreg completion bash)"     # in ~/.bashrc\n'
+        '  eval "$(modelreg completion zsh)"      # in ~/.zshrc, after compinit\n'
+        "  modelreg completion fish | source      # in ~/.config/fish/config.fish",
+    )
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL", help="bash, zsh or fish")
+
+
+def _add_doctor(sub: Any) -> None:
+    p = _command(
+        sub,
+        "doctor",
+        "check the registry location, permissions, extras, credentials and endpoints; say what to fix",
+        cmd_doctor,
+        epilog="exit code 1 when something is broken.\n\nexamples:\n  modelreg doctor\n"
+        "  modelreg --registry s3://ml-models/registry doctor",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="give up opening the registry after this long"
+    )
+
+
+def _add_trust(sub: Any) -> None:
+    """sign, signatures and retention (modelreg.trust_cli)."""
+    from .trust_cli import add_commands
+
+    add_commands(sub)
+
+
 _BUILTINS: list[Callable[[Any], None]] = [
     _add_register,
     _add_list,
@@ -1212,6 +1476,7 @@ _BUILTINS: list[Callable[[Any], None]] = [
     _add_log_metrics,
     _add_metrics,
     _add_download,
+    _add_fetch,
     _add_history,
     _add_search,
     _add_compare,
@@ -1219,8 +1484,11 @@ _BUILTINS: list[Callable[[Any], None]] = [
     _add_gc,
     _add_purge,
     _add_archive,
+    _add_trust,
     _add_cache,
     _add_copy,
+    _add_doctor,
+    _add_completion,
 ]
 
 
@@ -1228,9 +1496,14 @@ _BUILTINS: list[Callable[[Any], None]] = [
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``modelreg`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     ctx: Context | None = None
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:  # the shell completion scripts' callback (modelreg.completion)
+        from .completion import complete_command
+
+        return complete_command(words[1:], build_parser)
     try:
         try:
-            args = _parse(list(sys.argv[1:] if argv is None else argv))
+            args = _parse(words)
         except SystemExit as exc:  # --help, --version, usage errors
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
         ctx = Context(args)
@@ -1243,7 +1516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except ModelregError as exc:
         _abort(ctx)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.render('cli')}", file=sys.stderr)  # remedies as commands and options
         return _exit_code(exc)
     except BrokenPipeError:
         # the reader of stdout went away (e.g. `modelreg history | head`); exit quietly

@@ -2,7 +2,8 @@
 
 Jupyter, VS Code and Colab call ``_repr_html_`` to display an object, so a
 :class:`~modelreg.ModelVersion`, :class:`~modelreg.RegisteredModel`,
-:class:`~modelreg.Comparison` or :class:`~modelreg.AuditEvent` shows as a
+:class:`~modelreg.Comparison`, :class:`~modelreg.AuditEvent`,
+:class:`~modelreg.VerifyReport` or :class:`~modelreg.GcReport` shows as a
 compact table. Lists get the same treatment through :func:`table`::
 
     >>> from modelreg.html import table
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .formatting import flatten, fmt_time, fmt_value, human_size, short_digest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .models import AuditEvent, Comparison, ModelVersion, RegisteredModel
+    from .models import AuditEvent, Comparison, GcReport, ModelInfo, ModelVersion, RegisteredModel, VerifyReport
 
 __all__ = [
     "EventList",
@@ -35,14 +36,18 @@ __all__ = [
     "comparison_html",
     "event_html",
     "events_html",
+    "fmt_shape",
     "fmt_time",
     "fmt_value",
+    "gc_html",
     "human_size",
     "model_html",
+    "model_info_html",
     "models_html",
     "short_digest",
     "summarize_event",
     "table",
+    "verify_html",
     "version_html",
     "versions_html",
 ]
@@ -187,6 +192,9 @@ def version_html(mv: ModelVersion) -> str:
         ("created", f"{e(fmt_time(mv.created_at))} UTC by {e(mv.created_by)}"),
     ]
     parts.append(_kv_table(facts))
+    info = getattr(mv, "model", None)  # what a saved model object is (Registry.save_model)
+    if info is not None:
+        parts.append(_section(f"model ({info.flavor})", model_info_html(info)))
     metrics = mv.current_metrics
     if metrics:
         rows = []
@@ -226,6 +234,51 @@ def version_html(mv: ModelVersion) -> str:
             _section(f"tags ({len(mv.tags)})", _kv_table((k, e(fmt_value(v))) for k, v in sorted(mv.tags.items())))
         )
     return '<div class="modelreg-version">' + "".join(parts) + "</div>"
+
+
+def fmt_shape(shape: list[int | None] | None) -> str:
+    """A signature column's shape: ``[None, 4]`` is ``(any, 4)``; a column of scalars has none (``""``)."""
+    if shape is None:
+        return ""
+    return "(" + ", ".join("any" if d is None else str(d) for d in shape) + ")"
+
+
+def model_info_html(info: ModelInfo) -> str:
+    """What a saved model object is (``ModelVersion.model``): flavor, format, whether loading it is
+    unsafe, the library versions that wrote it and its signature as a small table."""
+    cls = f' <span style="color:#666">{e(info.object_class)}</span>' if info.object_class else ""
+    if info.unsafe:
+        loading = (
+            '<strong style="color:#7a4a00">unsafe</strong>: loading can run code from the artifact (pickle); '
+            "load it only from a source you trust"
+        )
+    else:
+        loading = "safe: loading runs no code from the artifact"
+    libraries = ", ".join(f"<code>{e(k)} {e(v)}</code>" for k, v in sorted(info.libraries.items()))
+    rows = [
+        ("flavor", f"<code>{e(info.flavor)}</code>{cls}"),
+        ("format", f"<code>{e(info.format)}</code> in <code>{e(info.path)}</code>"),
+        ("loading", loading),
+        ("libraries", libraries or "none recorded"),
+    ]
+    if info.requirements:
+        rows.append(("requirements", f"<code>{e(' '.join(info.requirements))}</code>"))
+    out = _kv_table(rows)
+    sig = info.signature
+    if sig is not None:
+        srows = [
+            [
+                e(role),
+                "<code>" + e(c.name) + "</code>" if c.name is not None else "(unnamed)",
+                e(c.dtype),
+                e(fmt_shape(c.shape)),
+            ]
+            for role, specs in (("input", sig.inputs), ("output", sig.outputs))
+            for c in specs
+        ]
+        title = f'<div style="margin-top:4px">signature ({e(sig.kind)})</div>'
+        out += title + _grid(["role", "name", "dtype", "shape"], srows)
+    return f'<div class="modelreg-model-info">{out}</div>'
 
 
 def model_html(model: RegisteredModel) -> str:
@@ -268,7 +321,69 @@ def comparison_html(c: Comparison) -> str:
     return f'<div class="modelreg-compare">{title}{_grid(["", "key", c.a, c.b], rows)}</div>'
 
 
+def verify_html(report: VerifyReport) -> str:
+    """The result of ``Registry.verify``: a verdict, what was checked and one row per problem."""
+    ok = report.ok and not report.problems
+    colour = "#0b6b2e" if ok else "#b42318"
+    count = len(report.problems)
+    verdict = "OK: nothing is wrong" if ok else f"{count} problem{'' if count == 1 else 's'} found"
+    checked = (
+        f"checked {report.models_checked} model(s), {report.events_checked} audit event(s), "
+        f"{report.blobs_checked} blob(s), {human_size(report.bytes_checked)}"
+    )
+    parts = [
+        f'<div><strong style="color:{colour}">{e(verdict)}</strong></div>',
+        f'<div style="font-size:0.85em;color:#666">{e(checked)}</div>',
+    ]
+    if report.problems:
+        shown, note = _elide(list(report.problems))
+        rows = [
+            [
+                f"<code>{e(p.kind)}</code>",
+                f"<code>{e(p.model)}</code>" if p.model is not None else "",
+                "" if p.version is None else f"v{p.version}",
+                e(p.detail),
+            ]
+            for p in shown
+        ]
+        parts.append(_grid(["problem", "model", "version", "detail"], rows, note))
+    return '<div class="modelreg-verify">' + "".join(parts) + "</div>"
+
+
+def gc_html(report: GcReport) -> str:
+    """The result of ``Registry.gc``: what was (or, in a dry run, would be) removed and what was kept."""
+    n = len(report.removed)
+    verb = "would remove" if report.dry_run else "removed"
+    head = f"{'dry run: ' if report.dry_run else ''}{verb} {n} unreferenced blob{'' if n == 1 else 's'}"
+    head += f", {human_size(report.bytes_freed)}"
+    rows = [
+        ("kept (referenced)", e(report.kept_referenced)),
+        ("kept (too recent)", e(report.kept_recent)),
+        ("interrupted uploads removed", f"{report.partials_removed} ({e(human_size(report.partial_bytes_freed))})"),
+    ]
+    if report.partials_error:
+        rows.append(("cleaning uploads failed", f'<span style="color:#b42318">{e(report.partials_error)}</span>'))
+    parts = [f"<div><strong>{e(head)}</strong></div>", _kv_table(rows)]
+    if report.removed:
+        shown, note = _elide(list(report.removed))
+        blobs = _grid(["blob"], [[f"<code>{e(b)}</code>"] for b in shown], note)
+        parts.append(_section(f"blobs ({n})", blobs))
+    return '<div class="modelreg-gc">' + "".join(parts) + "</div>"
+
+
 def _event_row(ev: AuditEvent, with_model: bool) -> list[str]:
+    if not hasattr(ev, "seq"):  # a usage record (history(usage=True)): outside the hash chain
+        use: Any = ev
+        row = [
+            "",
+            e(fmt_time(use.time)),
+            e(use.actor),
+            f"<code>used ({e(use.action)})</code>",
+            f"v{use.version}",
+            e(f"{use.host} pid {use.pid}"),
+            e(fmt_value(use.purpose or "", 120)),
+        ]
+        return ([f"<code>{e(use.name)}</code>"] if with_model else []) + row
     row = [
         str(ev.seq),
         e(fmt_time(ev.time)),
@@ -296,7 +411,7 @@ def events_html(events: Iterable[AuditEvent]) -> str:
     items = list(events)
     if not items:
         return "<div>no audit events</div>"
-    with_model = len({ev.model for ev in items}) > 1
+    with_model = len({getattr(ev, "model", None) or getattr(ev, "name", "") for ev in items}) > 1
     shown, note = _elide(items)
     headers = (["model"] if with_model else []) + _EVENT_HEADERS
     return (

@@ -10,6 +10,8 @@ import contextlib
 import os
 import shutil
 import uuid
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,11 +23,13 @@ from .errors import (
     IntegrityError,
     InvalidInputError,
     InvalidTransitionError,
+    ModelregError,
+    Remedy,
     VersionNotFound,
 )
 from .formatting import flatten
 from .governance.api import GovernanceMixin
-from .hashing import ProgressFn, sha256_copy, sha256_stream
+from .hashing import ProgressFn, check_digest, sha256_copy, sha256_stream
 from .html import EventList, ModelList, VersionList
 from .models import (
     GENESIS_HASH,
@@ -35,12 +39,15 @@ from .models import (
     FileEntry,
     GcReport,
     Lineage,
+    LoadedFrom,
     MetricPoint,
+    ModelInfo,
     ModelState,
     ModelVersion,
     Problem,
     RegisteredModel,
     Stage,
+    UsageRecord,
     VerifyReport,
     VersionDraft,
     utcnow,
@@ -75,6 +82,8 @@ from .validation import (
 if TYPE_CHECKING:
     from .copy import CopyReport
     from .governance.engine import Governance
+    from .snapshots import SnapshotCache
+    from .trackers.mlflow_import import ImportReport
 
 __all__ = ["Registry"]
 
@@ -122,6 +131,63 @@ def _check_lineage_labels(value: Any, path: str) -> None:
             _check_lineage_labels(v, f"{path}[{i}]")
 
 
+MODEL_FILE = "modelreg-model.json"
+"""The metadata file of a saved model object (``modelreg.flavors.MODEL_FILE``)."""
+
+
+def _model_info(src: Path, given: ModelInfo | None) -> ModelInfo | None:
+    """What a registered folder holds as a model object: ``given``, or read from the folder's
+    ``modelreg-model.json`` (checked: its path stays inside the folder)."""
+    if given is not None and not isinstance(given, ModelInfo):
+        raise InvalidInputError(f"model must be a modelreg.ModelInfo, got {type(given).__name__}")
+    if not src.is_dir() or not (src / MODEL_FILE).is_file():
+        return given
+    from . import flavors  # only for a folder that holds a model object
+
+    found: ModelInfo = flavors.read_info(src)
+    if given is not None and given != found:
+        raise InvalidInputError(
+            f"model= differs from {str(src / MODEL_FILE)!r}; pass neither (the file is read) or the same"
+        )
+    return found
+
+
+_LOADED: dict[int, tuple[Any, LoadedFrom]] = {}
+_STRONG_LOADED: list[int] = []
+MAX_STRONG_LOADED = 64
+"""Loaded objects that take no weak reference (a dict of arrays) are kept in ``_LOADED`` by a
+strong one: the last ``MAX_STRONG_LOADED`` of them."""
+
+
+def _remember_loaded(obj: Any, origin: LoadedFrom) -> None:
+    key = id(obj)
+    try:
+        ref: Any = weakref.ref(obj, lambda _r: _LOADED.pop(key, None))
+    except TypeError:
+        _LOADED[key] = (obj, origin)
+        _STRONG_LOADED.append(key)
+        while len(_STRONG_LOADED) > MAX_STRONG_LOADED:
+            _LOADED.pop(_STRONG_LOADED.pop(0), None)
+        return
+    _LOADED[key] = (ref, origin)
+
+
+def loaded_from(obj: Any) -> LoadedFrom | None:
+    """The version a model object was loaded from by :meth:`Registry.load_model` (ref, digest,
+    local path), or None: stamp it on prediction logs."""
+    entry = _LOADED.get(id(obj))
+    if entry is None:
+        return None
+    held, origin = entry
+    target = held() if isinstance(held, weakref.ref) else held
+    return origin if target is obj else None
+
+
+_SAVE_MODEL_REGISTER_KWARGS = frozenset(
+    {"params", "metrics", "tags", "lineage", "description", "actor", "capture", "progress", "sign", "run", "link_back"}
+)
+
+
 class Registry(GovernanceMixin):
     """A model registry: an embedded folder, a bucket, or explicit stores.
 
@@ -141,6 +207,9 @@ class Registry(GovernanceMixin):
         actor: str | None = None,
         rules: StageRules | None = None,
         cache: Any = None,
+        record_use: bool = False,
+        signing_key: Any = None,
+        trusted_keys: Iterable[str | os.PathLike[str]] | None = None,
         **store_kwargs: Any,
     ) -> None:
         from .cache import resolve_cache
@@ -156,6 +225,15 @@ class Registry(GovernanceMixin):
         self._actor = check_actor(actor) if actor is not None else None
         self._rules_arg = rules
         self._governance: Governance | None = None  # the engine, made on first use: reads never need it
+        # fetch/load_model append a usage record when asked, or always with record_use=True
+        self.record_use = bool(record_use)
+        self._usage_warned = False
+        # signing (modelreg.signing): a PEM private key path/text or a SigningKey, loaded when first
+        # used, else $MODELREG_SIGNING_KEY / $MODELREG_SIGNING_KEY_FILE; trusted keys for
+        # require_signature: fingerprints, PEM public keys or paths, else $MODELREG_TRUSTED_KEYS
+        self._signing_key_arg = signing_key
+        self._signing_key: Any = None
+        self.trusted_keys = list(trusted_keys) if trusted_keys is not None else None
 
     @property
     def _gov(self) -> Governance:
@@ -226,8 +304,12 @@ class Registry(GovernanceMixin):
                 f"promote one with `modelreg transition {ref.name} <version> {ref.stage.value}`"
             )
         if ref.alias is not None:
-            known = ", ".join(sorted(self.metadata.get_state_view(ref.name).aliases)) or "none"
-            raise VersionNotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known})")
+            from .suggest import did_you_mean
+
+            aliases = sorted(self.metadata.get_state_view(ref.name).aliases)
+            known = ", ".join(aliases) or "none"
+            hint = did_you_mean(ref.alias, [s.value for s in Stage] + aliases, lambda c: repr(f"{ref.name}@{c}"))
+            raise VersionNotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {known}){hint}")
         raise VersionNotFound(f"model {ref.name!r} has no versions; register one first")
 
     # -- register ------------------------------------------------------------------
@@ -246,6 +328,10 @@ class Registry(GovernanceMixin):
         format: str | None = None,
         progress: ProgressFn | None = None,
         follow_symlinks: bool = False,
+        model: ModelInfo | None = None,
+        sign: bool = False,
+        run: Any = None,
+        link_back: bool = False,
     ) -> ModelVersion:
         """Store a file or folder as the next version of ``name``.
 
@@ -265,19 +351,86 @@ class Registry(GovernanceMixin):
         ``follow_symlinks=True``. Dangling links, symlink loops, FIFOs, sockets
         and devices are always refused. A file that changes while it is read or
         uploaded raises ArtifactChangedError and nothing is committed.
+
+        A folder written by :func:`modelreg.flavors.save` (it holds ``modelreg-model.json``)
+        is registered as a model object, as :meth:`save_model` does: ``model`` and ``format``
+        are read from that file (``model`` may also be given).
+
+        ``sign=True`` signs the new version with the registry's signing key (:meth:`sign`).
+
+        ``run`` links the version to an experiment tracker's run (an MLflow ``Run``/``ActiveRun``
+        or run id, a W&B run): its params, latest metrics, user tags, code, datasets and ids fill
+        the version (explicit arguments win); ``link_back=True`` tags the run with the version's
+        ref. See :mod:`modelreg.trackers`.
         """
+        if sign:
+            self._require_signing_key()
+        mv = self._register(
+            name,
+            path,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            lineage=lineage,
+            description=description,
+            actor=actor,
+            capture=capture,
+            format=format,
+            progress=progress,
+            follow_symlinks=follow_symlinks,
+            model=model,
+            run=run,
+            link_back=link_back,
+        )
+        if sign:
+            self.sign(mv.ref, actor=actor, role="author")
+        return mv
+
+    def _register(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        capture: str | None = "auto",
+        format: str | None = None,
+        progress: ProgressFn | None = None,
+        follow_symlinks: bool = False,
+        model: ModelInfo | None = None,
+        capture_from: Path | None = None,
+        run: Any = None,
+        link_back: bool = False,
+    ) -> ModelVersion:
         check_name(name)
+        tracked = None
+        if run is not None:  # an experiment tracker's run: modelreg.trackers fills what was not given
+            from .trackers import describe_run, merge_run
+
+            tracked = describe_run(run)
+            params, metrics, tags, lineage = merge_run(
+                tracked[1], params=params, metrics=metrics, tags=tags, lineage=lineage
+            )
+        elif link_back:
+            raise InvalidInputError("link_back=True tags the run a version came from: pass run=... as well")
         params_ = check_params(params)
         metrics_ = check_metrics(metrics)
         tags_ = check_tags(tags)
         description_ = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
         who = self._who(actor)
-        lineage_ = self._lineage(lineage, capture, path)
+        lineage_ = self._lineage(lineage, capture, path if capture_from is None else capture_from)
+        src = Path(os.fspath(path)).expanduser()
+        model = _model_info(src, model)
+        if format is None and model is not None:
+            format = model.flavor
         if format is not None and (not isinstance(format, str) or len(format) > 100):
             raise InvalidInputError("format must be a short string such as 'onnx' or 'pytorch'")
         if format is not None:
             check_label(format, "format", 100)
-        src = Path(os.fspath(path)).expanduser()
         artifact = store_artifact(
             self.artifacts, src, format=format, progress=progress, follow_symlinks=bool(follow_symlinks)
         )
@@ -290,6 +443,7 @@ class Registry(GovernanceMixin):
             lineage=lineage_,
             description=description_,
             created_by=who,
+            model=model,
         )
         # the event's time is stamped by the store inside its atomic step (never before the model's
         # previous event); a first registration creates the model in that same step, so a failure
@@ -310,6 +464,18 @@ class Registry(GovernanceMixin):
         if mv.version == 1 and self._created_by(name, created):
             events.insert(0, created[1])
         self._gov.committed(name, events)
+        if link_back and tracked is not None:
+            from .trackers import link_back as tag_run
+
+            try:
+                tag_run(tracked[0], run, tracked[1], mv.ref, self.uri or self.metadata.url)
+            except Exception as exc:  # the version is committed: say so, do not fail the registration
+                warnings.warn(
+                    f"{mv.ref} is registered, but tagging its {tracked[1].tracker} run {tracked[1].run_id} "
+                    f"failed: {type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         return mv
 
     def _new_model(self, name: str, actor: str) -> tuple[RegisteredModel, EventDraft]:
@@ -427,20 +593,42 @@ class Registry(GovernanceMixin):
         self, query: str | None = None, *, order_by: str | list[str] | None = None, limit: int | None = None
     ) -> list[ModelVersion]:
         """Search versions of all models, e.g. ``search("metrics.auc > 0.9 and tags.team = 'fraud'",
-        order_by="metrics.auc desc", limit=10)``. See :mod:`modelreg.query` for the language."""
+        order_by="metrics.auc desc", limit=10)``. See :mod:`modelreg.query` for the language.
+
+        A search that finds nothing because a ``metrics.``, ``params.`` or ``tags.`` key of the query
+        is on no version (a typo: ``tags.tema``) warns (:class:`~modelreg.query.SearchWarning`) naming
+        the closest keys the versions have."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
-        return VersionList(self.metadata.search(parse_query(query), parse_order_by(order_by), limit))
+        parsed = parse_query(query)
+        found = self.metadata.search(parsed, parse_order_by(order_by), limit)
+        if not found and limit != 0:
+            import warnings
 
-    def history(self, name: str | None = None, version: int | None = None) -> list[AuditEvent]:
-        """Audit events, oldest first: of one model (optionally one version), or of all models."""
+            from .query import SearchWarning, unknown_keys
+
+            for message in unknown_keys(parsed, self.metadata.iter_all_versions()):
+                warnings.warn(message, SearchWarning, stacklevel=2)
+        return VersionList(found)
+
+    def history(self, name: str | None = None, version: int | None = None, *, usage: bool = False) -> list[AuditEvent]:
+        """Audit events, oldest first: of one model (optionally one version), or of all models.
+
+        ``usage=True`` (one model only) merges in the usage log (:class:`~modelreg.UsageRecord`:
+        who fetched or loaded which version, where and what for), by time."""
         if name is None:
+            if usage:
+                raise InvalidInputError("history(usage=True) needs a model name: the usage log is kept per model")
             return EventList(self.metadata.list_events(None))
         r = parse_ref(name)
         events = self.metadata.list_events(r.name)
         v = version if version is not None else r.version
         if v is not None:
             events = [e for e in events if e.version == v]
+        if usage:
+            used = self.metadata.list_usage(r.name, v)
+            merged: list[Any] = sorted([*events, *used], key=lambda e: e.time)
+            return EventList(merged)
         return EventList(events)
 
     def metric_history(self, ref: str, key: str | None = None) -> list[MetricPoint]:
@@ -480,6 +668,7 @@ class Registry(GovernanceMixin):
         *,
         comment: str | None = None,
         actor: str | None = None,
+        strict: bool = False,
     ) -> ModelVersion:
         """Move a version to another stage: ``transition("churn", 3, "production")`` or
         ``transition("churn/3", "production")``.
@@ -487,6 +676,10 @@ class Registry(GovernanceMixin):
         Raises InvalidTransitionError (naming the allowed targets) for a move the
         transition table forbids. For an exclusive stage (production by default)
         the previous holder goes to archived, recorded as its own event.
+
+        A version already in ``stage`` is returned unchanged, and nothing is written
+        (no audit event): promoting twice is harmless. ``strict=True`` raises
+        InvalidTransitionError ("already in production; nothing to do") instead.
         """
         if stage is None and isinstance(version, (str, Stage)) and not str(version).isdigit():
             version, stage = None, version
@@ -497,11 +690,14 @@ class Registry(GovernanceMixin):
         who = self._who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         # the policy's table and gates are checked inside the atomic update (modelreg.governance)
-        return self._gov.transition(r, target, who, note)
+        return self._gov.transition(r, target, who, note, strict=bool(strict))
 
-    def archive(self, ref: str, *, comment: str | None = None, actor: str | None = None) -> ModelVersion:
-        """Soft delete: move a version to ``archived``. It stays downloadable and can come back."""
-        return self.transition(ref, stage=Stage.ARCHIVED, comment=comment, actor=actor)
+    def archive(
+        self, ref: str, *, comment: str | None = None, actor: str | None = None, strict: bool = False
+    ) -> ModelVersion:
+        """Soft delete: move a version to ``archived``. It stays downloadable and can come back.
+        An archived version is returned unchanged (``strict=True``: InvalidTransitionError)."""
+        return self.transition(ref, stage=Stage.ARCHIVED, comment=comment, actor=actor, strict=strict)
 
     def rollback(
         self, name: str, stage: Stage | str = Stage.PRODUCTION, *, comment: str | None = None, actor: str | None = None
@@ -556,8 +752,11 @@ class Registry(GovernanceMixin):
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
             if alias not in state.aliases:  # as get_version("name@alias") reports it
+                from .suggest import did_you_mean
+
                 known = ", ".join(sorted(state.aliases)) or "none"
-                raise VersionNotFound(f"model {name!r} has no alias {alias!r} (aliases: {known})")
+                hint = did_you_mean(alias, state.aliases)
+                raise VersionNotFound(f"model {name!r} has no alias {alias!r} (aliases: {known}){hint}")
             draft = state.model_copy(deep=True)
             old = draft.aliases.pop(alias)
             pointed[:] = [old]
@@ -714,7 +913,8 @@ class Registry(GovernanceMixin):
                     action="log_metrics",
                     actor=who,
                     version=v,
-                    before={k: vs.logged_metrics.get(k) for k in values},
+                    # the same shape on both sides: {"metrics": {key: the latest logged value before (or None)}}
+                    before={"metrics": {k: vs.logged_metrics.get(k) for k in values}},
                     after=after,
                     comment=note,
                 )
@@ -770,14 +970,22 @@ class Registry(GovernanceMixin):
         *,
         overwrite: bool = False,
         progress: ProgressFn | None = None,
+        require_signature: bool = False,
+        trusted_keys: Iterable[str | os.PathLike[str]] | None = None,
     ) -> Path:
         """Fetch a version's artifact into the folder ``dest``; return the path of the file or folder.
 
         Streams each blob once, hashing as it writes, and compares with the
         recorded digest and size. On any mismatch it raises IntegrityError naming
         the file, and nothing is left at the destination.
+
+        A signed version is checked against its signatures first (SignatureError if a file
+        changed or was added after signing, or a signature was made with another key);
+        ``require_signature=True`` also refuses a version without a valid signature from a
+        trusted key (``trusted_keys``, else the registry's; see :meth:`sign`).
         """
         mv = self.get_version(ref)
+        self._check_signatures(mv, require_signature, trusted_keys)
         dest_dir = Path(os.fspath(dest)).expanduser()
         created = [p for p in (dest_dir, *dest_dir.parents) if not p.exists()]  # innermost first
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -786,7 +994,8 @@ class Registry(GovernanceMixin):
         target = dest_dir / name
         if target.exists() and not overwrite:
             raise AlreadyExistsError(
-                f"{str(target)!r} exists already; pass overwrite=True (CLI: --overwrite) or pick another folder"
+                f"{str(target)!r} exists already",
+                remedy=Remedy("pass overwrite=True or pick another folder", "pass --overwrite or pick another folder"),
             )
         staging = dest_dir / f".modelreg-{uuid.uuid4().hex}.tmp"
         staging.mkdir()
@@ -855,6 +1064,323 @@ class Registry(GovernanceMixin):
                 "and re-register the version from a good copy"
             )
 
+    # -- model objects and local snapshots ------------------------------------------------------
+    def fetch(
+        self,
+        ref: str,
+        *,
+        verify: bool = False,
+        record_use: bool | None = None,
+        purpose: str | None = None,
+        progress: ProgressFn | None = None,
+        require_signature: bool = False,
+        trusted_keys: Iterable[str | os.PathLike[str]] | None = None,
+    ) -> Path:
+        """The local path of a version's file or folder: a read-only snapshot in the local cache
+        (``$MODELREG_CACHE_DIR``), downloaded and verified on first use, shared by every call
+        after (see :mod:`modelreg.snapshots`). Nothing to choose, safe to call again; copy it
+        elsewhere with :meth:`download`.
+
+        A snapshot that changed on disk is rebuilt; ``verify=True`` also re-hashes it. A version
+        fetched once is found again by number (``churn/3``) or artifact digest (``sha256:...``)
+        with the storage unreachable; a stage or alias needs the metadata store.
+        ``record_use`` (default: the registry's ``record_use``) appends a usage record with
+        ``purpose`` (see :meth:`history`).
+
+        A signed version is checked against its signatures (SignatureError on a mismatch);
+        ``require_signature=True`` refuses a version without a valid signature from a trusted key
+        (``trusted_keys``, else the registry's), and needs the metadata store to tell.
+        """
+        mv, path = self._snapshot(ref, verify=verify, progress=progress, signatures=(require_signature, trusted_keys))
+        self._record_use(mv, "fetch", record_use, purpose)
+        return path
+
+    def save_model(
+        self,
+        name: str,
+        obj: Any,
+        *,
+        flavor: str | None = None,
+        input_example: Any = None,
+        signature: Any = None,
+        options: Mapping[str, Any] | None = None,
+        **register_kwargs: Any,
+    ) -> ModelVersion:
+        """Serialise a model object (scikit-learn, XGBoost, LightGBM, ONNX, PyTorch, arrays...) into
+        a folder with its metadata and register it as the next version of ``name``.
+
+        The flavor is detected from the object unless given; ``options`` go to the flavor (for
+        example ``{"format": "joblib"}`` or PyTorch's ``{"factory": "pkg.module:make_net"}``).
+        The signature is inferred from ``input_example`` unless given and is kept on the version
+        (``mv.model.signature``, searchable as ``model.*``). ``register_kwargs`` are those of
+        :meth:`register`: params, metrics, tags, lineage, description, actor, capture, progress.
+        See :mod:`modelreg.flavors`.
+        """
+        import tempfile
+
+        from . import flavors
+
+        check_name(name)
+        unknown = set(register_kwargs) - _SAVE_MODEL_REGISTER_KWARGS
+        if unknown:
+            raise TypeError(
+                f"save_model() got unexpected keyword argument(s) {sorted(unknown)}; it takes those of register(): "
+                f"{', '.join(sorted(_SAVE_MODEL_REGISTER_KWARGS))}, and flavor options in options={{...}}"
+            )
+        sign = bool(register_kwargs.pop("sign", False))
+        if sign:
+            self._require_signing_key()
+        with tempfile.TemporaryDirectory(prefix="modelreg-save-") as tmp:
+            folder = Path(tmp) / "model"
+            folder.mkdir()
+            info = flavors.save(
+                obj, folder, flavor=flavor, input_example=input_example, signature=signature, **dict(options or {})
+            )
+            mv = self._register(name, folder, model=info, capture_from=Path.cwd(), **register_kwargs)
+        if sign:
+            self.sign(mv.ref, actor=register_kwargs.get("actor"), role="author")
+        return mv
+
+    def load_model(
+        self,
+        ref: str,
+        *,
+        allow_unsafe: bool = False,
+        verify: bool = False,
+        record_use: bool | None = None,
+        purpose: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """The native model object of a version saved with :meth:`save_model`, loaded from its
+        verified local snapshot (:meth:`fetch`).
+
+        Loading never runs code from the artifact: a pickle-based model raises UnsafeModelError
+        unless ``allow_unsafe=True`` (only for a model from a source you trust). ``options`` go to
+        the flavor (for example PyTorch's ``factory=``). :func:`loaded_from` (also
+        ``Registry.loaded_from``) tells which version an object came from.
+        """
+        from . import flavors
+
+        mv, path = self._snapshot(ref, verify=verify, progress=None)
+        if mv.model is None and not (path / MODEL_FILE).is_file():
+            raise InvalidInputError(
+                f"{mv.ref} holds plain files, not a model saved with save_model(); "
+                f"reg.fetch({mv.ref!r}) gives their local path"
+            )
+        obj = flavors.load(path, allow_unsafe=allow_unsafe, **options)
+        self._record_use(mv, "load", record_use, purpose)
+        _remember_loaded(obj, LoadedFrom(ref=mv.ref, digest=mv.digest, path=str(path)))
+        return obj
+
+    loaded_from = staticmethod(loaded_from)
+
+    @property
+    def snapshots(self) -> SnapshotCache:
+        """The local snapshots :meth:`fetch` serves, in the download cache's folder (the
+        registry's ``cache=``, else ``$MODELREG_CACHE_DIR`` or ``~/.cache/modelreg``)."""
+        from .cache import BlobCache
+        from .snapshots import SnapshotCache
+
+        if self._snapshot_cache is None:
+            self._snapshot_cache = SnapshotCache(self.cache if self.cache is not None else BlobCache())
+        return self._snapshot_cache
+
+    _snapshot_cache: SnapshotCache | None = None
+
+    def _snapshot(
+        self, ref: str, *, verify: bool, progress: ProgressFn | None, signatures: tuple[bool, Any] = (False, None)
+    ) -> tuple[ModelVersion, Path]:
+        from .errors import UnreachableError
+
+        snaps = self.snapshots
+        key = snaps.registry_key(self.metadata.url)
+        if isinstance(ref, str) and ref.startswith("sha256:"):
+            return self._snapshot_by_digest(ref, key, verify=verify, progress=progress, signatures=signatures)
+        r = self._ref(ref)
+        try:
+            mv = self.metadata.get_version(r.name, self._resolve(r))
+            self._check_signatures(mv, *signatures)  # online: a signed version is checked before it is served
+        except UnreachableError as exc:
+            if signatures[0]:
+                raise UnreachableError(f"{exc}. require_signature needs the metadata store") from exc
+            if r.version is None:
+                raise UnreachableError(
+                    f"{exc}. A stage or alias needs the metadata store; fetch a version number "
+                    f"({r.name}/3) or an artifact digest (sha256:...) to use a local snapshot while it is unreachable"
+                ) from exc
+            mv_ = snaps.recall(key, r.name, r.version)
+            found = snaps.lookup(mv_, verify=verify) if mv_ is not None else None
+            if mv_ is None or found is None:
+                raise
+            return mv_, found
+        found = snaps.lookup(mv, verify=verify)
+        if found is None:
+            cache = snaps.blobs
+
+            def blob(digest: str, size: int, where: str) -> tuple[Path, bool]:
+                hit = cache.lookup(digest, size)
+                if hit is not None:
+                    return hit, False
+                try:
+                    return cache.fetch(digest, size, self.artifacts, progress, where=where), True
+                except BlobNotFound as exc:
+                    raise IntegrityError(f"{where} is missing from the artifact store ({exc})") from None
+
+            found = snaps.build(mv, blob)
+            snaps.remember(key, mv)
+        return mv, found
+
+    def _snapshot_by_digest(
+        self, digest: str, key: str, *, verify: bool, progress: ProgressFn | None, signatures: tuple[bool, Any]
+    ) -> tuple[ModelVersion, Path]:
+        from .errors import UnreachableError
+
+        snaps = self.snapshots
+        check_digest(digest)
+        mv = snaps.recall_digest(key, digest)
+        if mv is not None and not signatures[0]:
+            found = snaps.lookup(mv, verify=verify)
+            if found is not None:
+                return mv, found
+        try:
+            for candidate in self.metadata.iter_all_versions():
+                if candidate.artifact.digest == digest:
+                    return self._snapshot(candidate.ref, verify=verify, progress=progress, signatures=signatures)
+        except UnreachableError as exc:
+            raise UnreachableError(f"{exc}. No local snapshot of {digest} was found either") from exc
+        raise VersionNotFound(f"no version has the artifact digest {digest}")
+
+    def _record_use(self, mv: ModelVersion, action: str, record_use: bool | None, purpose: str | None) -> None:
+        """Append a usage record, best effort: a process that may read but not write the registry
+        still serves the model, with one warning."""
+        if not (self.record_use if record_use is None else record_use):
+            return
+        import socket
+
+        record = UsageRecord(
+            name=mv.name,
+            version=mv.version,
+            digest=mv.digest,
+            action=action,  # type: ignore[arg-type]  # "fetch" or "load", from this module
+            actor=self._who(None),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            purpose=check_text(purpose, "purpose", MAX_COMMENT_LENGTH) or None,
+        )
+        try:
+            self.metadata.record_usage(record)
+        except (ModelregError, OSError, NotImplementedError) as exc:
+            if not self._usage_warned:
+                self._usage_warned = True
+                warnings.warn(
+                    f"could not record the use of {mv.ref} in the usage log ({exc}); it was served anyway",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+
+    # -- signatures and retention (modelreg.signing, modelreg.retention) -------------------------
+    @property
+    def signing_key(self) -> Any:
+        """This client's :class:`~modelreg.signing.SigningKey` (``Registry(signing_key=...)``, else
+        ``$MODELREG_SIGNING_KEY`` / ``$MODELREG_SIGNING_KEY_FILE``), or None. Never stored."""
+        if self._signing_key is None:
+            from .signing import SigningKey, key_from_environment
+
+            arg = self._signing_key_arg
+            self._signing_key = SigningKey.load(arg) if arg is not None else key_from_environment()
+        return self._signing_key
+
+    def _require_signing_key(self) -> None:
+        if self.signing_key is None:
+            raise InvalidInputError(
+                "sign=True needs a signing key: Registry(signing_key='key.pem') or $MODELREG_SIGNING_KEY_FILE",
+                remedy=Remedy(
+                    "pass Registry(signing_key='key.pem')", "set MODELREG_SIGNING_KEY_FILE=key.pem or pass --key"
+                ),
+            )
+
+    def _trusted_fingerprints(self, trusted: Any = None) -> list[str]:
+        """Fingerprints of the keys trusted by ``require_signature``: ``trusted``, else the registry's
+        ``trusted_keys``, else ``$MODELREG_TRUSTED_KEYS``, else this client's own signing key."""
+        from .signing import ENV_TRUSTED, trusted_fingerprints
+
+        if trusted is None:
+            trusted = self.trusted_keys
+        if trusted is None and os.environ.get(ENV_TRUSTED):
+            trusted = [k.strip() for k in os.environ[ENV_TRUSTED].split(",") if k.strip()]
+        if trusted is None and self.signing_key is not None:
+            return [self.signing_key.fingerprint]
+        if not trusted:
+            raise InvalidInputError(
+                "require_signature needs trusted keys: pass trusted_keys=[...] (fingerprints, public keys or "
+                "PEM files), Registry(trusted_keys=...), or set $MODELREG_TRUSTED_KEYS"
+            )
+        if isinstance(trusted, (str, os.PathLike)):
+            trusted = [trusted]
+        return trusted_fingerprints(trusted)
+
+    def _check_signatures(self, mv: ModelVersion, require: bool = False, trusted: Any = None) -> None:
+        from .signing import check_version
+
+        check_version(self, mv, require=require, trusted=trusted)
+
+    def sign(
+        self,
+        ref: str,
+        *,
+        key: Any = None,
+        role: str | None = None,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> Any:
+        """Sign a version's files with an EC private key (``key``: a PEM path or text, or a
+        :class:`~modelreg.signing.SigningKey`; else the registry's signing key) and store the
+        OpenSSF model-signing bundle with it; audited as a ``sign`` event. A version may carry
+        several signatures (author, approver, CI: ``role``), one per key. Returns a
+        :class:`~modelreg.signing.SignatureInfo`. See docs/trust.md."""
+        from .signing import sign_version
+
+        return sign_version(self, ref, key=key, actor=actor, role=role, comment=comment)
+
+    def signatures(self, ref: str, *, verify: bool = True, trusted_keys: Any = None) -> list[Any]:
+        """The signatures of a version (:class:`~modelreg.signing.SignatureInfo`), each checked
+        (``valid``, ``problem``) unless ``verify=False``; with ``trusted_keys``, ``trusted`` says
+        whether its key is one of them."""
+        from .signing import trusted_fingerprints, version_signatures
+
+        mv = self.get_version(ref)
+        if isinstance(trusted_keys, (str, os.PathLike)):
+            trusted_keys = [trusted_keys]
+        fps = trusted_fingerprints(trusted_keys) if trusted_keys is not None else None
+        return version_signatures(self, mv, verify=verify, trusted=fps)
+
+    def export_signature(self, ref: str, dest: str | os.PathLike[str], *, key: str | None = None) -> Path:
+        """Write a version's signature bundle to the file ``dest`` (the newest one, or the one made with
+        ``key``, a fingerprint), for the stock ``model_signing`` verifier."""
+        from .signing import fingerprint, read_bundle
+
+        infos = self.signatures(ref, verify=False)
+        if key is not None:
+            fp = fingerprint(key)
+            infos = [i for i in infos if i.key == fp]
+        if not infos:
+            raise VersionNotFound(f"{ref} has no signature{'' if key is None else ' by key ' + key}")
+        info = max(infos, key=lambda i: i.time)
+        out = Path(os.fspath(dest)).expanduser()
+        out.write_bytes(read_bundle(self, info.bundle, info.size))
+        return out
+
+    def apply_retention(
+        self, *, dry_run: bool = True, actor: str | None = None, models: Iterable[str] | None = None, now: Any = None
+    ) -> Any:
+        """Plan (``dry_run=True``, the default) or apply the stored policy's retention rules: which
+        versions to archive or purge, why, and the bytes ``gc`` would free after. Applied changes are
+        audited archive (transition) and purge events by ``actor``, each re-checked in its own atomic
+        step. Returns a :class:`~modelreg.retention.RetentionPlan`. See docs/governance.md."""
+        from .retention import apply_retention
+
+        return apply_retention(self, dry_run=dry_run, actor=actor, models=models, now=now)
+
     # -- compare ------------------------------------------------------------------------------
     def compare(self, a: str, b: str) -> Comparison:
         """Differences between two versions: params, metrics, tags, lineage and files."""
@@ -891,6 +1417,30 @@ class Registry(GovernanceMixin):
             return copy_registry(self, dst, **kwargs)
         with Registry(dst, storage_options=dst_storage_options) as target:
             return copy_registry(self, target, **kwargs)
+
+    def import_mlflow(
+        self,
+        *,
+        tracking_uri: str | None = None,
+        registry_uri: str | None = None,
+        models: Iterable[str] | None = None,
+        actor: str | None = None,
+        verify: bool = True,
+        note: Callable[[str], None] | None = None,
+    ) -> ImportReport:
+        """Import an MLflow model registry with its history (numbers, times, users, stages, aliases,
+        run linkage, artifacts); resumable. See :func:`modelreg.trackers.mlflow_import.import_mlflow`."""
+        from .trackers.mlflow_import import import_mlflow
+
+        return import_mlflow(
+            self,
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+            models=models,
+            actor=actor,
+            verify=verify,
+            note=note,
+        )
 
     # -- verify and gc -----------------------------------------------------------------------------
     def verify_audit(self, name: str) -> tuple[list[Problem], int]:
@@ -952,11 +1502,24 @@ class Registry(GovernanceMixin):
         problems: list[Problem] = []
         n_events = n_blobs = n_bytes = 0
         seen: dict[str, str | None] = {}
+        checked: dict[Any, Any] = {}
         for model in models:
             found, count = self.verify_audit(model.name)
             problems.extend(found)
             n_events += count
+            signed_events = [e for e in self.metadata.list_events(model.name, actions=("approve",)) if e.after]
+            if any("signature" in (e.after or {}) for e in signed_events):  # signed approvals
+                from .signing import signed_event_problems
+
+                for v, detail in signed_event_problems(signed_events):
+                    problems.append(Problem(kind="signed_event", model=model.name, version=v, detail=detail))
+            state = self.metadata.get_state_view(model.name)
             for mv in self.metadata.list_versions(model.name):
+                if state.extensions.get("signatures"):  # signed versions: each bundle against the manifest
+                    from .signing import verify_problems
+
+                    for detail in verify_problems(self, mv, state, checked):
+                        problems.append(Problem(kind="signature", model=mv.name, version=mv.version, detail=detail))
                 if mv.artifact.kind == "directory" and _manifest_digest(list(mv.artifact.files)) != mv.artifact.digest:
                     problems.append(
                         Problem(
@@ -1004,6 +1567,17 @@ class Registry(GovernanceMixin):
         self.artifacts.mark_suspect(entry.digest, False)  # intact (again): drop a stale flag
         return None
 
+    def _signature_blobs(self) -> set[str]:
+        """Signature bundles linked from live versions (kept by gc)."""
+        from .signing import bundle_digests
+
+        out: set[str] = set()
+        for model in self.metadata.list_models():
+            state = self.metadata.get_state_view(model.name)
+            if state.extensions.get("signatures"):
+                out |= bundle_digests(state, [mv.version for mv in self.metadata.list_versions(model.name)])
+        return out
+
     def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> GcReport:
         """Delete blobs no version references, if older than ``grace`` (so a registration in
         flight, whose blobs are uploaded but not yet committed, is never touched), then the
@@ -1015,6 +1589,7 @@ class Registry(GovernanceMixin):
         if grace < timedelta(0):
             raise InvalidInputError("grace must not be negative")
         referenced = {f.digest for mv in self.metadata.iter_all_versions() for f in mv.artifact.files}
+        referenced |= self._signature_blobs()
         cutoff = datetime.now(timezone.utc) - grace
         removed, freed, kept_ref, kept_recent = [], 0, 0, 0
         for blob in self.artifacts.iter_blobs():

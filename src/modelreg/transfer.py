@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import ArtifactChangedError, InvalidInputError, ModelregError
+from .errors import ArtifactChangedError, InvalidInputError, Message, ModelregError, Remedy
 from .hashing import ProgressFn, sha256_bytes, sha256_stream
 from .models import Artifact, FileEntry
 from .stores.base import ArtifactStore
@@ -52,7 +52,9 @@ from .validation import check_relpath
 
 __all__ = ["SourceFile", "collect_files", "manifest_digest", "store_artifact"]
 
-FOLLOW_HINT = "pass follow_symlinks=True (CLI --follow-symlinks) to store what it points to"
+FOLLOW_HINT = Remedy(
+    "pass follow_symlinks=True to store what it points to", "pass --follow-symlinks to store what it points to"
+)
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -216,9 +218,12 @@ def _walk(
             path = _resolve_link(entry.path, shown)
             if not follow and not _inside(path, root):
                 raise InvalidInputError(
-                    f"{shown!r} is a symlink to {_readlink(entry.path)!r}, outside the folder {root_shown!r}; "
-                    f"modelreg stores only content inside the artifact folder unless asked: {FOLLOW_HINT}, "
-                    "or replace the link with a copy of its target"
+                    Message(
+                        f"{shown!r} is a symlink to {_readlink(entry.path)!r}, outside the folder {root_shown!r}; "
+                        "modelreg stores only content inside the artifact folder unless asked: ",
+                        FOLLOW_HINT,
+                        ", or replace the link with a copy of its target",
+                    )
                 )
             st = _stat(path, shown)
             via = f"a symlink to {_readlink(entry.path)!r}, "

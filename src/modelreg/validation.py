@@ -112,7 +112,12 @@ def parse_stage(stage: Any) -> Stage:
         except ValueError:
             pass
     valid = ", ".join(s.value for s in Stage)
-    raise InvalidInputError(f"unknown stage {stage!r}; valid stages are: {valid}")
+    hint = ""
+    if isinstance(stage, str):
+        from .suggest import did_you_mean
+
+        hint = did_you_mean(stage.strip(), [s.value for s in Stage])
+    raise InvalidInputError(f"unknown stage {stage!r}; valid stages are: {valid}{hint}")
 
 
 def _check_key(key: Any, what: str) -> str:

@@ -52,7 +52,7 @@ def main() -> int:
         done = refused = 0
         for _ in range(n):
             try:
-                reg.transition("churn", rng.choice(candidates), "production", actor=f"worker-{worker}")
+                reg.transition("churn", rng.choice(candidates), "production", actor=f"worker-{worker}", strict=True)
                 done += 1
             except InvalidTransitionError as exc:
                 if "already in production" not in str(exc):

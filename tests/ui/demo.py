@@ -146,3 +146,49 @@ def _populate(reg: Registry, workdir: Path, advance: Callable[..., None]) -> Non
 
     f = _write(workdir / "pricing" / "model.pkl", b"pricing model")
     reg.register("pricing", f, actor="dana", capture=None, metrics={"rmse": 12.4}, params={"alpha": 0.5})
+
+
+def iris_model_info(*, unsafe: bool = True, text: str = "") -> Any:
+    """What ``Registry.save_model`` records for a scikit-learn classifier (``ModelVersion.model``);
+    ``text`` goes into the user-controlled strings (class name, column names, library names)."""
+    from modelreg import ColumnSpec, ModelInfo, Signature
+
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return ModelInfo(
+        flavor="sklearn",
+        format="joblib" if unsafe else "skops",
+        path="model/model.joblib" if unsafe else "model/model.skops",
+        object_class="sklearn.ensemble.RandomForestClassifier" + text,
+        libraries={"scikit-learn": "1.7.2", "numpy": "2.3.1", **({"lib" + text: "1.0"} if text else {})},
+        requirements=["scikit-learn==1.7.2", "numpy==2.3.1"],
+        unsafe=unsafe,
+        signature=Signature(
+            kind="columns",
+            inputs=[ColumnSpec(name=c + text, dtype="float64") for c in columns],
+            outputs=[ColumnSpec(dtype="int64", shape=[None])],
+        ),
+    )
+
+
+def add_model_version(reg: Registry, name: str, workdir: Path, info: Any, *, actor: str = "ana") -> Any:
+    """Commit a version that carries ``info`` (a ModelInfo) the way ``Registry.register`` commits a
+    draft: one file stored in the artifact store, then one atomic ``metadata.add_version``."""
+    from modelreg.models import EventDraft, RegisteredModel, Stage, VersionDraft, utcnow
+    from modelreg.transfer import store_artifact
+
+    f = _write(workdir / name.replace("/", "-") / "model.joblib", f"{name} weights\n".encode() * 300)
+    artifact = store_artifact(reg.artifacts, f, format=info.format)
+    draft = VersionDraft(name=name, artifact=artifact, created_by=actor, model=info, metrics={"accuracy": 0.96})
+    event = EventDraft(
+        action="register",
+        actor=actor,
+        after={"digest": artifact.digest, "size": artifact.size, "files": len(artifact.files), "stage": "experimental"},
+    )
+    now = utcnow()
+    created = (
+        RegisteredModel(name=name, owner=actor, created_at=now, updated_at=now),
+        EventDraft(action="create_model", actor=actor, after={"owner": actor}),
+    )
+    mv = reg.metadata.add_version(draft, event, create=created)
+    assert mv.model == info and mv.stage == Stage.EXPERIMENTAL
+    return mv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from markupsafe import escape
 from starlette.testclient import TestClient
 
-from modelreg import InvalidTransitionError, Registry, Stage
+from modelreg import InvalidTransitionError, ModelNotFound, Registry, Stage, VersionNotFound
 from modelreg.ui import create_app
 from modelreg.ui.security import CSRF_COOKIE, CSRF_FIELD, CsrfSigner, redact_url
 from tests.ui.demo import XSS
@@ -135,12 +136,57 @@ def test_model_page_paginates_long_version_lists(tmp_path: Path) -> None:
     reg.close()
 
 
-def test_unknown_model_is_a_404_with_the_registrys_message(client: TestClient, demo_registry: Registry) -> None:
-    with pytest.raises(Exception) as info:
+def links_of(page: str, list_id: str) -> list[tuple[str, str]]:
+    """(href, text) of every link in the element with ``list_id`` (the 404 page's next steps)."""
+    body = page.split(f'id="{list_id}"', 1)[1].split("</ul>", 1)[0]
+    return [(h, re.sub(r"<[^>]+>", "", t)) for h, t in re.findall(r'<a [^>]*href="([^"]*)"[^>]*>(.*?)</a>', body)]
+
+
+def test_unknown_model_is_a_404_that_suggests_links_not_a_command(client: TestClient, demo_registry: Registry) -> None:
+    with pytest.raises(ModelNotFound) as info:
         demo_registry.get_model("nope")
+    assert "`modelreg list`" in str(info.value)  # the registry's message has a hint for the shell
     r = client.get("/model/nope")
     assert r.status_code == 404
-    assert str(escape(str(info.value))) in r.text
+    message = re.search(r'id="error-message">([^<]*)</p>', r.text).group(1)
+    assert message == str(escape("no model named 'nope'"))  # the registry's message, its CLI hint left out
+    assert "modelreg list" not in r.text and "`" not in message
+    links = links_of(r.text, "next-steps")
+    assert ("/?q=nope", "Search the models for \u201cnope\u201d") in links
+    assert ("/", "Browse all models") in links
+    assert client.get(links[0][0]).status_code == 200
+
+
+def test_unknown_version_links_to_the_models_versions(client: TestClient, demo_registry: Registry) -> None:
+    with pytest.raises(VersionNotFound) as info:
+        demo_registry.get_version("churn/99")
+    r = client.get("/version/churn/99")
+    assert r.status_code == 404
+    assert "`modelreg" in str(info.value) and "modelreg versions" not in r.text
+    assert "has no version 99" in r.text
+    links = links_of(r.text, "next-steps")
+    assert links[0] == ("/model/churn", "See the versions of churn")
+    assert ("/", "Browse all models") in links
+    # a missing download says the same
+    assert links_of(client.get("/download/churn/99").text, "next-steps")[0] == links[0]
+
+
+def test_unknown_address_links_to_every_page(client: TestClient) -> None:
+    r = client.get("/no/such/page")
+    assert r.status_code == 404
+    assert "There is no page at /no/such/page." in r.text
+    hrefs = [h for h, _ in links_of(r.text, "next-steps")]
+    assert hrefs == ["/", "/compare", "/audit", "/requests"]
+    for href in hrefs:
+        assert client.get(href).status_code == 200
+
+
+def test_other_errors_keep_the_registrys_message_and_a_back_link(client: TestClient) -> None:
+    r = client.get("/", params={"q": "metrics.auc >"})  # a 400 is not a 404: nothing is left out
+    assert r.status_code == 400
+    r = client.get("/version/churn@@x")
+    assert r.status_code == 400
+    assert links_of(r.text, "next-steps") == [("/", "Back")]
 
 
 def test_version_page_shows_params_metrics_lineage_files_and_audit(client: TestClient, demo_registry: Registry) -> None:
@@ -444,7 +490,9 @@ def test_missing_ui_dependency_names_the_extra() -> None:
         "try:\n    from modelreg.ui import create_app\nexcept MissingDependencyError as exc:\n    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert 'pip install "modelreg[ui]"' in out
+    # 'pip install "modelreg[ui]"' from PyPI, 'pip install -e ".[ui]"' in a checkout: the extra is named either way
+    assert "the web UI needs the 'uvicorn' package" in out
+    assert re.search(r'pip install (-e )?"[^"]*\[ui\]"', out), out
 
 
 # -- governance: approval requests ----------------------------------------------------------------------------
@@ -557,3 +605,143 @@ def test_modelreg_ui_command_serves_on_loopback(demo_registry: Registry, reg_pat
         proc.stdout.close()
         proc.stderr.close()
     assert demo_registry.get_version("churn/8").stage == Stage.EXPERIMENTAL
+
+
+# -- first hour: compare wording, request forms, location, saved models ----------------------------------------
+
+
+def test_compare_summary_follows_the_column_order(client: TestClient, demo_registry: Registry) -> None:
+    refs = ["churn/3", "churn/4", "churn/7"]
+    page = client.get("/compare", params=[("v", r) for r in refs]).text
+    head = page.split('id="compare-table"', 1)[1].split("</thead>", 1)[0]
+    assert re.findall(r'href="/version/([^"]+)"', head) == refs
+    summary = page.split('id="compare-summary"', 1)[1].split("</ul>", 1)[0]
+    pairs = re.findall(r"<li><strong>([^<]+)</strong> vs <strong>([^<]+)</strong>", summary)
+    assert pairs == [("churn/3", "churn/4"), ("churn/3", "churn/7")]  # first column vs each later one, in order
+    for (a, b), item in zip(pairs, re.findall(r"<li>.*?</li>", summary, flags=re.DOTALL), strict=True):
+        diff = demo_registry.compare(a, b)
+        assert f"{len(diff.metrics)} metrics, {len(diff.params)} params" in re.sub(r"\s+", " ", item)
+
+
+def test_empty_compare_page_points_at_the_form_above(client: TestClient) -> None:
+    page = client.get("/compare").text
+    assert "below" not in page
+    message = re.search(r'<p class="empty">([^<]+)</p>', page).group(1)
+    assert "boxes above" in message
+    assert page.index('id="compare-refs"') < page.index('<p class="empty">')  # the form does come first
+
+
+def test_no_request_form_when_the_policy_asks_for_no_approval(client: TestClient) -> None:
+    page = client.get("/version/churn/8").text
+    assert 'id="request-form"' not in page and "Request approval" not in page
+    options = re.findall(r'<option value="(\w+)">move to', page.split('id="transition-form"', 1)[1])
+    assert options == ["staging", "production", "archived"]
+
+
+def test_request_form_only_for_the_stages_that_need_approval(demo_registry: Registry) -> None:
+    demo_registry.set_policy(
+        {
+            "groups": {"risk": ["rita"]},
+            "gates": {
+                "production": {"approvals": [{"count": 2}, {"count": 1, "group": "risk"}]},
+                "staging": {"metrics": ["metrics.auc >= 0.8"]},  # a gate, but no approval
+            },
+        },
+        actor="admin",
+    )
+    with TestClient(create_app(demo_registry)) as c:
+        page = c.get("/version/churn/8").text
+        direct = re.findall(r'<option value="(\w+)">move to', page.split('id="transition-form"', 1)[1])
+        assert direct == ["staging", "archived"]  # production would be refused: it needs approvals
+        form = page.split('id="request-form"', 1)[1].split("</form>", 1)[0]
+        assert re.findall(r'<option value="(\w+)">ask to move to', form) == ["production"]
+        note = re.sub(r"<[^>]+>", "", page.split('id="approval-note">', 1)[1].split("</p>", 1)[0])
+        assert "Moving to production needs 2 approvals and 1 approval from group &#39;risk&#39;" in note
+        # from production, where no target needs approval, there is no request form at all
+        prod = c.get("/version/churn/5").text
+        assert 'id="request-form"' not in prod and 'id="transition-form"' in prod
+        # the request itself works as before
+        r = act(c, "request_transition", {"ref": "churn/8", "stage": "production"})
+        assert r.status_code == 303
+    assert [q.version for q in demo_registry.list_requests(model="churn")] == [8]
+
+
+def test_header_keeps_every_slash_of_the_location(tmp_path: Path) -> None:
+    db = tmp_path / "deep" / "reg.db"
+    db.parent.mkdir()
+    reg = Registry(metadata=f"sqlite:///{db}", artifacts=str(tmp_path / "blobs"))
+    assert reg.metadata.url.startswith("sqlite:////")
+    with TestClient(create_app(reg)) as c:
+        shown = re.search(r'<span class="location"[^>]*>([^<]+)</span>', c.get("/").text).group(1)
+    assert shown == f"sqlite:///{db} + {tmp_path / 'blobs'}"
+    assert shown.startswith("sqlite:////")
+    reg.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:////home/me/registry/modelreg.db", "sqlite:////home/me/registry/modelreg.db"),
+        ("sqlite:///relative/modelreg.db", "sqlite:///relative/modelreg.db"),
+        ("file:///srv/models", "file:///srv/models"),
+        ("memory://", "memory://"),
+        ("s3://bucket/reg", "s3://bucket/reg"),
+        ("s3://KEY:secret@bucket/reg", "s3://***@bucket/reg"),
+        ("az://c/reg?sv=2024&sig=abc#frag", "az://c/reg?sv=2024&sig=***#frag"),
+        ("C:\\Users\\me\\models", "C:\\Users\\me\\models"),
+        ("/home/me/models", "/home/me/models"),
+    ],
+)
+def test_redact_url_keeps_everything_but_secrets(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_version_page_shows_the_saved_model(demo_registry: Registry, tmp_path: Path) -> None:
+    from tests.ui.demo import add_model_version, iris_model_info
+
+    info = iris_model_info(unsafe=True)
+    mv = add_model_version(demo_registry, "iris", tmp_path / "w", info)
+    with TestClient(create_app(demo_registry)) as c:
+        page = c.get(f"/version/{mv.ref}").text
+        plain = c.get("/version/churn/5").text
+    section = page.split('id="model-info"', 1)[1].split("</section>", 1)[0]
+    assert '<code id="model-flavor">sklearn</code>' in section
+    assert '<code id="model-format">joblib</code> in <code class="wrap">model/model.joblib</code>' in section
+    assert "sklearn.ensemble.RandomForestClassifier" in section
+    loading = section.split('id="model-loading">', 1)[1].split("</dd>", 1)[0]
+    assert "unsafe" in loading and "run code" in loading
+    libraries = section.split('id="model-libraries">', 1)[1].split("</dd>", 1)[0]
+    assert re.findall(r"<code>([^<]+)</code>", libraries) == ["numpy 2.3.1", "scikit-learn 1.7.2"]
+    assert "scikit-learn==1.7.2 numpy==2.3.1" in section
+    rows = rows_of(section, "signature")
+    assert len(rows) == len(info.signature.inputs) + len(info.signature.outputs) == 5
+    assert "<code>sepal_length</code>" in rows[0] and "<code>float64</code>" in rows[0] and "input" in rows[0]
+    assert "output" in rows[-1] and "(unnamed)" in rows[-1] and "(any)" in rows[-1]
+    assert 'id="model-info"' not in plain  # a version of plain files has no such section
+
+
+def test_saved_model_text_is_escaped_and_a_safe_model_says_so(demo_registry: Registry, tmp_path: Path) -> None:
+    from tests.ui.demo import add_model_version, iris_model_info
+
+    mv = add_model_version(demo_registry, "iris", tmp_path / "w", iris_model_info(unsafe=False, text=XSS))
+    with TestClient(create_app(demo_registry)) as c:
+        page = c.get(f"/version/{mv.ref}").text
+    assert "<script>alert(1)" not in page
+    section = page.split('id="model-info"', 1)[1].split("</section>", 1)[0]
+    assert section.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6  # class, a library, four columns
+    loading = section.split('id="model-loading">', 1)[1].split("</dd>", 1)[0]
+    assert "safe" in loading and "unsafe" not in loading
+
+
+def test_version_page_shows_the_usage_log(demo_registry: Registry) -> None:
+    demo_registry.fetch("churn/5", record_use=True, purpose=XSS)
+    demo_registry.fetch("churn/5", record_use=True, purpose="nightly batch")
+    with TestClient(create_app(demo_registry)) as c:
+        page = c.get("/version/churn/5").text
+        other = c.get("/version/churn/4").text
+    section = page.split('id="usage"', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r"<tr><td class=\"nowrap\">.*?</tr>", section, re.DOTALL)
+    assert len(rows) == 2 and "nightly batch" in rows[0]  # the newest first
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in rows[1]
+    assert "<code>fetch</code>" in rows[0] and str(os.getpid()) in rows[0]
+    assert 'id="usage"' not in other  # no records: no section

@@ -7,17 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from modelreg import AuditEvent, Comparison, ModelVersion, RegisteredModel, Registry
+from modelreg import AuditEvent, Comparison, GcReport, ModelVersion, Problem, RegisteredModel, Registry, VerifyReport
 from modelreg.html import (
     MAX_ROWS,
     EventList,
     ModelList,
     VersionList,
+    fmt_shape,
     fmt_value,
+    gc_html,
     human_size,
     table,
+    verify_html,
+    version_html,
 )
-from tests.ui.demo import XSS
+from tests.ui.demo import XSS, iris_model_info
 
 VOID = {"br", "img", "input", "meta", "link", "hr", "wbr"}
 
@@ -194,6 +198,110 @@ def test_formatting_helpers() -> None:
 
 
 def test_records_are_still_plain_pydantic_models() -> None:
-    for cls in (ModelVersion, RegisteredModel, AuditEvent, Comparison):
+    for cls in (ModelVersion, RegisteredModel, AuditEvent, Comparison, VerifyReport, GcReport):
         assert "_repr_html_" not in cls.model_fields
         assert callable(cls._repr_html_)
+
+
+# -- saved models, verify and gc reports ----------------------------------------------------------------------
+
+
+def test_version_html_shows_the_saved_model(demo_registry: Registry) -> None:
+    info = iris_model_info(unsafe=True)
+    mv = demo_registry.get_version("pricing/1").model_copy(update={"model": info})
+    out = mv._repr_html_()
+    assert out == version_html(mv)
+    text = text_of(out)
+    assert "model (sklearn)" in text
+    assert "flavor sklearn sklearn.ensemble.RandomForestClassifier" in text
+    assert "format joblib in model/model.joblib" in text
+    assert "loading unsafe : loading can run code from the artifact (pickle)" in text  # "unsafe" in bold
+    assert "libraries numpy 2.3.1 , scikit-learn 1.7.2" in text
+    assert "requirements scikit-learn==1.7.2 numpy==2.3.1" in text
+    assert "signature (columns)" in text
+    assert "input sepal_length float64" in text and "output (unnamed) int64 (any)" in text
+    # the signature is a table with one row per input and output, under its header row
+    sig = out.split("signature (columns)", 1)[1].split("</table>", 1)[0]
+    assert sig.count("<tr>") == 1 + len(info.signature.inputs) + len(info.signature.outputs)
+    # a safe format says so; a version without a saved model has no such section
+    safe = text_of(mv.model_copy(update={"model": iris_model_info(unsafe=False)})._repr_html_())
+    assert "loading safe: loading runs no code" in safe and "unsafe" not in safe
+    assert "model (" not in text_of(demo_registry.get_version("pricing/1")._repr_html_())
+
+
+def test_saved_model_view_escapes_its_text(demo_registry: Registry) -> None:
+    mv = demo_registry.get_version("pricing/1").model_copy(update={"model": iris_model_info(text=XSS)})
+    out = mv._repr_html_()
+    assert "<script>" not in out
+    assert out.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6  # class, a library, four columns
+    parse(out)
+
+
+def test_fmt_shape() -> None:
+    assert fmt_shape(None) == "" and fmt_shape([]) == "()"
+    assert fmt_shape([None, 4]) == "(any, 4)" and fmt_shape([3, 224, 224]) == "(3, 224, 224)"
+
+
+def test_verify_report_html_clean_and_with_problems(demo_registry: Registry, reg_path: Path) -> None:
+    import sqlite3
+
+    clean = demo_registry.verify()
+    assert clean.ok
+    out = clean._repr_html_()
+    assert out == verify_html(clean)
+    text = text_of(out)
+    assert text.startswith("OK: nothing is wrong")
+    assert f"checked {clean.models_checked} model(s), {clean.events_checked} audit event(s)" in text
+    assert parse(out).tags.count("tr") == 0  # nothing to list
+    with sqlite3.connect(reg_path / "modelreg.db") as db:
+        db.execute("UPDATE events SET actor='mallory' WHERE model='churn' AND seq=3")
+    broken = demo_registry.verify()
+    assert not broken.ok and broken.problems
+    out = broken._repr_html_()
+    text = text_of(out)
+    n = len(broken.problems)
+    assert f"{n} problem{'' if n == 1 else 's'} found" in text
+    assert parse(out).tags.count("tr") == n + 1
+    for p in broken.problems:
+        assert p.kind in text and p.detail in text
+
+
+def test_verify_report_html_escapes_and_elides() -> None:
+    problems = [Problem(kind=XSS, model=XSS, version=3, detail=XSS)] + [
+        Problem(kind="blob_missing", detail=f"blob {i} is missing") for i in range(MAX_ROWS + 9)
+    ]
+    out = VerifyReport(ok=False, problems=problems, models_checked=1)._repr_html_()
+    assert "<script>" not in out and out.count("&lt;script&gt;") == 3
+    assert parse(out).tags.count("tr") == MAX_ROWS + 1
+    assert f"showing {MAX_ROWS} of {MAX_ROWS + 10} rows" in out
+    assert "v3" in text_of(out)
+
+
+def test_gc_report_html_dry_run_and_real(demo_registry: Registry, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    demo_registry.transition("pricing", 1, "archived")
+    demo_registry.purge("pricing/1")
+    dry = demo_registry.gc(grace=timedelta(0), dry_run=True)
+    assert dry.removed
+    out = dry._repr_html_()
+    assert out == gc_html(dry)
+    text = text_of(out)
+    assert text.startswith(f"dry run: would remove {len(dry.removed)} unreferenced blob")
+    assert f"kept (referenced) {dry.kept_referenced}" in text
+    assert all(b in text for b in dry.removed)
+    done = demo_registry.gc(grace=timedelta(0))
+    text = text_of(done._repr_html_())
+    assert text.startswith(f"removed {len(done.removed)} unreferenced blob") and "dry run" not in text
+    assert human_size(done.bytes_freed) in text
+    nothing = text_of(demo_registry.gc(grace=timedelta(0))._repr_html_())
+    assert nothing.startswith("removed 0 unreferenced blobs, 0 B") and "blobs (" not in nothing
+
+
+def test_gc_report_html_shows_a_cleaning_error_escaped() -> None:
+    report = GcReport(removed=[XSS], bytes_freed=10, partials_error=XSS, partials_removed=2, partial_bytes_freed=2048)
+    out = report._repr_html_()
+    assert "<script>" not in out and out.count("&lt;script&gt;") == 2
+    text = text_of(out)
+    assert "interrupted uploads removed 2 (2.0 KiB)" in text and "cleaning uploads failed" in text
+    parse(out)

@@ -18,6 +18,7 @@ Routes::
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import zipfile
@@ -49,12 +50,14 @@ from ..errors import (
     IntegrityError,
     InvalidInputError,
     InvalidTransitionError,
+    ModelNotFound,
     ModelregError,
     NotFoundError,
     PolicyViolation,
+    VersionNotFound,
 )
 from ..formatting import flatten, fmt_time, fmt_value, human_size, short_digest
-from ..html import summarize_event
+from ..html import fmt_shape, summarize_event
 from ..models import AuditEvent, ModelVersion, Stage, utcnow
 from ..refs import parse_ref
 from .charts import metric_chart, stage_timeline
@@ -218,11 +221,25 @@ class UI:
         return response
 
     def error(
-        self, request: Request, exc: Exception | str, status: int | None = None, *, back: str | None = None
+        self,
+        request: Request,
+        exc: Exception | str,
+        status: int | None = None,
+        *,
+        back: str | None = None,
+        model: str | None = None,
     ) -> HTMLResponse:
+        """The error page. A 404 suggests where to go next in the browser (links), not a command:
+        ``model`` names the model the page was about, for a "see its versions" link."""
         message = str(exc)
         kind = type(exc).__name__ if isinstance(exc, Exception) else "Error"
         code = status or (_status_for(exc) if isinstance(exc, Exception) else 400)
+        links: list[tuple[str, str]] = []
+        if code == 404:
+            message = _without_cli_hint(message)
+            links = self._not_found_links(exc, model)
+        elif back:
+            links = [("Back", back)]
         return self.render(
             request,
             "error.html",
@@ -230,11 +247,36 @@ class UI:
                 "error_kind": kind,
                 "message": message,
                 "status": code,
-                "back": back,
-                "page_title": "Error",
+                "links": links,
+                "page_title": "Not found" if code == 404 else "Error",
             },
             status=code,
         )
+
+    def _not_found_links(self, exc: Exception | str, model: str | None) -> list[tuple[str, str]]:
+        """What a person can do next in the browser after a 404 (label, same-site path)."""
+        links: list[tuple[str, str]] = []
+        if isinstance(exc, VersionNotFound) and model:
+            links.append((f"See the versions of {model}", f"/model/{model}"))
+        if isinstance(exc, ModelNotFound) and model:
+            leaf = model.rsplit("/", 1)[-1]
+            links.append((f"Search the models for \u201c{leaf}\u201d", "/?" + _query(q=leaf)))
+        links.append(("Browse all models", "/"))
+        if not isinstance(exc, NotFoundError):  # an unknown address: the other pages
+            links.append(("Compare versions", "/compare"))
+            links.append(("Audit log", "/audit"))
+            if self.governance:
+                links.append(("Approval requests", "/requests"))
+        return links
+
+
+_CLI_HINT = re.compile(r"(;\s*[^;]*`modelreg [^`]*`[^;]*|\s*\(CLI: modelreg [^)]*\))")
+
+
+def _without_cli_hint(message: str) -> str:
+    """The registry's message without its hint for the command line (``; list models with `modelreg list```):
+    the page offers links instead."""
+    return _CLI_HINT.sub("", message).strip()
 
 
 def _describe_location(registry: Registry) -> str:
@@ -385,7 +427,7 @@ async def model_page(request: Request) -> Response:
     try:
         ctx = await run_in_threadpool(load)
     except ModelregError as exc:
-        return ui.error(request, exc, back="/")
+        return ui.error(request, exc, back="/", model=name)
 
     def sort_url(key: str) -> str:
         new_desc = not desc if sort == key else key != "created_by"
@@ -406,6 +448,10 @@ async def model_page(request: Request) -> Response:
     return ui.render(request, "model.html", ctx)
 
 
+USAGE_ROWS = 50
+"""Usage records shown on a version's page (the newest)."""
+
+
 async def version_page(request: Request) -> Response:
     ui: UI = request.app.state.ui
     raw = request.path_params["ref"]
@@ -417,7 +463,7 @@ async def version_page(request: Request) -> Response:
         try:
             mv = await run_in_threadpool(ui.registry.get_version, raw)
         except ModelregError as exc:
-            return ui.error(request, exc, back=f"/model/{ref.name}")
+            return ui.error(request, exc, back=f"/model/{ref.name}", model=ref.name)
         return RedirectResponse(
             request.scope.get("root_path", "") + _version_path(mv.name, mv.version), status_code=302
         )
@@ -443,6 +489,7 @@ async def version_page(request: Request) -> Response:
                 }
             )
         events = reg.history(ref.name, ref.version)
+        usage = reg.metadata.list_usage(ref.name, ref.version, limit=USAGE_ROWS)
         lineage = mv.lineage
         parents: list[dict[str, str | None]] = []
         for parent in lineage.parents:
@@ -454,6 +501,7 @@ async def version_page(request: Request) -> Response:
             except ModelregError:
                 parents.append({"ref": parent, "url": None})
         targets = [s.value for s in reg.rules.allowed(mv.stage)]
+        gated = _approval_gates(ui, targets)
         live = sorted({v for vs in model.stages.values() for v in vs})
         production = [v for v in model.stages.get("production", []) if v != mv.version]
         earlier = [v for v in live if v < mv.version]
@@ -464,10 +512,16 @@ async def version_page(request: Request) -> Response:
             "params": flatten(mv.params),
             "metrics": metrics,
             "events": events,
+            "usage": list(reversed(usage)),
+            "usage_rows": USAGE_ROWS,
             "lineage": lineage,
             "run_link": _safe_link(lineage.run_url),
             "parents": parents,
             "targets": targets,
+            # a direct move for a stage whose gate needs no approval, a request form for one that does
+            "direct_targets": [s for s in targets if s not in gated],
+            "approval_targets": gated,
+            "model_info": _model_info(mv),
             "model_aliases": model.aliases,
             "compare_with": compare_with,
             "n_points": len(points),
@@ -477,9 +531,38 @@ async def version_page(request: Request) -> Response:
     try:
         ctx = await run_in_threadpool(load)
     except ModelregError as exc:
-        return ui.error(request, exc, back=f"/model/{ref.name}")
+        return ui.error(request, exc, back=f"/model/{ref.name}", model=ref.name)
     ctx.update(nav="models", page_title=ctx["mv"].ref)
     return ui.render(request, "version.html", ctx)
+
+
+def _approval_gates(ui: UI, targets: list[str]) -> dict[str, str]:
+    """The target stages whose policy gate asks for approvals, each with what it asks for
+    (e.g. ``{"production": "1 approval"}``); empty without governance or without such gates."""
+    get_policy = getattr(ui.registry, "get_policy", None)
+    if not ui.governance or get_policy is None:
+        return {}
+    policy = get_policy()
+    gated = {}
+    for target in targets:
+        gate = policy.gate(target)
+        if gate.needs_approval:
+            gated[target] = " and ".join(rule.describe() for rule in gate.approvals)
+    return gated
+
+
+def _model_info(mv: ModelVersion) -> dict[str, Any] | None:
+    """What the version's saved model object is (``mv.model``), laid out for the page; None without one."""
+    info = getattr(mv, "model", None)
+    if info is None:
+        return None
+    sig = info.signature
+    columns: list[dict[str, Any]] = []
+    if sig is not None:
+        for role, specs in (("input", sig.inputs), ("output", sig.outputs)):
+            for spec in specs:
+                columns.append({"role": role, "name": spec.name, "dtype": spec.dtype, "shape": fmt_shape(spec.shape)})
+    return {"info": info, "signature": sig, "columns": columns}
 
 
 def _sparkline(values: list[float], width: int = 120, height: int = 24) -> Markup:
@@ -524,7 +607,11 @@ async def download(request: Request) -> Response:
     try:
         tmp, path, filename = await run_in_threadpool(fetch)
     except ModelregError as exc:
-        return ui.error(request, exc)
+        try:
+            name: str | None = parse_ref(raw).name
+        except ModelregError:
+            name = None
+        return ui.error(request, exc, model=name)
     return FileResponse(
         path,
         filename=filename,
@@ -556,7 +643,10 @@ async def compare_page(request: Request) -> Response:
                 "nav": "compare",
                 "page_title": "Compare",
                 "only_diff": only_diff,
-                "message": "Pick two or more versions: tick them in a model's version table, or type references below.",
+                "message": (
+                    "Pick two or more versions: tick them in a model's version table, or type their references "
+                    "(such as churn/3) in the boxes above and press Compare."
+                ),
             },
         )
 
@@ -767,8 +857,10 @@ ACTIONS: dict[str, Action] = {
         "Change stage",
         ("ref", "stage"),
         _describe_transition,
+        # strict: the confirmation promised a move, so a version someone else moved there meanwhile is
+        # reported ("already in staging; nothing to do"), not shown as "Stage changed."
         lambda ui, f: ui.registry.transition(
-            _ref_of(f), stage=f["stage"], comment=f.get("comment") or None, **_actor_kw(ui)
+            _ref_of(f), stage=f["stage"], comment=f.get("comment") or None, strict=True, **_actor_kw(ui)
         ),
         optional=("comment",),
     ),
@@ -935,7 +1027,9 @@ async def not_found(request: Request, exc: Exception) -> Response:
     ui: UI = request.app.state.ui
     code = getattr(exc, "status_code", 404)
     detail = getattr(exc, "detail", "Not found")
-    return ui.error(request, f"{detail}: {request.url.path}" if code == 404 else str(detail), code, back="/")
+    if code == 404:
+        return ui.error(request, f"There is no page at {request.url.path}.", 404)
+    return ui.error(request, str(detail), code, back="/")
 
 
 def create_app(

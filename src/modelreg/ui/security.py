@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 __all__ = ["CSRF_COOKIE", "CSRF_FIELD", "SECURITY_HEADERS", "CsrfSigner", "redact_url"]
 
@@ -63,7 +63,16 @@ _SECRET_PARAM = re.compile(r"(?i)(key|secret|token|password|sig|signature|creden
 
 
 def redact_url(url: str | None) -> str:
-    """A location safe to show: user info and credential-like query parameters removed."""
+    """A location safe to show: user info and credential-like query parameters removed.
+
+    Everything else is kept exactly as written, slashes included: ``sqlite:////home/me/r.db``
+    (an absolute path, whose ``//`` is an empty authority) stays ``sqlite:////home/me/r.db``.
+
+    >>> redact_url("sqlite:////home/me/registry/modelreg.db")
+    'sqlite:////home/me/registry/modelreg.db'
+    >>> redact_url("s3://user:pw@bucket/reg?sig=abc&region=eu")
+    's3://***@bucket/reg?sig=***&region=eu'
+    """
     if not url:
         return ""
     try:
@@ -80,4 +89,16 @@ def redact_url(url: str | None) -> str:
             name = pair.split("=", 1)[0]
             kept.append(f"{name}=***" if _SECRET_PARAM.search(name) else pair)
         query = "&".join(kept)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # rebuilt by hand: urlunsplit drops an empty authority ("sqlite:////a" -> "sqlite://a") and
+    # lower-cases the scheme; here the original spelling of each part survives
+    scheme = url[: len(parts.scheme)] if parts.scheme else ""
+    rest = url[len(scheme) + 1 :] if scheme else url
+    out = f"{scheme}:" if scheme else ""
+    if netloc or rest.startswith("//"):
+        out += "//" + netloc
+    out += parts.path
+    if query or "?" in url.split("#", 1)[0]:
+        out += "?" + query
+    if parts.fragment or "#" in url:
+        out += "#" + parts.fragment
+    return out
