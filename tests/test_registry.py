@@ -690,3 +690,32 @@ def test_every_audited_change_takes_a_comment(fast_registry: Registry, tmp_path:
         reg.delete_alias("churn", "champion")
     with pytest.raises(VersionNotFound, match=r"no alias 'champion' \(aliases: none\)"):
         reg.get_version("churn@champion")
+
+
+def test_register_artifact_commits_blobs_already_stored(tmp_path: Path) -> None:
+    from modelreg import Artifact, BlobNotFound, FileEntry, InvalidInputError
+
+    reg = Registry(tmp_path / "reg", actor="ci")
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"weights" * 100)
+    stored = reg.artifacts.put_file_hashed(src)
+    entry = FileEntry(path="weights.bin", digest=stored.digest, size=stored.size)
+    art = Artifact(kind="file", name="weights.bin", digest=stored.digest, size=stored.size, files=[entry])
+    missing = FileEntry(path="weights.bin", digest="sha256:" + "1" * 64, size=3)
+    with pytest.raises(BlobNotFound, match="is not in the registry's artifact store; store it first"):
+        reg.register_artifact("churn", art.model_copy(update={"files": [missing], "digest": missing.digest}))
+    wrong = entry.model_copy(update={"size": 5})
+    with pytest.raises(InvalidInputError, match="holds 700 bytes, not 5"):
+        reg.register_artifact("churn", art.model_copy(update={"files": [wrong]}))
+    assert reg.list_models() == []  # nothing was committed
+    mv = reg.register_artifact("churn", art, metrics={"auc": 0.9}, lineage={"run_id": "r1"})
+    assert (mv.ref, mv.digest, mv.created_by, mv.metrics, mv.lineage.run_id) == (
+        "churn/1",
+        stored.digest,
+        "ci",
+        {"auc": 0.9},
+        "r1",
+    )
+    assert [e.action for e in reg.history("churn")] == ["create_model", "register"]
+    assert reg.download("churn/1", tmp_path / "out").read_bytes() == b"weights" * 100
+    assert reg.verify().ok

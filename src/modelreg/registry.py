@@ -33,6 +33,7 @@ from .hashing import ProgressFn, check_digest, sha256_copy, sha256_stream
 from .html import EventList, ModelList, VersionList
 from .models import (
     GENESIS_HASH,
+    Artifact,
     AuditEvent,
     Comparison,
     EventDraft,
@@ -236,6 +237,13 @@ class Registry(GovernanceMixin):
         self.trusted_keys = list(trusted_keys) if trusted_keys is not None else None
 
     @property
+    def governance(self) -> Governance:
+        """The governance engine (:class:`modelreg.governance.engine.Governance`) that makes every
+        workflow decision of this registry: what extensions (the HTTP API, retention, signing)
+        call to change state under the policy."""
+        return self._gov
+
+    @property
     def _gov(self) -> Governance:
         """The governance engine (modelreg.governance.engine.Governance): every workflow decision."""
         if self._governance is None:
@@ -271,7 +279,9 @@ class Registry(GovernanceMixin):
         self.close()
 
     # -- helpers ------------------------------------------------------------------
-    def _who(self, actor: str | None) -> str:
+    def who(self, actor: str | None = None) -> str:
+        """The actor a change is recorded under: ``actor`` (checked), else this client's
+        (``Registry(actor=...)``, else ``$MODELREG_ACTOR``, else the login name)."""
         if actor is not None:
             return check_actor(actor)
         return self._actor or default_actor()
@@ -421,7 +431,7 @@ class Registry(GovernanceMixin):
         metrics_ = check_metrics(metrics)
         tags_ = check_tags(tags)
         description_ = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
-        who = self._who(actor)
+        who = self.who(actor)
         lineage_ = self._lineage(lineage, capture, path if capture_from is None else capture_from)
         src = Path(os.fspath(path)).expanduser()
         model = _model_info(src, model)
@@ -445,6 +455,75 @@ class Registry(GovernanceMixin):
             created_by=who,
             model=model,
         )
+        mv = self._commit_version(draft)
+        if link_back and tracked is not None:
+            from .trackers import link_back as tag_run
+
+            try:
+                tag_run(tracked[0], run, tracked[1], mv.ref, self.uri or self.metadata.url)
+            except Exception as exc:  # the version is committed: say so, do not fail the registration
+                warnings.warn(
+                    f"{mv.ref} is registered, but tagging its {tracked[1].tracker} run {tracked[1].run_id} "
+                    f"failed: {type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return mv
+
+    def register_artifact(
+        self,
+        name: str,
+        artifact: Artifact,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        lineage: Lineage | Mapping[str, Any] | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        model: ModelInfo | None = None,
+    ) -> ModelVersion:
+        """Commit the next version of ``name`` for an artifact whose blobs are already in this
+        registry's artifact store (uploaded through the HTTP API, or put there by another tool).
+
+        Every file's blob must be stored with the size the manifest gives (BlobNotFound or
+        InvalidInputError otherwise); then the same checks, record and audit event as
+        :meth:`register`, which hashes and stores a local path first.
+        """
+        check_name(name)
+        if not isinstance(artifact, Artifact):
+            raise InvalidInputError(f"artifact must be a modelreg.Artifact, got {type(artifact).__name__}")
+        if model is not None and not isinstance(model, ModelInfo):
+            raise InvalidInputError(f"model must be a modelreg.ModelInfo, got {type(model).__name__}")
+        for entry in artifact.files:
+            try:
+                stored = self.artifacts.size(entry.digest)
+            except BlobNotFound:
+                raise BlobNotFound(
+                    f"blob {entry.digest} (file {entry.path!r}) is not in the registry's artifact store; store it first"
+                ) from None
+            if stored != entry.size:
+                raise InvalidInputError(
+                    f"file {entry.path!r}: the blob {entry.digest} holds {stored} bytes, not {entry.size}"
+                )
+            self.artifacts.touch(entry.digest)  # a fresh time: gc's grace period starts again
+        draft = VersionDraft(
+            name=name,
+            artifact=artifact,
+            params=check_params(params),
+            metrics=check_metrics(metrics),
+            tags=check_tags(tags),
+            lineage=self._lineage(lineage, None, "."),
+            description=check_text(description, "description", MAX_DESCRIPTION_LENGTH),
+            created_by=self.who(actor),
+            model=model,
+        )
+        return self._commit_version(draft)
+
+    def _commit_version(self, draft: VersionDraft) -> ModelVersion:
+        """Commit a checked draft as the next version, with its ``register`` event (and, for the
+        first, the model's creation in the same atomic step), then notify."""
+        name, who, artifact = draft.name, draft.created_by, draft.artifact
         # the event's time is stamped by the store inside its atomic step (never before the model's
         # previous event); a first registration creates the model in that same step, so a failure
         # leaves neither a version nor an empty model behind
@@ -464,18 +543,6 @@ class Registry(GovernanceMixin):
         if mv.version == 1 and self._created_by(name, created):
             events.insert(0, created[1])
         self._gov.committed(name, events)
-        if link_back and tracked is not None:
-            from .trackers import link_back as tag_run
-
-            try:
-                tag_run(tracked[0], run, tracked[1], mv.ref, self.uri or self.metadata.url)
-            except Exception as exc:  # the version is committed: say so, do not fail the registration
-                warnings.warn(
-                    f"{mv.ref} is registered, but tagging its {tracked[1].tracker} run {tracked[1].run_id} "
-                    f"failed: {type(exc).__name__}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
         return mv
 
     def _new_model(self, name: str, actor: str) -> tuple[RegisteredModel, EventDraft]:
@@ -546,7 +613,7 @@ class Registry(GovernanceMixin):
     ) -> RegisteredModel:
         """Create an empty model (``register`` does this implicitly)."""
         check_name(name)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         now = utcnow()
         model = RegisteredModel(
@@ -687,7 +754,7 @@ class Registry(GovernanceMixin):
             raise InvalidInputError("transition needs a target stage, e.g. transition('churn', 3, 'production')")
         target = parse_stage(stage)
         r = self._ref(name, version)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         # the policy's table and gates are checked inside the atomic update (modelreg.governance)
         return self._gov.transition(r, target, who, note, strict=bool(strict))
@@ -706,7 +773,7 @@ class Registry(GovernanceMixin):
         holder moves out (to archived for an exclusive stage). Returns the restored version."""
         check_name(name)
         target = parse_stage(stage)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         # the previous holder comes from the audit history; the policy decides whether the
         # target stage's gates apply or an emergency rollback may bypass them (modelreg.governance)
@@ -718,7 +785,7 @@ class Registry(GovernanceMixin):
         """Point ``alias`` (e.g. ``champion``) at a version; ``get_version("name@alias")`` resolves it."""
         check_alias(alias)
         r = self._ref(name, version)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
 
         def fn(state: ModelState, v: int) -> list[EventDraft]:
@@ -746,7 +813,7 @@ class Registry(GovernanceMixin):
         for an unknown alias, as ``get_version("name@alias")`` does."""
         check_name(name)
         check_alias(alias)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         pointed: list[int] = []
 
@@ -787,7 +854,7 @@ class Registry(GovernanceMixin):
         new = check_tags(tags)
         drop = [k for k in remove]
         r = self._ref(ref)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
 
         def fn(state: ModelState, v: int) -> list[EventDraft]:
@@ -817,7 +884,7 @@ class Registry(GovernanceMixin):
         """Change a version's description; audited."""
         text = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
         r = self._ref(ref)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
 
         def fn(state: ModelState, v: int) -> list[EventDraft]:
@@ -857,7 +924,7 @@ class Registry(GovernanceMixin):
         if owner is not None:
             changes["owner"] = check_actor(owner)
         new_tags = check_tags(tags) if tags is not None else None
-        who = self._who(actor)
+        who = self.who(actor)
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
             upd = dict(changes)
@@ -896,7 +963,7 @@ class Registry(GovernanceMixin):
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not MIN_INT <= step <= MAX_INT):
             raise InvalidInputError(f"step must be an integer of at most 64 bits, got {step!r:.60}")
         r = self._ref(ref)
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
 
         def fn(state: ModelState, v: int) -> list[EventDraft]:
@@ -931,7 +998,7 @@ class Registry(GovernanceMixin):
             raise InvalidInputError(f"purge needs an explicit version, e.g. '{r.name}/3'; got {ref!r}")
         mv = self.metadata.get_version(r.name, r.version)
         exclusive = self.rules.exclusive
-        who = self._who(actor)
+        who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         box: list[EventDraft] = []
         version = r.version  # an int (checked above), in a local: mypy does not narrow r.version in guard
@@ -1262,7 +1329,7 @@ class Registry(GovernanceMixin):
             version=mv.version,
             digest=mv.digest,
             action=action,  # type: ignore[arg-type]  # "fetch" or "load", from this module
-            actor=self._who(None),
+            actor=self.who(None),
             host=socket.gethostname(),
             pid=os.getpid(),
             purpose=check_text(purpose, "purpose", MAX_COMMENT_LENGTH) or None,

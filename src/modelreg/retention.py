@@ -336,7 +336,7 @@ def plan_retention(
 def _archive(reg: Registry, act: RetentionAction, rule: RetentionRule, who: str) -> None:
     from .refs import Ref
 
-    gov = reg._gov
+    gov = reg.governance
     exclusive = gov.policy().stage_rules().exclusive
     # the policy's gates and the transition table apply as to any move; the guard, run inside the
     # store's atomic step, refuses a version changed since the plan
@@ -350,7 +350,7 @@ def _archive(reg: Registry, act: RetentionAction, rule: RetentionRule, who: str)
 
 
 def _purge(reg: Registry, act: RetentionAction, rule: RetentionRule, who: str, digest: str) -> None:
-    exclusive = reg._gov.policy().stage_rules().exclusive
+    exclusive = reg.governance.policy().stage_rules().exclusive
     box: list[EventDraft] = []
 
     def guard(state: ModelState) -> EventDraft:
@@ -370,7 +370,7 @@ def _purge(reg: Registry, act: RetentionAction, rule: RetentionRule, who: str, d
         return box[0]
 
     reg.metadata.purge_version(act.name, act.version, guard)
-    reg._gov.committed(act.name, box)
+    reg.governance.committed(act.name, box)
 
 
 def apply_retention(
@@ -385,7 +385,7 @@ def apply_retention(
     from .errors import NotFoundError
     from .validation import check_actor
 
-    who = check_actor(actor) if actor is not None else reg._who(None)
+    who = check_actor(actor) if actor is not None else reg.who(None)
     plan = plan_retention(reg, actor=who, models=models, now=now)
     if dry_run:
         return plan

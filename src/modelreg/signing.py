@@ -576,7 +576,7 @@ def sign_version(
         )
     if role is not None:
         check_label(role, "role", 40)
-    who = reg._who(actor)
+    who = reg.who(actor)
     note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
     mv = reg.get_version(ref)
     data = make_bundle(mv, signer)
@@ -616,7 +616,7 @@ def sign_version(
             after["role"] = role
         return draft, [EventDraft(action="sign", actor=who, version=mv.version, after=after, comment=note)]
 
-    reg._gov.update(mv.name, fn)
+    reg.governance.update(mv.name, fn)
     return _info(mv, link).model_copy(update={"valid": True})
 
 

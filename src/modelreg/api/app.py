@@ -114,7 +114,7 @@ def error_response(exc: BaseException) -> Response:
 def _identify(state: State, request: Request) -> Identity:
     settings = state.settings
     if settings.no_auth:
-        actor = settings.actor or state.registry._who(None)
+        actor = settings.actor or state.registry.who(None)
         return Identity(token=None, role="admin", actor=actor, read_only=settings.read_only)
     return state.tokens.identify(request.headers.get("authorization"), read_only=settings.read_only)
 

@@ -26,18 +26,13 @@ from starlette.responses import Response, StreamingResponse
 
 from ..errors import BlobNotFound, IntegrityError, InvalidInputError, ModelregError, NotFoundError
 from ..hashing import check_digest
-from ..models import Artifact, EventDraft, FileEntry, ModelVersion, Stage, VersionDraft
+from ..models import Artifact, FileEntry, ModelVersion
 from ..registry import Registry
 from ..transfer import manifest_digest
 from ..validation import (
-    MAX_DESCRIPTION_LENGTH,
     check_label,
-    check_metrics,
     check_name,
-    check_params,
     check_relpath,
-    check_tags,
-    check_text,
 )
 from .core import Call, Endpoint, Param
 from .errors import PayloadTooLarge, RangeNotSatisfiable
@@ -113,15 +108,9 @@ def _manifest_key(path: str) -> list[tuple[int, str]]:
 
 
 def register_uploaded(reg: Registry, name: str, body: RegisterBody, actor: str) -> ModelVersion:
-    """Register the next version of ``name`` from blobs already in the artifact store: the same
-    checks, record and audit event as ``Registry.register``, with the file list given instead of read."""
+    """Register the next version of ``name`` from blobs already in the artifact store
+    (:meth:`Registry.register_artifact`), with the file list given instead of read."""
     check_name(name)
-    params = check_params(body.params)
-    metrics = check_metrics(body.metrics)
-    tags = check_tags(body.tags)
-    description = check_text(body.description, "description", MAX_DESCRIPTION_LENGTH)
-    who = reg._who(actor)
-    lineage = reg._lineage(body.lineage, None, ".")
     if body.format is not None:
         check_label(body.format, "format", 100)
     entries: list[FileEntry] = []
@@ -145,17 +134,6 @@ def register_uploaded(reg: Registry, name: str, body: RegisterBody, actor: str) 
         digest = manifest_digest(entries)
     if "/" in check_relpath(artifact_name):
         raise InvalidInputError(f"artifact_name {artifact_name!r} must be a plain name, without '/'")
-    for e in entries:
-        try:
-            stored = reg.artifacts.size(e.digest)
-        except BlobNotFound:
-            raise BlobNotFound(
-                f"blob {e.digest} (file {e.path!r}) is not in the registry; upload it first with "
-                f"PUT /api/v1/blobs/{e.digest}"
-            ) from None
-        if stored != e.size:
-            raise InvalidInputError(f"file {e.path!r}: the blob {e.digest} holds {stored} bytes, not {e.size}")
-        reg.artifacts.touch(e.digest)  # a fresh time: gc's grace period starts again
     artifact = Artifact(
         kind=kind,
         name=artifact_name,
@@ -164,28 +142,25 @@ def register_uploaded(reg: Registry, name: str, body: RegisterBody, actor: str) 
         files=entries,
         format=body.format,
     )
-    draft = VersionDraft(
-        name=name,
-        artifact=artifact,
-        params=params,
-        metrics=metrics,
-        tags=tags,
-        lineage=lineage,
-        description=description,
-        created_by=who,
-    )
-    event = EventDraft(
-        action="register",
-        actor=who,
-        after={"digest": digest, "size": artifact.size, "files": len(entries), "stage": Stage.EXPERIMENTAL.value},
-    )
-    created = reg._new_model(name, who)
-    mv = reg.metadata.add_version(draft, event, create=created)
-    events = [event.model_copy(update={"version": mv.version})]
-    if mv.version == 1 and reg._created_by(name, created):
-        events.insert(0, created[1])
-    reg._gov.committed(name, events)
-    return mv
+    try:
+        return reg.register_artifact(
+            name,
+            artifact,
+            params=body.params,
+            metrics=body.metrics,
+            tags=body.tags,
+            lineage=body.lineage,
+            description=body.description,
+            actor=actor,
+        )
+    except BlobNotFound as exc:
+        missing = next((e for e in entries if e.digest in str(exc)), None)
+        if missing is None:
+            raise
+        raise BlobNotFound(
+            f"blob {missing.digest} (file {missing.path!r}) is not in the registry; upload it first with "
+            f"PUT /api/v1/blobs/{missing.digest}"
+        ) from None
 
 
 async def register(call: Call) -> ModelVersion:

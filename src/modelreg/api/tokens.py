@@ -135,12 +135,11 @@ def create_token(
     ``actor`` is who the audit chain records for the token's changes (default: its name);
     ``by`` who creates it (default: the registry's actor). Raises AlreadyExistsError for a
     name in use, PolicyViolation when the policy's admins do not include ``by``."""
-    from ..governance.engine import REGISTRY_DOC
 
     check_token_name(name)
     check_role(role)
     token_actor = check_actor(actor if actor is not None else name)
-    who = reg._who(by)
+    who = reg.who(by)
     note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
     secret = PREFIX + secrets.token_urlsafe(32)
     record = {
@@ -152,11 +151,8 @@ def create_token(
         "hint": secret[: len(PREFIX) + 4],
         "sha256": hash_token(secret),
     }
-    gov = reg._gov
-    gov._ensure(REGISTRY_DOC, who)
 
     def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
-        gov._require_admin(gov._stored_policy(state), who, "manage API tokens")
         tokens = load_tokens(state)
         if name in tokens:
             raise AlreadyExistsError(
@@ -174,19 +170,17 @@ def create_token(
         )
         return draft, [event]
 
-    gov.update(REGISTRY_DOC, fn)
+    reg.governance.update_registry_document(who, "manage API tokens", fn)
     return _info(record), secret
 
 
 def revoke_token(reg: Registry, name: str, *, by: str | None = None, comment: str | None = None) -> TokenInfo:
     """Delete a token (it stops working at once on this server, within a second on others);
     return its record. Raises NotFoundError for an unknown name."""
-    from ..governance.engine import REGISTRY_DOC
 
     check_token_name(name)
-    who = reg._who(by)
+    who = reg.who(by)
     note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-    gov = reg._gov
     box: list[TokenInfo] = []
     missing = NotFoundError(f"no API token named {name!r}; list them with `modelreg token list`")
 
@@ -194,7 +188,6 @@ def revoke_token(reg: Registry, name: str, *, by: str | None = None, comment: st
         tokens = load_tokens(state)
         if name not in tokens:
             raise missing
-        gov._require_admin(gov._stored_policy(state), who, "manage API tokens")
         old = tokens.pop(name)
         box[:] = [_info(old)]
         draft = state.model_copy(deep=True)
@@ -207,8 +200,7 @@ def revoke_token(reg: Registry, name: str, *, by: str | None = None, comment: st
         )
         return draft, [event]
 
-    try:
-        gov.update(REGISTRY_DOC, fn)
-    except ModelNotFound:
-        raise missing from None
+    if _registry_state(reg) is None:
+        raise missing
+    reg.governance.update_registry_document(who, "manage API tokens", fn)
     return box[0]

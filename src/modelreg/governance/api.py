@@ -47,7 +47,7 @@ class GovernanceMixin:
 
         @property
         def _gov(self) -> Governance: ...
-        def _who(self, actor: str | None) -> str: ...
+        def who(self, actor: str | None = None) -> str: ...
         def _ref(self, ref: Any, version: Any = None, stage: Any = None, alias: Any = None) -> Any: ...
 
     # -- policy ----------------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ class GovernanceMixin:
         invalid policy, before anything is written.
         """
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        return self._gov.set_policy(policy, self._who(actor), note)
+        return self._gov.set_policy(policy, self.who(actor), note)
 
     def policy_history(self) -> list[AuditEvent]:
         """Every ``set_policy`` event, oldest first (``event.after["policy"]`` is the policy set)."""
@@ -91,7 +91,7 @@ class GovernanceMixin:
         already asks for the same move.
         """
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        return self._gov.request_transition(self._ref(ref), parse_stage(stage), self._who(actor), note)
+        return self._gov.request_transition(self._ref(ref), parse_stage(stage), self.who(actor), note)
 
     def approve(
         self,
@@ -127,7 +127,7 @@ class GovernanceMixin:
                     "approve(sign=True) needs a signing key: key=..., Registry(signing_key=...) or "
                     "$MODELREG_SIGNING_KEY_FILE"
                 )
-        return self._gov.approve(request_id, self._who(actor), note, signer)
+        return self._gov.approve(request_id, self.who(actor), note, signer)
 
     def reject(
         self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
@@ -135,7 +135,7 @@ class GovernanceMixin:
         """Reject a pending request (closes it). The requester cancels instead."""
         actor, comment = _keyword_only("reject", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        return self._gov.reject(request_id, self._who(actor), note)
+        return self._gov.reject(request_id, self.who(actor), note)
 
     def cancel(
         self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
@@ -143,7 +143,7 @@ class GovernanceMixin:
         """Withdraw a pending request (the requester, or a policy admin)."""
         actor, comment = _keyword_only("cancel", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        return self._gov.cancel(request_id, self._who(actor), note)
+        return self._gov.cancel(request_id, self.who(actor), note)
 
     def complete(
         self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None
@@ -153,7 +153,7 @@ class GovernanceMixin:
         Raises PolicyViolation listing every gate still unmet."""
         actor, comment = _keyword_only("complete", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        return self._gov.complete(request_id, self._who(actor), note)
+        return self._gov.complete(request_id, self.who(actor), note)
 
     def get_request(self, request_id: str) -> TransitionRequest:
         """One transition request by id (``churn:1f2e3d4c``)."""
@@ -227,7 +227,7 @@ class GovernanceMixin:
         """
         from .webhooks import WebhookConfig as _Config
 
-        who = self._who(actor)
+        who = self.who(actor)
         hook = _Config.create(
             url,
             secret_env=secret_env,
@@ -244,7 +244,7 @@ class GovernanceMixin:
     def remove_webhook(self, webhook_id: str, *, actor: str | None = None, comment: str | None = None) -> None:
         """Remove a webhook by id (audited)."""
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
-        self._gov.remove_webhook(webhook_id, self._who(actor), note)
+        self._gov.remove_webhook(webhook_id, self.who(actor), note)
 
     def list_webhooks(self) -> list[WebhookConfig]:
         """The registered webhooks."""

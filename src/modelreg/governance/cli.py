@@ -122,7 +122,7 @@ def cmd_policy(ctx: Any, args: argparse.Namespace) -> int | None:
             return None
         from .policy import describe_gate
 
-        stored = reg._gov.policy_is_stored()
+        stored = reg.governance.policy_is_stored()
         ctx.out(f"policy {policy.digest()[:19]} ({'stored in the registry' if stored else 'default, nothing stored'})")
         ctx.out("transitions:")
         for src, targets in policy.transitions.items():

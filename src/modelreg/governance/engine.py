@@ -219,6 +219,21 @@ class Governance:
         self.update(REGISTRY_DOC, fn)
         return new
 
+    def update_registry_document(
+        self, actor: str, what: str, fn: Callable[[ModelState], tuple[ModelState, list[EventDraft]]]
+    ) -> ModelState:
+        """Change the registry-wide document (``_registry``, where extensions such as the HTTP API's
+        tokens keep settings) as an admin of the stored policy: created when missing; inside the
+        atomic step, ``actor`` must be allowed to ``what`` (PolicyViolation otherwise), then ``fn``
+        applies the change and its events, which are notified as every commit's are."""
+        self._ensure(REGISTRY_DOC, actor)
+
+        def guarded(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
+            self._require_admin(self._stored_policy(state), actor, what)
+            return fn(state)
+
+        return self.update(REGISTRY_DOC, guarded)
+
     @staticmethod
     def _require_admin(policy: Policy, actor: str, what: str) -> None:
         if not policy.is_admin(actor):
@@ -794,7 +809,7 @@ class Governance:
             return self._dispatcher
 
     def _record_delivery(self, result: DeliveryResult) -> None:
-        actor = self.reg._who(None)
+        actor = self.reg.who(None)
         self._ensure(DELIVERIES_DOC, actor)
         event = EventDraft(action="webhook_delivery", actor=actor, after=result.model_dump(mode="json"))
         self.store.update(DELIVERIES_DOC, lambda state: (state, [event]))

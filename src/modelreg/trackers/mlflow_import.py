@@ -654,7 +654,7 @@ def import_mlflow(
     tracking = tracking_uri or mlflow.get_tracking_uri()
     registry = registry_uri or tracking_uri or mlflow.get_registry_uri()
     client = MlflowClient(tracking_uri=tracking, registry_uri=registry)
-    who = reg._who(actor)
+    who = reg.who(actor)
     report = ImportReport(tracking_uri=strip_credentials(tracking), registry_uri=strip_credentials(registry))
     say = note or (lambda _msg: None)
     found = _paged(lambda token: client.search_registered_models(max_results=1000, page_token=token))
