@@ -677,6 +677,10 @@ def test_unknown_flavor_wrong_format_and_broken_files_are_refused(saved: Path) -
     with pytest.raises(IntegrityError, match=r"has no 'model.skops'"):
         flavors.load(saved)
     (saved / MODEL_FILE).unlink()
+    # the MLmodel file written for MLflow's loaders is read instead, as for an MLflow model folder
+    with pytest.raises(IntegrityError, match=r"has no 'model.skops', which MLmodel names"):
+        flavors.load(saved)
+    (saved / "MLmodel").unlink()
     with pytest.raises(InvalidInputError, match=r"is not a saved model: it has no modelreg-model.json"):
         flavors.load(saved)
 

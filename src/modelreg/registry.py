@@ -1229,9 +1229,9 @@ class Registry(GovernanceMixin):
         from . import flavors
 
         mv, path = self._snapshot(ref, verify=verify, progress=None)
-        if mv.model is None and not (path / MODEL_FILE).is_file():
+        if mv.model is None and not (path / MODEL_FILE).is_file() and not (path / "MLmodel").is_file():
             raise InvalidInputError(
-                f"{mv.ref} holds plain files, not a model saved with save_model(); "
+                f"{mv.ref} holds plain files, not a model saved with save_model() or an MLflow model; "
                 f"reg.fetch({mv.ref!r}) gives their local path"
             )
         obj = flavors.load(path, allow_unsafe=allow_unsafe, **options)

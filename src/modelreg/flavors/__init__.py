@@ -28,9 +28,11 @@ from ._example import STEM as EXAMPLE_STEM
 from ._example import read_example, write_example
 from ._signature import infer_signature
 from .base import Flavor, LibraryVersionWarning, Saved, warn_drift
+from .mlmodel import MLMODEL_FILE, info_from_mlmodel, write_mlmodel
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MLMODEL_FILE",
     "MODEL_FILE",
     "REQUIREMENTS_FILE",
     "Flavor",
@@ -323,7 +325,7 @@ def save(
             raise TypeError(f"the {chosen.name} flavor's save() returned {saved!r}, not a Saved")
         if saved.format not in chosen.formats:
             raise TypeError(f"the {chosen.name} flavor's save() wrote format {saved.format!r}, not in its formats")
-        if saved.path in (MODEL_FILE, REQUIREMENTS_FILE) or saved.path.startswith(f"{EXAMPLE_STEM}."):
+        if saved.path in (MODEL_FILE, REQUIREMENTS_FILE, MLMODEL_FILE) or saved.path.startswith(f"{EXAMPLE_STEM}."):
             raise TypeError(f"the {chosen.name} flavor's save() wrote {saved.path!r}, a name modelreg uses")
         if not _inside(folder, saved.path, "the model path").exists():
             raise TypeError(f"the {chosen.name} flavor's save() did not write its path {saved.path!r}")
@@ -353,6 +355,7 @@ def save(
         )
         (folder / REQUIREMENTS_FILE).write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
         _write_json(folder / MODEL_FILE, {"modelreg_model": FORMAT_VERSION, **info.model_dump(mode="json")})
+        write_mlmodel(folder, info)  # MLflow's loaders read the same file, where MLflow has the flavor
     except BaseException:
         _clear(folder, created)
         raise
@@ -368,10 +371,15 @@ def load(folder: str | os.PathLike[str], *, allow_unsafe: bool = False, **option
     ``options`` go to the flavor (``trusted=`` for skops, ``factory=`` for pytorch...).
     """
     folder = Path(folder)
-    info = read_info(folder)
+    source = MODEL_FILE
+    if not (folder / MODEL_FILE).exists() and (folder / MLMODEL_FILE).is_file():
+        info = info_from_mlmodel(folder)  # an MLflow model folder (imported from MLflow, say)
+        source = MLMODEL_FILE
+    else:
+        info = read_info(folder)
     flavor = get_flavor(info.flavor)
     if not (folder / info.path).exists():
-        raise IntegrityError(f"{folder} has no {info.path!r}, which {MODEL_FILE} names: the folder is incomplete")
+        raise IntegrityError(f"{folder} has no {info.path!r}, which {source} names: the folder is incomplete")
     warn_drift(info.flavor, info.libraries, str(folder))
     flavor.check_unsafe(info, allow_unsafe)
     return flavor.load(folder, info, allow_unsafe=allow_unsafe, **options)
