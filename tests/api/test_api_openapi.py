@@ -44,6 +44,23 @@ def test_schemas_are_the_python_records() -> None:
         assert doc["paths"][path][method]["summary"], (method, path)
 
 
+def test_each_endpoint_lists_only_the_errors_it_can_return() -> None:
+    paths = openapi_document()["paths"]
+
+    def errors(method: str, path: str) -> set[int]:
+        return {int(s) for s in paths["/api/v1" + path][method]["responses"] if int(s) >= 400}
+
+    assert errors("get", "/health") == {403, 500}
+    assert errors("get", "/whoami") == {401, 403, 429, 500, 503}
+    assert errors("get", "/models") == {401, 403, 429, 500, 503}
+    assert errors("get", "/versions/{ref}") == {401, 403, 404, 422, 429, 500, 503}
+    assert errors("get", "/requests") == {401, 403, 404, 422, 429, 500, 503}  # ?model= names a model
+    assert errors("post", "/models/{name}/versions") == {401, 403, 404, 409, 413, 422, 429, 500, 503, 507}
+    assert errors("post", "/tokens") == {401, 403, 409, 413, 422, 429, 500, 503, 507}
+    assert 416 in errors("get", "/download/{ref}")
+    assert len({frozenset(errors(m, p.removeprefix("/api/v1"))) for p, item in paths.items() for m in item}) >= 6
+
+
 def _populate(api: Api) -> None:
     w = api.client("writer")
     register(w, "churn", b"v1", metrics={"auc": 0.8})

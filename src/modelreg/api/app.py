@@ -58,6 +58,12 @@ def openapi_text() -> str:
 
 
 async def openapi_json(call: Call) -> Response:
+    root_path = call.request.scope.get("root_path", "")
+    if root_path:  # behind a reverse proxy (modelreg serve --root-path): the paths start there
+        from . import openapi
+
+        doc = {**openapi_document(), "servers": [{"url": root_path}]}
+        return Response(openapi.openapi_text(doc).encode("utf-8"), media_type="application/json")
     return Response(openapi_text().encode("utf-8"), media_type="application/json")
 
 

@@ -34,6 +34,12 @@ def _rate(text: str) -> float:
     return value
 
 
+def _workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"invalid worker count {text!r}; use 1 to 64")
+    return int(text)
+
+
 def add_commands(subparsers: Any) -> None:
     """Add ``serve`` and ``token`` to the subparsers of the ``modelreg`` command."""
     from .server import DEFAULT_PORT
@@ -62,6 +68,33 @@ def add_commands(subparsers: Any) -> None:
         "--rate-limit", type=_rate, default=100.0, help="requests a second per token, on average (default 100; 0: none)"
     )
     p.add_argument("--burst", type=_rate, default=None, help="requests a token may send at once (default: 2 x rate)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes sharing the port (default 1); each reopens the registry, and each has its own "
+        "rate limit",
+    )
+    p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="behind a reverse proxy: take the client address and scheme from X-Forwarded-For and "
+        "X-Forwarded-Proto, when sent by an address of --forwarded-allow-ips",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default="127.0.0.1,::1",
+        help="comma-separated proxy addresses whose X-Forwarded-* headers are trusted (default 127.0.0.1,::1; "
+        "'*': any)",
+    )
+    p.add_argument(
+        "--root-path",
+        metavar="PATH",
+        default="",
+        help="the path prefix a reverse proxy serves the API under and strips, e.g. /registry for "
+        "https://example.com/registry/api/v1",
+    )
     p.set_defaults(func=run_serve)
 
     t = subparsers.add_parser(
@@ -109,7 +142,16 @@ def run_serve(ctx: Any, args: argparse.Namespace) -> int:
         burst=args.burst,
     )
     try:
-        serve(ctx.registry, host=args.host, port=args.port, settings=settings)
+        serve(
+            ctx.registry,
+            host=args.host,
+            port=args.port,
+            settings=settings,
+            workers=args.workers,
+            proxy_headers=args.proxy_headers,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            root_path=args.root_path,
+        )
     except KeyboardInterrupt:
         pass
     return 0

@@ -27,7 +27,7 @@ from ..governance.events import EventsPage
 from ..governance.requests import TransitionRequest
 from ..models import AuditEvent, ModelVersion, RegisteredModel, VerifyReport
 from . import errors as _api_errors
-from .schemas import BlobReceipt
+from .schemas import BlobReceipt, Identity
 
 __all__ = ["RemoteRegistry"]
 
@@ -185,8 +185,26 @@ class RemoteRegistry:
         body = {"stage": stage, "comment": comment}
         return self._one(TransitionRequest, "POST", f"/versions/{ref}/requests", json=body)
 
-    def approve(self, request_id: str, *, comment: str | None = None) -> TransitionRequest:
-        return self._one(TransitionRequest, "POST", f"/requests/{request_id}/approve", json={"comment": comment})
+    def get_request(self, request_id: str) -> TransitionRequest:
+        return self._one(TransitionRequest, "GET", f"/requests/{request_id}")
+
+    def whoami(self) -> Identity:
+        """The token's name, role and actor, as the server sees them."""
+        return self._one(Identity, "GET", "/whoami")
+
+    def approve(self, request_id: str, *, comment: str | None = None, key: Any = None) -> TransitionRequest:
+        """Approve a pending request. With ``key`` (a :class:`~modelreg.signing.SigningKey`, PEM text or
+        the path of a PEM private key file, which stays on this machine), the approval statement is
+        signed here and sent with it; the server checks it against the keys its policy lists for this
+        token's actor (``member_keys``)."""
+        body: dict[str, Any] = {"comment": comment}
+        if key is not None:
+            from .signed import sign_approval
+
+            req = self.get_request(request_id)
+            digest = self.get_version(req.ref).digest
+            body["signature"] = sign_approval(key, req, digest, self.whoami().actor)
+        return self._one(TransitionRequest, "POST", f"/requests/{request_id}/approve", json=body)
 
     def reject(self, request_id: str, *, comment: str | None = None) -> TransitionRequest:
         return self._one(TransitionRequest, "POST", f"/requests/{request_id}/reject", json={"comment": comment})

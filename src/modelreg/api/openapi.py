@@ -20,7 +20,7 @@ from pydantic.json_schema import models_json_schema
 from .core import Endpoint
 from .errors import ApiError
 
-__all__ = ["build_openapi", "docs_html"]
+__all__ = ["build_openapi", "docs_html", "error_statuses"]
 
 API_VERSION = "1.0"
 
@@ -62,6 +62,32 @@ def _record_types(endpoint: Endpoint) -> list[tuple[type[BaseModel], str]]:
 def _param(p: Any) -> dict[str, Any]:
     return {"name": p.name, "in": p.where, "required": p.where == "path" or p.required, "description": p.description,
             "schema": p.schema}  # fmt: skip
+
+
+LOOKUP_QUERY = frozenset({"model", "models", "name"})
+"""Query parameters naming a model: an unknown one is a 404."""
+
+
+def error_statuses(endpoint: Endpoint) -> list[int]:
+    """The statuses other than its success that ``endpoint`` can answer with (and ``extra_statuses``).
+
+    Without a token (the docs, the schema, health): 403 (a request for another host name to a
+    loopback server without auth) and 500. With one: 401, 403 (role, read-only, policy), 429 (rate
+    limit), 500, 503 (storage unreachable); 422 when it takes parameters or a body, 413 when it takes
+    a body, 404 when it names something (a path parameter or a model in the query), 409 and 507
+    when it changes something."""
+    if endpoint.role is None:
+        return sorted({403, 500, *endpoint.extra_statuses})
+    statuses = {401, 403, 429, 500, 503, *endpoint.extra_statuses}
+    if endpoint.params or endpoint.body is not None:
+        statuses.add(422)
+    if endpoint.body is not None:
+        statuses.add(413)
+    if any(p.where == "path" or (p.where == "query" and p.name in LOOKUP_QUERY) for p in endpoint.params):
+        statuses.add(404)
+    if endpoint.writes:
+        statuses |= {409, 507}
+    return sorted(statuses)
 
 
 def build_openapi(endpoints: list[Endpoint], base: str) -> dict[str, Any]:
@@ -110,8 +136,7 @@ def build_openapi(endpoints: list[Endpoint], base: str) -> dict[str, Any]:
         elif resp == "html":
             ok["content"] = {"text/html": {"schema": {"type": "string"}}}
         responses[str(e.status)] = ok
-        statuses = [403, 500] if e.role is None else [401, 403, 404, 405, 409, 413, 422, 429, 500, 503, 507]
-        for status in sorted({*statuses, *e.extra_statuses}):
+        for status in error_statuses(e):
             if status == 206:
                 responses["206"] = {**ok, "description": "Partial Content: the bytes a Range asked for"}
             elif str(status) not in responses:

@@ -12,6 +12,7 @@ from .core import Call, Endpoint, Param
 from .routes_read import NAME, REF, REQUEST_ID
 from .schemas import (
     AliasBody,
+    ApproveBody,
     CommentBody,
     DescriptionBody,
     MetricsBody,
@@ -100,7 +101,14 @@ async def _request_op(call: Call, verb: str) -> TransitionRequest:
 
 
 async def approve(call: Call) -> TransitionRequest:
-    return await _request_op(call, "approve")
+    body = await call.body(ApproveBody)
+    request_id = call.path("id")
+    if body.signature is not None:  # signed by the approver's own key: check it before anything changes
+        from .signed import check_client_signature
+
+        envelope = body.signature.model_dump()
+        await call.run(check_client_signature, call.registry, request_id, call.actor, envelope)
+    return await call.run(call.registry.approve, request_id, actor=call.actor, comment=body.comment)
 
 
 async def reject(call: Call) -> TransitionRequest:
@@ -228,9 +236,9 @@ ENDPOINTS: list[Endpoint] = [
         "POST",
         "/requests/{id}/approve",
         approve,
-        "Approve a pending request (separation of duties applies)",
+        "Approve a pending request (separation of duties applies), optionally with a signature of the approval",
         role="approver",
-        body=CommentBody,
+        body=ApproveBody,
         response=TransitionRequest,
         params=(REQUEST_ID,),
         route="/requests/{id:path}/approve",

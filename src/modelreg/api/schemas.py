@@ -15,6 +15,8 @@ from .tokens import Role, TokenInfo
 
 __all__ = [
     "AliasBody",
+    "ApprovalSignature",
+    "ApproveBody",
     "BlobReceipt",
     "CommentBody",
     "DescriptionBody",
@@ -86,6 +88,31 @@ class CommentBody(_Body):
     """An optional comment, recorded in the audit chain."""
 
     comment: str | None = None
+
+
+class EnvelopeSignature(_Body):
+    """One signature of a DSSE envelope."""
+
+    keyid: str = Field(description="the key's fingerprint: sha256:<hex of the sha256 of its PEM public key>")
+    sig: str = Field(description="the ECDSA signature (DER) of the DSSE pre-authentication encoding, base64")
+
+
+class ApprovalSignature(_Body):
+    """An approval statement signed by the approver's own key (a DSSE envelope); see docs/api-http.md,
+    "Signed approvals"."""
+
+    payloadType: str = Field(description="application/vnd.modelreg.approval.v1+json")
+    payload: str = Field(description="the statement as canonical JSON, base64")
+    signatures: list[EnvelopeSignature] = Field(min_length=1, max_length=1)
+    public_key: str = Field(description="the signing key's public key, PEM")
+
+
+class ApproveBody(_Body):
+    """Approve, with an optional comment and, for a gate that counts only signed approvals, the
+    approver's signature of the approval statement."""
+
+    comment: str | None = None
+    signature: ApprovalSignature | None = None
 
 
 class RequestBody(_Body):

@@ -10,36 +10,91 @@ from ..ui.server import bind, is_loopback, loopback_hosts
 from .core import Settings
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from ..registry import Registry
 
-__all__ = ["DEFAULT_PORT", "check_startup", "serve"]
+__all__ = [
+    "APP_FACTORY",
+    "DEFAULT_PORT",
+    "ENV_REGISTRY",
+    "ENV_SETTINGS",
+    "app_from_env",
+    "check_startup",
+    "serve",
+    "settings_from_env",
+    "settings_to_env",
+]
 
 DEFAULT_PORT = 8422
+APP_FACTORY = "modelreg.api.server:app_from_env"
+"""The import string of the app factory the workers of ``modelreg serve --workers N`` run."""
+ENV_REGISTRY = "MODELREG_API_REGISTRY"
+"""The registry location :func:`app_from_env` opens (empty: the default registry)."""
+ENV_SETTINGS = "MODELREG_API_SETTINGS"
+"""The server settings :func:`app_from_env` uses, as :func:`settings_to_env`'s JSON."""
 
 
 def http_protocol() -> type[Any]:
-    """uvicorn's HTTP protocol with Nagle's algorithm off on each connection (``TCP_NODELAY``).
-
-    Where asyncio leaves it on (seen on some Linux VMs), a response written in two parts (the
-    status line and headers, then the body) waits for the client's delayed ACK: 40 ms a request."""
-    import socket
-
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
-
-    class NoDelayProtocol(Base):
-        def connection_made(self, transport: Any) -> None:
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:
-                    pass
-            super().connection_made(transport)
+    """uvicorn's HTTP protocol with ``TCP_NODELAY`` on each connection (see :mod:`modelreg.api.protocol`)."""
+    from .protocol import NoDelayProtocol
 
     return NoDelayProtocol
+
+
+def settings_to_env(settings: Settings) -> str:
+    """``settings`` as the JSON text :func:`app_from_env` reads from ``$MODELREG_API_SETTINGS``."""
+    import dataclasses
+    import json
+
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True)
+
+
+def settings_from_env(text: str) -> Settings:
+    """The :class:`Settings` of :func:`settings_to_env`'s text."""
+    import dataclasses
+    import json
+
+    data = json.loads(text) if text.strip() else {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"${ENV_SETTINGS} must hold a JSON object of server settings")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidInputError(f"${ENV_SETTINGS} names unknown settings: {', '.join(unknown)}")
+    if data.get("allowed_hosts") is not None:
+        data["allowed_hosts"] = tuple(data["allowed_hosts"])
+    return Settings(**data)
+
+
+def app_from_env() -> Starlette:
+    """The app factory each worker of ``modelreg serve --workers N`` calls (``modelreg.api.server:app_from_env``,
+    uvicorn's ``factory=True``): the registry at ``$MODELREG_API_REGISTRY`` (when unset or empty, the
+    default one: ``$MODELREG_URI``, else the default folder), with the settings in
+    ``$MODELREG_API_SETTINGS`` (:func:`settings_to_env`'s JSON; default: :class:`Settings`'s).
+
+    ``modelreg serve`` sets both before it starts the workers. To run workers under another process
+    manager, set them and run ``uvicorn --factory modelreg.api.server:app_from_env``."""
+    import os
+
+    from ..registry import Registry
+    from .app import create_app
+
+    location = os.environ.get(ENV_REGISTRY) or None
+    settings = settings_from_env(os.environ.get(ENV_SETTINGS, ""))
+    return create_app(Registry(location), settings)
+
+
+def check_root_path(root_path: str) -> str:
+    """``root_path`` without a final slash; InvalidInputError unless it is empty or starts with ``/``."""
+    root_path = root_path.strip()
+    if not root_path or root_path == "/":
+        return ""
+    if not root_path.startswith("/") or any(c in root_path for c in "?#") or not root_path.isascii():
+        raise InvalidInputError(
+            f"the root path {root_path!r:.80} must be a URL path that starts with '/', e.g. /registry"
+        )
+    return root_path.rstrip("/")
 
 
 def check_startup(registry: Registry, host: str, settings: Settings) -> None:
@@ -77,15 +132,30 @@ def serve(
     log_level: str = "warning",
     out: TextIO | None = None,
     ready: Any = None,
+    workers: int = 1,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1,::1",
+    root_path: str = "",
 ) -> None:
     """Serve the API until interrupted. Prints ``modelreg serve: <location> at http://<host>:<port>/api/v1``
-    once listening (``ready``, if given, is called with the port)."""
+    once listening (``ready``, if given, is called with the port).
+
+    ``workers`` > 1 runs that many uvicorn worker processes on the one listening socket; each
+    reopens the registry by its location (``registry.uri``, else the default registry) through
+    :func:`app_from_env`. ``proxy_headers`` trusts ``X-Forwarded-For`` and ``X-Forwarded-Proto``
+    from the addresses in ``forwarded_allow_ips`` (comma-separated, ``*`` for any); ``root_path``
+    is the path prefix a reverse proxy serves the API under (and strips before forwarding)."""
     import dataclasses
+    import os
 
     import uvicorn
 
     from .app import BASE, create_app
+    from .protocol import NAME as HTTP_PROTOCOL
 
+    if workers < 1:
+        raise InvalidInputError(f"--workers must be 1 or more, got {workers}")
+    root_path = check_root_path(root_path)
     settings = settings or Settings()
     check_startup(registry, host, settings)
     out = out or sys.stdout
@@ -93,16 +163,35 @@ def serve(
     real_port = sock.getsockname()[1]
     if settings.no_auth:  # a loopback server anyone on this machine may use: refuse DNS rebinding
         settings = dataclasses.replace(settings, allowed_hosts=tuple(loopback_hosts(host, real_port)))
-    app = create_app(registry, settings)
     shown = f"[{host}]" if ":" in host else host
     mode = (" (read-only)" if settings.read_only else "") + (" (no auth)" if settings.no_auth else "")
+    mode += f" ({workers} workers)" if workers > 1 else ""
+    mode += f" (behind a proxy at {root_path}{BASE})" if root_path else ""
     location = registry.uri or registry.metadata.url
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "access_log": False,
+        "server_header": False,
+        "http": HTTP_PROTOCOL,
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "root_path": root_path,
+    }
+    if workers == 1:
+        config = uvicorn.Config(create_app(registry, settings), **options)
+    else:  # each worker process builds its own app: uvicorn imports the factory by name
+        os.environ[ENV_REGISTRY] = registry.uri or ""
+        os.environ[ENV_SETTINGS] = settings_to_env(settings)
+        config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options)
     print(f"modelreg serve: {location}{mode} at http://{shown}:{real_port}{BASE}", file=out, flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False, http=http_protocol())
-    server = uvicorn.Server(config)
     if ready is not None:
         ready(real_port)
     try:
-        server.run(sockets=[sock])
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
