@@ -294,3 +294,31 @@ def test_copy_registry_takes_open_registries_and_copy_to_opens_a_location(tmp_pa
     assert report.ok
     with Registry(tmp_path / "dst") as dst:
         assert_same(src, dst)
+
+
+def test_signatures_travel_with_a_copy(tmp_path: Path) -> None:
+    from tests.test_signing import _folder, _make_key
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    priv, pub = _make_key(keys, "ana")
+    src = Registry(tmp_path / "src", signing_key=priv, actor="ana")
+    src.register("churn", _folder(tmp_path), capture=None, sign=True)
+    src.register("churn", _folder(tmp_path, "v2", {"x.bin": b"2"}), capture=None, sign=True)
+    src.transition("churn/2", "staging", sign=True)  # a signed audit event travels with the history
+    src.purge("churn/1")  # its bundle is no longer linked: not copied
+    (info,) = src.signatures("churn/2")
+    for where in (f"memory://copy-{uuid.uuid4().hex}", tmp_path / "dst"):
+        dst = Registry(where)
+        report = src.copy_to(dst)
+        assert report.ok, report.problems
+        assert dst.artifacts.exists(info.bundle)
+        (copied,) = dst.signatures("churn/2", trusted_keys=[pub])
+        assert copied.valid and copied.trusted and copied.bundle == info.bundle
+        assert dst.fetch("churn/2", require_signature=True, trusted_keys=[pub]).is_dir()
+        assert dst.verify().ok
+        (moved,) = [e for e in dst.history("churn") if e.action == "transition"]
+        assert moved.after is not None and "signature" in moved.after
+        again = src.copy_to(dst)
+        assert again.ok and again.blobs_copied == 0
+    assert report.blobs_copied == 4  # churn/2: weights.bin, sub/config.json, x.bin, and its signature bundle

@@ -123,6 +123,36 @@ def test_policy_show_history_and_invalid(with_policy: CLI, tmp_path: Path) -> No
     assert rc == 2 and "usage: modelreg policy check REF STAGE" in err
 
 
+def test_policy_show_lists_retention_member_keys_and_signature_gates(run: CLI, tmp_path: Path) -> None:
+    fp_a, fp_b = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+    assert "retention: none" in run.ok("policy", "show")
+    policy = tmp_path / "trust.json"
+    policy.write_text(
+        json.dumps(
+            {
+                "member_keys": {"carla@example.com": [fp_a], "dev@example.com": ["EF" * 32]},
+                "gates": {"production": {"signatures": {"keys": [fp_a, fp_b], "min": 2}}},
+                "retention": [
+                    {"models": ["fraud-*"], "keep_experimental": 5, "keep_newest": 2, "keep_tag": "pin"},
+                    {"keep_experimental": 100, "purge_archived_after_days": 30, "keep_used_within_days": 0},
+                ],
+            }
+        )
+    )
+    run.ok("policy", "set", str(policy))
+    out = run.ok("policy", "show")
+    assert f"member keys carla@example.com: {fp_a}" in out
+    assert f"member keys dev@example.com: sha256:{'ef' * 32}" in out
+    assert "gate production:\n  signatures: 2 valid signatures by trusted key(s)" in out
+    assert "retention fraud-*: keep the newest 5 experimental\n" in out
+    assert "  keeps: the newest 2 of each stage, versions used within 30 days, tag pin=true" in out
+    assert "retention *: keep the newest 100 experimental; purge archived after 30 days\n" in out
+    assert "  keeps: the newest 1 of each stage, tag keep=true, aliased" in out
+    assert "retention: none" not in out
+    data = json.loads(run.ok("policy", "show", "--json"))
+    assert data["member_keys"]["carla@example.com"] == [fp_a] and len(data["retention"]) == 2
+
+
 def test_policy_set_from_stdin(run: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 

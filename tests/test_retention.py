@@ -254,3 +254,58 @@ def test_cli_retention_prints_the_plan_and_applies_it(tmp_path: Path, capsys: py
     assert data["dry_run"] is False and [a["status"] for a in data["actions"]] == ["done"] * 3
     assert {mv.version for mv in reg.list_versions("m", stage="archived")} == {1, 2, 3}
     assert [e.actor for e in reg.history("m") if e.action == "transition"] == ["bot"] * 3
+
+
+def test_usage_logs_are_trimmed_by_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelreg.models import UsageRecord
+
+    reg = Registry(tmp_path / "reg")
+    _register(reg, tmp_path, "m", 3)
+    _register(reg, tmp_path, "other", 1)
+    now = utcnow()
+
+    def use(name: str, version: int, days_ago: float) -> UsageRecord:
+        mv = reg.get_version(f"{name}/{version}")
+        return UsageRecord(
+            name=name, version=version, digest=mv.digest, action="fetch", actor="svc", host="h", pid=1,
+            time=now - timedelta(days=days_ago),
+        )  # fmt: skip
+
+    for record in [use("m", 1, 100), use("m", 2, 50), use("m", 1, 10), use("other", 1, 100)]:
+        reg.metadata.record_usage(record)
+    with pytest.raises(InvalidInputError, match="shorter than keep_used_within_days"):
+        reg.set_policy({"retention": [{"trim_usage_after_days": 7}]})  # would drop the protecting uses
+    reg.set_policy({"retention": [{"models": ["m"], "trim_usage_after_days": 40}]})  # a rule may only trim
+    assert reg.get_policy().to_dict()["retention"][0]["trim_usage_after_days"] == 40
+    # a rule without it is stored as before (same digest, readable by older clients)
+    from modelreg.governance.policy import Policy
+
+    assert "trim_usage_after_days" not in json.dumps(Policy.model_validate({"retention": RULES}).to_dict())
+    plan = reg.apply_retention(now=now)
+    assert plan.actions == [] and len(plan.usage_trims) == 1
+    (trim,) = plan.usage_trims
+    assert (trim.name, trim.records, trim.status) == ("m", 2, "planned")
+    assert trim.reason.endswith("(> 40 days)") and trim.before == now - timedelta(days=40)
+    assert len(reg.metadata.list_usage("m")) == 3  # a plan changes nothing
+    args = ["--registry", str(tmp_path / "reg")]
+    assert cli_main([*args, "retention"]) == 0
+    out = capsys.readouterr()
+    assert "would trim the usage log of m: 2 record(s) used before" in out.out and "retention --apply" in out.err
+    done = reg.apply_retention(dry_run=False, now=now)
+    assert [(t.name, t.records, t.status) for t in done.usage_trims] == [("m", 2, "done")]
+    assert [u.time for u in reg.metadata.list_usage("m")] == [now - timedelta(days=10)]
+    assert len(reg.metadata.list_usage("other")) == 1  # no rule applies to it
+    assert reg.apply_retention(dry_run=False, now=now).usage_trims == []  # nothing left to trim
+    assert reg.verify(blobs=False).ok
+    # the CLI reports an applied trim; a store that cannot trim is reported, not fatal
+    reg.metadata.record_usage(use("m", 3, 60))
+    assert cli_main([*args, "--json", "retention", "--apply"]) == 0
+    assert json.loads(capsys.readouterr().out)["usage_trims"][0]["status"] == "done"
+    reg.metadata.record_usage(use("m", 3, 60))
+
+    def cannot(name: str, before: object) -> int:
+        raise NotImplementedError("this store cannot trim its usage log")
+
+    reg.metadata.trim_usage = cannot  # type: ignore[method-assign]
+    skipped = reg.apply_retention(dry_run=False, now=now).usage_trims
+    assert [(t.status, t.detail) for t in skipped] == [("skipped", "this store cannot trim its usage log")]

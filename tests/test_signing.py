@@ -452,3 +452,45 @@ def test_signing_key_repr_and_sign_without_a_registry(tmp_path: Path, keys: Call
     assert key.fingerprint == fingerprint(pub.read_bytes()) and "ana" in repr(key)
     assert SigningKey.load(key) is key
     assert SigningKey.load(priv.read_text()).fingerprint == key.fingerprint
+
+
+def test_cli_register_sign_and_download_fetch_require_signature(
+    tmp_path: Path, keys: Callable[..., KeyPair], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    priv, pub = keys("ana")
+    other, other_pub = keys("bob")
+    root = str(tmp_path / "reg")
+    args = ["--registry", root, "--actor", "ana"]
+    register = [*args, "register", "churn"]
+    assert cli_main([*register, str(_folder(tmp_path)), "--no-capture", "--signing-key", str(priv)]) == 0
+    capsys.readouterr()
+    (info,) = Registry(root).signatures("churn/1")
+    assert info.valid and info.key == fingerprint(pub.read_text()) and (info.role, info.actor) == ("author", "ana")
+    # --sign alone takes the key from the environment; without one, nothing is registered
+    v2 = _folder(tmp_path, "v2", {"x.bin": b"2"})
+    assert cli_main([*register, str(v2), "--no-capture", "--sign"]) == 2
+    assert "needs a signing key" in capsys.readouterr().err
+    assert [mv.version for mv in Registry(root).list_versions("churn")] == [1]
+    monkeypatch.setenv("MODELREG_SIGNING_KEY_FILE", str(other))
+    assert cli_main([*register, str(v2), "--no-capture", "--sign"]) == 0
+    assert Registry(root).signatures("churn/2")[0].key == fingerprint(other_pub.read_text())
+    monkeypatch.delenv("MODELREG_SIGNING_KEY_FILE")
+    assert cli_main([*register, str(_folder(tmp_path, "v3", {"y.bin": b"3"})), "--no-capture"]) == 0
+    capsys.readouterr()
+
+    out = tmp_path / "out"
+    assert cli_main([*args, "download", "churn/1", str(out), "--require-signature", "--trusted-key", str(pub)]) == 0
+    assert Path(capsys.readouterr().out.strip()) == out / "model"
+    assert cli_main([*args, "fetch", "churn/1", "--require-signature", "--trusted-key", str(pub)]) == 0
+    assert Path(capsys.readouterr().out.strip()).is_dir()
+    fp_bob = fingerprint(other_pub.read_text())
+    assert cli_main([*args, "fetch", "churn/1", "--trusted-key", fp_bob]) == 1  # a trusted key implies the check
+    assert "no valid signature from a trusted key" in capsys.readouterr().err
+    out3 = tmp_path / "out3"
+    assert cli_main([*args, "download", "churn/3", str(out3), "--require-signature", "--trusted-key", str(pub)]) == 1
+    assert "signatures: none" in capsys.readouterr().err
+    assert not out3.exists() or not any(out3.iterdir())
+    assert cli_main([*args, "fetch", "churn/3", "--require-signature"]) == 2  # no trusted keys at all
+    assert "require_signature needs trusted keys" in capsys.readouterr().err
+    monkeypatch.setenv("MODELREG_TRUSTED_KEYS", fp_bob)
+    assert cli_main([*args, "fetch", "churn/2", "--require-signature"]) == 0

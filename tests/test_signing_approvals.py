@@ -96,3 +96,72 @@ def test_cli_approve_sign(setup, tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert rc == 0
     assert "is now in production" in capsys.readouterr().out
     assert all("signature" in a.model_extra for a in reg.get_request(req.id).approvals)
+
+
+# -- signed direct transitions -----------------------------------------------------------------------------
+def test_a_signed_transition_keeps_its_statement_with_the_event(setup, tmp_path: Path) -> None:
+    reg, keys = setup
+    mv = reg.transition("churn/1", "staging", actor="carla@example.com", sign=True, key=keys["carla"][0])
+    assert mv.stage.value == "staging"
+    ev = reg.history("churn")[-1]
+    assert (ev.action, ev.version, ev.actor) == ("transition", 1, "carla@example.com")
+    assert ev.after["stage"] == "staging" and ev.before == {"stage": "experimental"}
+    from modelreg.signing import check_signed_statement
+
+    statement, fp = check_signed_statement(ev.after["signature"])
+    assert fp == fingerprint(keys["carla"][1].read_text())
+    assert statement["type"] == "transition" and statement["request"] is None
+    assert (statement["ref"], statement["digest"]) == ("churn/1", mv.digest)
+    assert (statement["from_stage"], statement["to_stage"], statement["actor"]) == (
+        "experimental",
+        "staging",
+        "carla@example.com",
+    )
+    assert statement["time"].startswith(ev.time.date().isoformat())
+    assert reg.verify().ok
+    # the registry's own key by default; an unsigned transition carries no signature
+    signed = Registry(tmp_path / "reg", signing_key=keys["dev"][0])
+    signed.transition("churn/1", "experimental", actor="dev@example.com", sign=True)
+    assert signed.history("churn")[-1].after["signature"]["signatures"][0]["keyid"] == fingerprint(
+        keys["dev"][1].read_text()
+    )
+    reg.transition("churn/1", "staging", actor="ana")
+    assert "signature" not in reg.history("churn")[-1].after
+    with pytest.raises(InvalidInputError, match=r"transition\(sign=True\) needs a signing key"):
+        reg.transition("churn/1", "experimental", actor="ana", sign=True)
+    assert reg.get_version("churn/1").stage.value == "staging"  # refused before anything changed
+
+
+def test_verify_reports_a_signed_transition_event_that_was_altered(setup, tmp_path: Path) -> None:
+    reg, keys = setup
+    reg.transition("churn/1", "staging", actor="carla@example.com", sign=True, key=keys["carla"][0])
+    assert reg.verify().ok
+    with sqlite3.connect(tmp_path / "reg" / "modelreg.db") as conn:
+        seq, after = conn.execute(
+            "SELECT seq, after FROM events WHERE model='churn' AND action='transition'"
+        ).fetchone()
+        data = json.loads(after)
+        data["stage"] = "production"  # the event now says the version went to production
+        conn.execute("UPDATE events SET after=? WHERE model='churn' AND seq=?", (json.dumps(data), seq))
+    kinds = {(p.kind, p.detail.split(": ", 1)[1]) for p in reg.verify().problems}
+    assert ("signed_event", "the signed statement does not match the event (to_stage)") in kinds
+    assert any(kind == "audit_edited" for kind, _ in kinds)
+    with sqlite3.connect(tmp_path / "reg" / "modelreg.db") as conn:
+        data["stage"] = "staging"
+        data["signature"]["payload"] = data["signature"]["payload"][:-4] + "AAA="  # a forged statement
+        conn.execute("UPDATE events SET after=? WHERE model='churn' AND seq=?", (json.dumps(data), seq))
+    details = [p.detail for p in reg.verify().problems if p.kind == "signed_event"]
+    assert len(details) == 1 and ("does not verify" in details[0] or "malformed" in details[0])
+
+
+def test_cli_transition_sign(setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reg, keys = setup
+    root = str(tmp_path / "reg")
+    args = ["--registry", root, "--actor", "dev@example.com", "transition", "churn/1", "staging"]
+    assert cli_main([*args, "--key", str(keys["dev"][0])]) == 0
+    assert "churn/1: experimental -> staging" in capsys.readouterr().out
+    ev = reg.history("churn")[-1]
+    assert ev.after["signature"]["signatures"][0]["keyid"] == fingerprint(keys["dev"][1].read_text())
+    assert cli_main(["--registry", root, "transition", "churn/1", "experimental", "--sign"]) == 2
+    assert "needs a signing key" in capsys.readouterr().err
+    assert reg.verify().ok

@@ -517,6 +517,11 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> None:
     params = {k: parse_param_value(v) for k, v in _pairs(args.param, "--param", "lr=0.1").items()}
     metrics = _metrics(args.metric, "--metric")
     tags = _pairs(args.tag, "--tag", "team=fraud")
+    key = None
+    if args.key is not None:
+        from .signing import SigningKey
+
+        key = SigningKey.load(args.key)  # a bad key is refused before anything is registered
     mv = ctx.registry.register(
         args.name,
         args.path,
@@ -529,8 +534,12 @@ def cmd_register(ctx: Context, args: argparse.Namespace) -> None:
         format=args.format,
         progress=ctx.progress(),
         follow_symlinks=args.follow_symlinks,
+        sign=args.sign and key is None,
     )
     ctx.end_progress()
+    if key is not None:
+        ctx.registry.sign(mv.ref, key=key, role="author")
+        mv = ctx.registry.get_version(mv.ref)
     if ctx.json:
         ctx.emit(mv)
     else:
@@ -576,6 +585,18 @@ def _add_register(sub: Any) -> None:
         "--follow-symlinks",
         action="store_true",
         help="store the content of symlinks in the folder that point outside it (refused by default)",
+    )
+    p.add_argument(
+        "--sign",
+        action="store_true",
+        help="sign the new version (role author) with $MODELREG_SIGNING_KEY_FILE, $MODELREG_SIGNING_KEY or --key",
+    )
+    p.add_argument(
+        "--key",
+        "--signing-key",
+        dest="key",
+        metavar="PEM",
+        help="the EC private key file to sign the new version with (implies --sign)",
     )
 
 
@@ -753,7 +774,9 @@ def cmd_transition(ctx: Context, args: argparse.Namespace) -> None:
     ref = parse_ref(args.ref)
     before = reg.get_version(args.ref, version)
     displaced = _holder(reg, ref.name, target) if target in reg.rules.exclusive else None
-    mv = reg.transition(args.ref, version, target, comment=args.comment, strict=args.strict)
+    mv = reg.transition(
+        args.ref, version, target, comment=args.comment, strict=args.strict, sign=args.sign, key=args.key
+    )
     if before.stage == target == mv.stage:
         ctx.note(f"{mv.ref} is already in {target.value}; nothing to do")
     if ctx.json:
@@ -788,6 +811,12 @@ def _add_transition(sub: Any) -> None:
         action="store_true",
         help="fail (exit 1) when the version is already in STAGE (default: say so on stderr, exit 0)",
     )
+    p.add_argument(
+        "--sign",
+        action="store_true",
+        help="sign the decision (version, digest, stages, actor, time) with $MODELREG_SIGNING_KEY_FILE or --key",
+    )
+    p.add_argument("--key", metavar="PEM", help="the private key to sign the transition with (implies --sign)")
 
 
 def cmd_rollback(ctx: Context, args: argparse.Namespace) -> None:
@@ -974,7 +1003,14 @@ def _add_metrics(sub: Any) -> None:
 def cmd_download(ctx: Context, args: argparse.Namespace) -> None:
     reg = ctx.registry
     mv = reg.get_version(args.ref)
-    path = reg.download(mv.ref, args.dest, overwrite=args.overwrite, progress=ctx.progress())
+    path = reg.download(
+        mv.ref,
+        args.dest,
+        overwrite=args.overwrite,
+        progress=ctx.progress(),
+        require_signature=args.require_signature or bool(args.trusted_key),
+        trusted_keys=args.trusted_key or None,
+    )
     ctx.end_progress()
     if ctx.json:
         ctx.emit({"ref": mv.ref, "path": str(path), "digest": mv.digest, "size": mv.size})
@@ -993,6 +1029,7 @@ def _add_download(sub: Any) -> None:
     p.add_argument("ref", metavar="REF", help=REF_HELP)
     p.add_argument("dest", nargs="?", default=".", metavar="DEST", help="folder to write into (default: .)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file or folder of the same name")
+    _add_signature_options(p)
 
 
 def cmd_fetch(ctx: Context, args: argparse.Namespace) -> None:
@@ -1003,6 +1040,8 @@ def cmd_fetch(ctx: Context, args: argparse.Namespace) -> None:
         record_use=True if args.record_use else None,
         purpose=args.purpose,
         progress=ctx.progress(),
+        require_signature=args.require_signature or bool(args.trusted_key),
+        trusted_keys=args.trusted_key or None,
     )
     ctx.end_progress()
     if ctx.json:
@@ -1023,6 +1062,22 @@ def _add_fetch(sub: Any) -> None:
     p.add_argument("--verify", action="store_true", help="re-hash a snapshot that is already on disk")
     p.add_argument("--record-use", action="store_true", help="append a usage record (who, host, purpose)")
     p.add_argument("--purpose", metavar="TEXT", help="what the version is used for, kept in the usage record")
+    _add_signature_options(p)
+
+
+def _add_signature_options(p: Any) -> None:
+    p.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="refuse a version without a valid signature from a trusted key (--trusted-key, else "
+        "$MODELREG_TRUSTED_KEYS, else your own signing key)",
+    )
+    p.add_argument(
+        "--trusted-key",
+        action="append",
+        metavar="KEY",
+        help="a trusted key: a fingerprint or a PEM public key file (repeatable; implies --require-signature)",
+    )
 
 
 def _fmt_change_value(value: Any) -> str:

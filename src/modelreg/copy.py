@@ -2,7 +2,9 @@
 
 Copies every model (and the reserved ``_registry`` document, which holds
 registry-wide settings), every version with its blobs, stages, aliases, tags,
-descriptions, logged metrics, ``extensions`` and the complete audit history,
+descriptions, logged metrics, ``extensions`` (with the links of signed
+versions, whose signature bundles are copied like artifact blobs: a signed
+version still verifies in the copy) and the complete audit history,
 for example a laptop's SQLite registry into a team bucket, or back.
 
 How the history is carried over: the source's audit events are *replayed*, in
@@ -149,6 +151,18 @@ def _copy_blob(src: Registry, dst: Registry, digest: str, size: int, tmpdir: str
         tmp.unlink(missing_ok=True)
 
 
+def _bundles(state: ModelState) -> dict[str, int]:
+    """The signature bundles (digest: size) the live versions of ``state`` link to."""
+    from .signing import links_of
+
+    out: dict[str, int] = {}
+    for v in state.versions:
+        for link in links_of(state, v):
+            if link.get("bundle"):
+                out[str(link["bundle"])] = int(link.get("size") or 0)
+    return out
+
+
 def _model_names(src: Registry) -> list[str]:
     names = [m.name for m in src.metadata.list_models()]
     for reserved in RESERVED_DOCUMENTS:
@@ -243,6 +257,15 @@ def _copy_model(
 
     # finally the mutable state, without new events
     target = s_meta.get_state(name)
+    # signature bundles (modelreg.signing) are blobs too, linked from the state's extensions: copied
+    # like artifact blobs before the state that links to them, so a signed version verifies in dst
+    for digest, size in _bundles(target).items():
+        if dst.artifacts.exists(digest):
+            report.blobs_already_there += 1
+            continue
+        _copy_blob(src, dst, digest, size, tmpdir)
+        report.blobs_copied += 1
+        report.bytes_copied += size
 
     def settle(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
         if set(state.versions) != set(target.versions):

@@ -736,6 +736,8 @@ class Registry(GovernanceMixin):
         comment: str | None = None,
         actor: str | None = None,
         strict: bool = False,
+        sign: bool = False,
+        key: Any = None,
     ) -> ModelVersion:
         """Move a version to another stage: ``transition("churn", 3, "production")`` or
         ``transition("churn/3", "production")``.
@@ -747,6 +749,11 @@ class Registry(GovernanceMixin):
         A version already in ``stage`` is returned unchanged, and nothing is written
         (no audit event): promoting twice is harmless. ``strict=True`` raises
         InvalidTransitionError ("already in production; nothing to do") instead.
+
+        ``sign=True`` signs what was decided (version, artifact digest, from and to stage, actor,
+        time) with ``key`` (else the registry's signing key); the signature is kept with the
+        transition's audit event and :meth:`verify` reports it if the event is altered. See
+        docs/trust.md.
         """
         if stage is None and isinstance(version, (str, Stage)) and not str(version).isdigit():
             version, stage = None, version
@@ -756,8 +763,19 @@ class Registry(GovernanceMixin):
         r = self._ref(name, version)
         who = self.who(actor)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
+        signer = None
+        if sign or key is not None:
+            from .signing import SigningKey
+
+            signer = SigningKey.load(key) if key is not None else self.signing_key
+            if signer is None:
+                raise InvalidInputError(
+                    "transition(sign=True) needs a signing key: key=..., Registry(signing_key=...) or "
+                    "$MODELREG_SIGNING_KEY_FILE",
+                    remedy=Remedy("pass key='key.pem'", "pass --key key.pem or set MODELREG_SIGNING_KEY_FILE"),
+                )
         # the policy's table and gates are checked inside the atomic update (modelreg.governance)
-        return self._gov.transition(r, target, who, note, strict=bool(strict))
+        return self._gov.transition(r, target, who, note, strict=bool(strict), signer=signer)
 
     def archive(
         self, ref: str, *, comment: str | None = None, actor: str | None = None, strict: bool = False
@@ -1574,11 +1592,14 @@ class Registry(GovernanceMixin):
             found, count = self.verify_audit(model.name)
             problems.extend(found)
             n_events += count
-            signed_events = [e for e in self.metadata.list_events(model.name, actions=("approve",)) if e.after]
-            if any("signature" in (e.after or {}) for e in signed_events):  # signed approvals
+            signed_events = [
+                e for e in self.metadata.list_events(model.name, actions=("approve", "transition")) if e.after
+            ]
+            if any("signature" in (e.after or {}) for e in signed_events):  # signed approvals and transitions
                 from .signing import signed_event_problems
 
-                for v, detail in signed_event_problems(signed_events):
+                digests = {mv.version: mv.digest for mv in self.metadata.list_versions(model.name)}
+                for v, detail in signed_event_problems(signed_events, digests):
                     problems.append(Problem(kind="signed_event", model=model.name, version=v, detail=detail))
             state = self.metadata.get_state_view(model.name)
             for mv in self.metadata.list_versions(model.name):

@@ -5,7 +5,11 @@ model the first rule whose ``models`` patterns match it applies. A rule may
 
 - keep the newest ``keep_experimental`` experimental versions and archive the older ones;
 - archive experimental versions registered more than ``archive_experimental_after_days`` ago;
-- purge archived versions that entered ``archived`` more than ``purge_archived_after_days`` ago.
+- purge archived versions that entered ``archived`` more than ``purge_archived_after_days`` ago;
+- trim the model's usage log (fetch and load records) of records older than ``trim_usage_after_days``
+  (at least ``keep_used_within_days``: the uses that protect a version are kept), with the store's
+  :meth:`~modelreg.stores.base.MetadataStore.trim_usage`. The usage log is kept apart from the audit
+  chain: a trim records no audit event; the plan reports it (:attr:`RetentionPlan.usage_trims`).
 
 Whatever the rule says, a version is never touched when it is in an exclusive stage (production),
 has an alias, is the subject of a pending transition request, was used (fetched or loaded with a
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
     from .governance.policy import Policy
     from .registry import Registry
 
-__all__ = ["RetentionAction", "RetentionPlan", "RetentionRule", "apply_retention", "plan_retention"]
+__all__ = ["RetentionAction", "RetentionPlan", "RetentionRule", "UsageTrim", "apply_retention", "plan_retention"]
 
 DEFAULT_ACTOR = "modelreg-retention"
 
@@ -57,6 +61,21 @@ class RetentionAction(BaseModel):
     by_count: bool = False
     """Planned only because of ``keep_experimental`` (re-checked when applied)."""
     by_age: bool = False
+    status: Literal["planned", "done", "skipped"] = "planned"
+    detail: str | None = None
+
+
+class UsageTrim(BaseModel):
+    """The usage-log records of model ``name`` older than ``before`` that a rule's
+    ``trim_usage_after_days`` removes: ``records`` counted by the plan, the number removed once
+    applied (``status`` ``done``; ``skipped`` with ``detail`` if the store cannot trim)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    before: datetime
+    records: int
+    reason: str
     status: Literal["planned", "done", "skipped"] = "planned"
     detail: str | None = None
 
@@ -83,6 +102,8 @@ class RetentionPlan(BaseModel):
     actions: list[RetentionAction] = Field(default_factory=list)
     protected: list[RetentionKept] = Field(default_factory=list)
     bytes_freed: int = 0
+    usage_trims: list[UsageTrim] = Field(default_factory=list)
+    """Usage logs trimmed by age (``trim_usage_after_days``), one entry per model with records to remove."""
 
     @property
     def archives(self) -> list[RetentionAction]:
@@ -104,7 +125,8 @@ class RetentionPlan(BaseModel):
         mode = "plan" if self.dry_run else f"applied {len(self.done)}, skipped {len(self.skipped)}"
         return (
             f"RetentionPlan({len(self.archives)} archive, {len(self.purges)} purge, "
-            f"{len(self.protected)} protected, {self.bytes_freed} bytes freed after gc; {mode})"
+            f"{len(self.protected)} protected, {self.bytes_freed} bytes freed after gc, "
+            f"{sum(t.records for t in self.usage_trims)} usage records trimmed; {mode})"
         )
 
     __str__ = __repr__
@@ -298,10 +320,17 @@ def plan_retention(
     kept: list[RetentionKept] = []
     referenced_after: set[str] = set()
     freed: dict[str, int] = {}
+    trims: list[UsageTrim] = []
     for model in reg.metadata.list_models():
         if wanted is not None and model.name not in wanted:
             continue
         rule = _rule_for(policy, model.name)
+        if rule is not None and rule.trim_usage_after_days is not None:
+            before = now - timedelta(days=rule.trim_usage_after_days)
+            old = sum(1 for use in reg.metadata.list_usage(model.name) if use.time < before)
+            if old:
+                why = f"used before {before.isoformat(timespec='seconds')} (> {days_text(rule.trim_usage_after_days)})"
+                trims.append(UsageTrim(name=model.name, before=before, records=old, reason=why))
         if rule is None:
             versions = reg.metadata.list_versions(model.name)
             for mv in versions:
@@ -329,7 +358,15 @@ def plan_retention(
             if mv.name not in wanted:
                 referenced_after.update(f.digest for f in mv.artifact.files)
     bytes_freed = sum(size for digest, size in freed.items() if digest not in referenced_after)
-    return RetentionPlan(time=now, dry_run=True, actor=actor, actions=actions, protected=kept, bytes_freed=bytes_freed)
+    return RetentionPlan(
+        time=now,
+        dry_run=True,
+        actor=actor,
+        actions=actions,
+        protected=kept,
+        bytes_freed=bytes_freed,
+        usage_trims=trims,
+    )
 
 
 # -- applying ---------------------------------------------------------------------------------------
@@ -411,4 +448,12 @@ def apply_retention(
         except NotFoundError:
             status, detail = "skipped", "purged meanwhile"
         done.append(act.model_copy(update={"status": status, "detail": detail}))
-    return plan.model_copy(update={"dry_run": False, "actions": done})
+    trimmed: list[UsageTrim] = []
+    for trim in plan.usage_trims:  # after the actions, which re-check recent uses
+        try:
+            removed = reg.metadata.trim_usage(trim.name, trim.before)
+        except NotImplementedError as exc:
+            trimmed.append(trim.model_copy(update={"status": "skipped", "detail": str(exc)}))
+            continue
+        trimmed.append(trim.model_copy(update={"status": "done", "records": removed}))
+    return plan.model_copy(update={"dry_run": False, "actions": done, "usage_trims": trimmed})

@@ -280,6 +280,23 @@ def approval_statement(
     }
 
 
+def transition_statement(
+    ref: str, digest: str, from_stage: str, to_stage: str, actor: str, time: datetime
+) -> dict[str, Any]:
+    """What a direct promotion (``transition(..., sign=True)``) signs: the version and its artifact
+    digest, the stages it moves from and to, who and when. Stored with the transition's audit event."""
+    return {
+        "type": "transition",
+        "request": None,
+        "ref": ref,
+        "digest": digest,
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+        "actor": actor,
+        "time": time.isoformat(),
+    }
+
+
 def sign_statement(key: SigningKey, statement: Mapping[str, Any]) -> dict[str, Any]:
     """A DSSE envelope signing ``statement`` (canonical JSON) with ``key``, with the public key and its
     fingerprint to check it: stored with the audit event it backs."""
@@ -682,9 +699,12 @@ def verify_problems(reg: Registry, mv: ModelVersion, state: ModelState, cache: d
     return out
 
 
-def signed_event_problems(events: Iterable[Any]) -> list[tuple[int | None, str]]:
-    """(version, detail) for each stored signed approval event whose signature does not verify or
-    does not match the event (actor, request, version, target stage)."""
+def signed_event_problems(
+    events: Iterable[Any], digests: Mapping[int, str] | None = None
+) -> list[tuple[int | None, str]]:
+    """(version, detail) for each stored signed event (an approval, or a transition signed with
+    ``transition(..., sign=True)``) whose signature does not verify or does not match the event
+    (actor, request, version, source and target stage; with ``digests``, the version's artifact)."""
     out: list[tuple[int | None, str]] = []
     for ev in events:
         envelope = (ev.after or {}).get("signature")
@@ -702,6 +722,14 @@ def signed_event_problems(events: Iterable[Any]) -> list[tuple[int | None, str]]
             "ref": f"{ev.model}/{ev.version}",
             "to_stage": (ev.after or {}).get("to"),
         }
+        if ev.action != "approve":  # a signed transition: the stages of the event itself
+            expected.update(
+                type="transition",
+                to_stage=(ev.after or {}).get("stage"),
+                from_stage=(ev.before or {}).get("stage"),
+            )
+        if digests is not None and ev.version in digests:
+            expected["digest"] = digests[ev.version]
         wrong = [k for k, v in expected.items() if statement.get(k) != v]
         if wrong:
             out.append((ev.version, f"{label}: the signed statement does not match the event ({', '.join(wrong)})"))

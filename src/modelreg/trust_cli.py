@@ -106,6 +106,10 @@ def cmd_retention(ctx: Any, args: argparse.Namespace) -> None:
         ]
         headers = ["ACTION", "VERSION", "STAGE", "SIZE", "WHY"] + (["RESULT"] if not plan.dry_run else [])
         ctx.table(headers, rows)
+    for trim in plan.usage_trims:
+        result = "" if plan.dry_run else f" ({trim.status}{': ' + trim.detail if trim.detail else ''})"
+        verb = "would trim" if plan.dry_run else "trimmed"
+        ctx.out(f"{verb} the usage log of {trim.name}: {trim.records} record(s) {trim.reason}{result}")
     for kept in plan.protected if args.verbose else []:
         ctx.out(f"  kept {kept.ref}: {kept.reason}")
     verb = "would archive" if plan.dry_run else "archived"
@@ -115,7 +119,7 @@ def cmd_retention(ctx: Any, args: argparse.Namespace) -> None:
         f"{verb} {archived}, {'would purge' if plan.dry_run else 'purged'} {purged} version(s); "
         f"{len(plan.protected)} protected; `modelreg gc` then frees about {human_size(plan.bytes_freed)}"
     )
-    if plan.dry_run and plan.actions:
+    if plan.dry_run and (plan.actions or plan.usage_trims):
         ctx.note("dry run: nothing changed; run `modelreg retention --apply` to apply")
     if plan.skipped:
         ctx.note(f"{len(plan.skipped)} action(s) skipped: the versions changed since the plan")
@@ -124,8 +128,8 @@ def cmd_retention(ctx: Any, args: argparse.Namespace) -> None:
 def _add_retention(sub: Any) -> None:
     p = sub.add_parser(
         "retention",
-        help="plan (or --apply) the policy's retention rules: archive and purge old versions",
-        description="Show what the stored policy's retention rules would archive and purge, and why; "
+        help="plan (or --apply) the policy's retention rules: archive and purge old versions, trim usage logs",
+        description="Show what the stored policy's retention rules would archive, purge and trim, and why; "
         "--apply does it (audited; safe to run from cron on several machines).",
         epilog="examples:\n  modelreg retention\n  modelreg retention --apply --actor retention-bot",
     )

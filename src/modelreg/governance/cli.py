@@ -137,6 +137,13 @@ def cmd_policy(ctx: Any, args: argparse.Namespace) -> int | None:
             lines = describe_gate(gate)
             ctx.out(f"gate {stage.value}:" + ("" if lines else " none"))
             ctx.out("\n".join(f"  {line}" for line in lines))
+        for actor, fps in sorted(policy.member_keys.items()):
+            ctx.out(f"member keys {actor}: {', '.join(fps)}")
+        for rule in policy.retention:
+            ctx.out(f"retention {rule.describe()}")
+            ctx.out(f"  keeps: {rule.describe_protection()}")
+        if not policy.retention:
+            ctx.out("retention: none")
         ctx.out(f"emergency rollback bypasses gates: {'yes' if policy.emergency_rollback else 'no'}")
         ctx.out(f"requests complete automatically: {'yes' if policy.auto_complete else 'no'}")
         if policy.admins:

@@ -311,11 +311,15 @@ class Governance:
         note: str | None,
         strict: bool = True,
         guard: Callable[[ModelState], None] | None = None,
+        signer: Any = None,
     ) -> ModelVersion:
         """Move ``r`` to ``target``. A version already in ``target`` raises InvalidTransitionError
         with ``strict``, else stays as it is: nothing is written (no audit event). ``guard`` is
         called with the current state inside the store's atomic step, first, and refuses the move
-        by raising (retention checks that nothing changed since its plan)."""
+        by raising (retention checks that nothing changed since its plan). ``signer`` (a
+        :class:`~modelreg.signing.SigningKey`): the decision (version, digest, stages, actor, time)
+        is signed with it and the envelope kept with the transition's audit event, as for
+        :meth:`approve`."""
         policy = self.policy()
         rules = policy.stage_rules()
         name = r.name
@@ -334,7 +338,15 @@ class Governance:
             unmet = evaluate_gates(policy, target, Candidate(records(version), draft), records, signers=self.signers)
             if unmet:
                 raise _violation(f"cannot move {name}/{version} from {source.value} to {target.value}", unmet)
-            events = rules.move(draft, version, target, who, note)
+            signed: dict[str, Any] | None = None
+            if signer is not None:
+                from ..signing import sign_statement, transition_statement
+
+                statement = transition_statement(
+                    f"{name}/{version}", records(version).digest, source.value, target.value, who, utcnow()
+                )
+                signed = {"signature": sign_statement(signer, statement)}
+            events = rules.move(draft, version, target, who, note, extra=signed)
             events += supersede(draft, version, target, who)
             return draft, events
 

@@ -304,6 +304,9 @@ class RetentionRule(BaseModel):
     keep_used_within_days: float = Field(30, ge=0)
     keep_tag: str = "keep"
     """A version whose tag of this name is ``"true"`` is never touched."""
+    trim_usage_after_days: float | None = Field(None, ge=0)
+    """Remove usage-log records (fetches and loads) older than this many days; at least
+    ``keep_used_within_days``, so that the uses that protect a version are kept."""
 
     @field_validator("models", mode="before")
     @classmethod
@@ -318,9 +321,17 @@ class RetentionRule(BaseModel):
             self.keep_experimental is None
             and self.archive_experimental_after_days is None
             and self.purge_archived_after_days is None
+            and self.trim_usage_after_days is None
         ):
             raise ValueError(
-                "a retention rule needs keep_experimental, archive_experimental_after_days or purge_archived_after_days"
+                "a retention rule needs keep_experimental, archive_experimental_after_days, purge_archived_after_days "
+                "or trim_usage_after_days"
+            )
+        if self.trim_usage_after_days is not None and self.trim_usage_after_days < self.keep_used_within_days:
+            raise ValueError(
+                f"trim_usage_after_days ({days_text(self.trim_usage_after_days)}) is shorter than "
+                f"keep_used_within_days ({days_text(self.keep_used_within_days)}): trimming would remove the uses "
+                "that protect versions"
             )
         return self
 
@@ -335,7 +346,20 @@ class RetentionRule(BaseModel):
             parts.append(f"archive experimental after {days_text(self.archive_experimental_after_days)}")
         if self.purge_archived_after_days is not None:
             parts.append(f"purge archived after {days_text(self.purge_archived_after_days)}")
+        if self.trim_usage_after_days is not None:
+            parts.append(f"trim the usage log after {days_text(self.trim_usage_after_days)}")
         return f"{', '.join(self.models)}: " + "; ".join(parts)
+
+    def describe_protection(self) -> str:
+        """What the rule never touches, besides versions in an exclusive stage, with an alias or a
+        pending request (for ``modelreg policy show``)."""
+        parts = []
+        if self.keep_newest:
+            parts.append(f"the newest {self.keep_newest} of each stage")
+        if self.keep_used_within_days:
+            parts.append(f"versions used within {days_text(self.keep_used_within_days)}")
+        parts.append(f"tag {self.keep_tag}=true")
+        return ", ".join([*parts, "aliased, requested and exclusive-stage versions"])
 
 
 class Policy(_Strict):
@@ -459,6 +483,9 @@ class Policy(_Strict):
         for key in ("retention", "member_keys"):
             if not data.get(key):
                 data.pop(key, None)
+        for rule in data.get("retention", []):
+            if rule.get("trim_usage_after_days") is None:
+                rule.pop("trim_usage_after_days", None)
         for gate in data.get("gates", {}).values():
             if gate.get("signatures") is None:
                 gate.pop("signatures", None)

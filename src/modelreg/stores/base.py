@@ -108,7 +108,9 @@ class VersionView(MutableMapping[int, VersionState]):
     def items(self) -> list[tuple[int, VersionState]]:  # type: ignore[override]  # a list, not an ItemsView
         numbers = sorted(set(self._numbers()) | set(self._changes))
         self._fetch(v for v in numbers if v not in self._changes)  # one batch, not one read each
-        return [(v, self[v]) for v in numbers]
+        # a view read outside a store's atomic step (get_state_view) can see a number that another
+        # writer purges before its entry is loaded: that version is gone, not an error
+        return [(v, self[v]) for v in numbers if v in self._changes or self._base.get(v) is not None]
 
     def values(self) -> list[VersionState]:  # type: ignore[override]  # a list, not a ValuesView
         return [vs for _, vs in self.items()]
@@ -347,6 +349,15 @@ class MetadataStore(abc.ABC):
     def list_usage(self, name: str, version: int | None = None, *, limit: int | None = None) -> list[UsageRecord]:
         """Usage records of a model (of one version, if given), oldest first; with ``limit``, the
         newest ``limit`` of them. An empty list when nothing was recorded."""
+
+    def trim_usage(self, name: str, before: datetime) -> int:
+        """Remove the usage records of a model whose ``time`` is earlier than ``before`` (retention's
+        ``trim_usage_after_days``); returns how many were removed. Later records, and the model's
+        state and audit chain, are untouched; a model without records removes nothing (0).
+
+        Optional for third-party stores: the default raises NotImplementedError, and retention
+        then reports that this store cannot trim its usage log."""
+        raise NotImplementedError(f"{type(self).__name__} cannot trim its usage log")
 
     def close(self) -> None:  # noqa: B027 - optional: a store without connections keeps this one
         """Release connections; the store must not be used afterwards."""

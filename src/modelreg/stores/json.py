@@ -14,6 +14,7 @@ Layout under the store's root (``<registry>/metadata``)::
     models/<model>/events/<seq>.json  sealed audit event (create-if-absent), hash-chained
     models/<model>/packs/<k>.json     records of versions k*P+1 .. (k+1)*P (compaction, P = pack_size)
     usage/<model>/<n>-<time>-<id>.json  one usage record (a fetch or load of version n), append-only
+                                      (``trim_usage`` deletes old ones)
 
 ``<model>`` is the model name with ``/`` written as ``~`` (``fraud/churn`` ->
 ``fraud~churn``), so one folder listing of ``models/`` shows every model's
@@ -92,6 +93,7 @@ import heapq
 import json
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from ..errors import (
@@ -677,6 +679,23 @@ class JSONMetadataStore(JSONStoreRecords):
             (UsageRecord.model_validate_json(got[p]) for p in paths if p in got), key=lambda r: (r.time, r.version)
         )
         return records[max(len(records) - int(limit), 0) :] if limit is not None else records
+
+    def trim_usage(self, name: str, before: datetime) -> int:
+        # one document per record: each old one is deleted (a record is never rewritten, so a
+        # concurrent append only ever adds newer documents)
+        folder = self._usage_dir(name)
+        try:
+            paths = [f"{folder}/{n}" for n in sorted(self.io.list_stamps(folder)) if n.endswith(".json")]
+            got = self.io.read_many(paths)
+        except Exception as exc:
+            raise self._fail("read", f"the usage log of {name!r}", exc) from exc
+        old = [p for p in paths if p in got and UsageRecord.model_validate_json(got[p]).time < before]
+        for path in old:
+            try:
+                self.io.delete(path)
+            except Exception as exc:
+                raise self._fail("delete", f"a usage record of {name!r}", exc) from exc
+        return len(old)
 
     def close(self) -> None:
         """Nothing to release: filesystem instances are shared (fsspec caches them)."""

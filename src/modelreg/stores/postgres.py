@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -1116,3 +1117,9 @@ class PostgresMetadataStore(MetadataStore):
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self._query(f"SELECT record FROM usage WHERE {where} ORDER BY id DESC{tail}", args)
         return [UsageRecord.model_validate_json(r[0]) for r in reversed(rows)]
+
+    def trim_usage(self, name: str, before: datetime) -> int:
+        return self._transaction(
+            "trim usage",
+            lambda conn: conn.execute("DELETE FROM usage WHERE name = %s AND time < %s", [name, before]).rowcount,
+        )

@@ -904,6 +904,15 @@ class SQLiteMetadataStore(MetadataStore):
         rows = self._query(f"SELECT record FROM usage WHERE {where} ORDER BY id DESC{tail}", args)
         return [UsageRecord.model_validate_json(r[0]) for r in reversed(rows)]
 
+    def trim_usage(self, name: str, before: datetime) -> int:
+        # the time is inside the JSON record (the table has no column of its own): each record is
+        # read and judged here, in the write transaction that deletes the old ones
+        with self._write() as conn:
+            rows = conn.execute("SELECT id, record FROM usage WHERE name=?", (name,)).fetchall()
+            old = [(r[0],) for r in rows if UsageRecord.model_validate_json(r[1]).time < before]
+            conn.executemany("DELETE FROM usage WHERE id=?", old)
+        return len(old)
+
 
 # -- search compilation --------------------------------------------------------------------
 

@@ -597,6 +597,25 @@ class MetadataStoreConformance:
         assert [r.name for r in store.list_usage("fraud/scorer")] == ["fraud/scorer"]
         assert [r.name for r in store.list_usage("churn")] == ["churn"]
 
+    def test_usage_log_trimmed_by_age(self, store: MetadataStore) -> None:
+        store.create_model(make_model("fraud/scorer"), ev("create_model"))
+        records = [self._use(1, 0, "fetch"), self._use(2, 1), self._use(1, 2), self._use(1, 3)]
+        for r in records:
+            store.record_usage(r)
+        other = self._use(1, 0, name="fraud/scorer")
+        store.record_usage(other)
+        head = store.audit_head("churn")
+        # strictly older than ``before``: the record at exactly that time stays
+        assert store.trim_usage("churn", records[2].time) == 2
+        assert store.list_usage("churn") == records[2:]
+        assert store.list_usage("churn", 2) == []
+        assert store.trim_usage("churn", records[2].time) == 0  # nothing more to trim
+        assert store.list_usage("fraud/scorer") == [other]  # per model
+        assert store.audit_head("churn") == head  # the audit chain is untouched
+        assert store.trim_usage("nobody", records[3].time + timedelta(days=1)) == 0
+        store.record_usage(self._use(3, 4))  # appending still works after a trim
+        assert [r.version for r in store.list_usage("churn")] == [1, 1, 3]
+
     def test_concurrent_usage_records_are_all_kept(self, store: MetadataStore) -> None:
         def work(k: int) -> None:
             for i in range(5):
