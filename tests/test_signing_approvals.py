@@ -165,3 +165,34 @@ def test_cli_transition_sign(setup, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli_main(["--registry", root, "transition", "churn/1", "experimental", "--sign"]) == 2
     assert "needs a signing key" in capsys.readouterr().err
     assert reg.verify().ok
+
+
+def test_a_signature_made_elsewhere_is_checked_and_counts(setup) -> None:
+    """approve(signature=...): the approver signed the statement on their own machine."""
+    from modelreg import PolicyViolation
+    from modelreg.api.signed import sign_approval
+
+    reg, keys = setup
+    digest = reg.get_version("churn/1").digest
+    old = reg.request_transition("churn/1", "production", actor="ana")
+    replayed = sign_approval(keys["carla"][0], old, digest, "carla@example.com")
+    reg.cancel(old.id, actor="ana")
+    req = reg.request_transition("churn/1", "production", actor="ana")
+    with pytest.raises(PolicyViolation, match="the signed statement names another request"):
+        reg.approve(req.id, actor="carla@example.com", signature=replayed)  # same fields, an old request
+    as_dev = sign_approval(keys["carla"][0], req, digest, "dev@example.com")
+    with pytest.raises(PolicyViolation, match=r"\(actor differ\)"):
+        reg.approve(req.id, actor="carla@example.com", signature=as_dev)
+    with pytest.raises(InvalidInputError, match="not both"):
+        reg.approve(
+            req.id,
+            actor="carla@example.com",
+            key=keys["carla"][0],
+            signature=sign_approval(keys["carla"][0], req, digest, "carla@example.com"),
+        )
+    assert reg.get_request(req.id).approvals == []  # nothing recorded by the refusals
+    for who, name in (("carla@example.com", "carla"), ("dev@example.com", "dev")):
+        done = reg.approve(req.id, actor=who, signature=sign_approval(keys[name][0], req, digest, who))
+    assert done.status == "completed" and reg.get_version("churn/1").stage.value == "production"
+    assert all(a.signature is not None for a in done.approvals)
+    assert reg.verify(blobs=False).ok

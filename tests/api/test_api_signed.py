@@ -53,7 +53,12 @@ def test_a_signature_by_the_approvers_listed_key_is_accepted(api: Api, signed_ga
     with RemoteRegistry(api.url, token=api.tokens["approver"]) as remote:
         approved = remote.approve(req.id, comment="checked", key=signed_gate["approver"][0])
     assert [(a.actor, a.comment) for a in approved.approvals] == [(APPROVER, "checked")]
-    assert api.registry.history("churn")[-1].action == "approve"
+    # the signature is kept: the 'signed: true' gate counts it and the transition happened
+    stored = api.registry.get_request(req.id)
+    assert stored.approvals[0].signature is not None  # type: ignore[attr-defined]
+    assert api.registry.get_version("churn/1").stage.value == "production"
+    assert [e.action for e in api.registry.history("churn")][-2:] == ["approve", "transition"]
+    assert api.registry.verify(blobs=False).ok
 
 
 def test_forged_or_mismatched_signatures_are_refused_with_the_policys_reason(

@@ -103,12 +103,13 @@ async def _request_op(call: Call, verb: str) -> TransitionRequest:
 async def approve(call: Call) -> TransitionRequest:
     body = await call.body(ApproveBody)
     request_id = call.path("id")
+    envelope = None
     if body.signature is not None:  # signed by the approver's own key: check it before anything changes
         from .signed import check_client_signature
 
         envelope = body.signature.model_dump()
         await call.run(check_client_signature, call.registry, request_id, call.actor, envelope)
-    return await call.run(call.registry.approve, request_id, actor=call.actor, comment=body.comment)
+    return await call.run(call.registry.approve, request_id, actor=call.actor, comment=body.comment, signature=envelope)
 
 
 async def reject(call: Call) -> TransitionRequest:

@@ -101,6 +101,7 @@ class GovernanceMixin:
         comment: str | None = None,
         sign: bool = False,
         key: Any = None,
+        signature: dict[str, Any] | None = None,
     ) -> TransitionRequest:
         """Approve a pending request. With auto-completion (the default) the transition
         happens in the same atomic step once every gate is met.
@@ -112,7 +113,9 @@ class GovernanceMixin:
         ``sign=True`` signs the approval (request id, version, artifact digest, target stage,
         actor, time) with ``key`` (else the registry's signing key); a gate rule with
         ``signed: true`` counts only such approvals, by keys the policy lists for the approver
-        (``member_keys``). See docs/trust.md.
+        (``member_keys``). ``signature``: the same signed statement made elsewhere by the approver
+        (``modelreg.api.signed.sign_approval``, or any tool that writes the documented envelope),
+        checked and kept as if signed here. See docs/trust.md.
         """
         actor, comment = _keyword_only("approve", args, actor, comment)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
@@ -127,7 +130,7 @@ class GovernanceMixin:
                     "approve(sign=True) needs a signing key: key=..., Registry(signing_key=...) or "
                     "$MODELREG_SIGNING_KEY_FILE"
                 )
-        return self._gov.approve(request_id, self.who(actor), note, signer)
+        return self._gov.approve(request_id, self.who(actor), note, signer, signature)
 
     def reject(
         self, request_id: str, *args: str | None, actor: str | None = None, comment: str | None = None

@@ -626,9 +626,21 @@ class Governance:
         if req.version not in draft.versions:
             raise VersionNotFound(f"{req.ref} no longer exists (purged); cancel request {req.id}")
 
-    def approve(self, request_id: str, who: str, note: str | None, signer: Any = None) -> TransitionRequest:
+    def approve(
+        self,
+        request_id: str,
+        who: str,
+        note: str | None,
+        signer: Any = None,
+        signature: dict[str, Any] | None = None,
+    ) -> TransitionRequest:
         """``signer`` (a :class:`~modelreg.signing.SigningKey`): the approval is signed with it; the
-        envelope is kept with the approval and its audit event."""
+        envelope is kept with the approval and its audit event. ``signature``: an envelope the
+        approver made elsewhere (with a key that never left their machine) over this approval's
+        statement; it must verify and name this request, version, digest, stage and actor
+        (PolicyViolation otherwise), and is kept the same way."""
+        if signer is not None and signature is not None:
+            raise InvalidInputError("give a signing key or a signature made elsewhere, not both")
 
         def body(
             policy: Policy, rules: StageRules, draft: ModelState, req: TransitionRequest, records: _Records
@@ -649,7 +661,18 @@ class Governance:
                 )
             now = utcnow()
             signed: dict[str, Any] = {}
-            if signer is not None:
+            if signature is not None:
+                from ..signing import approval_problem, check_signed_statement
+
+                digest = records(req.version).digest
+                problem = approval_problem(signature, ref=req.ref, digest=digest, stage=req.to_stage.value, actor=who)
+                if problem is None and check_signed_statement(signature)[0].get("request") != req.id:
+                    problem = "the signed statement names another request"
+                if problem is not None:
+                    why = f"{who} cannot approve request {req.id} with this signature: {problem}"
+                    raise PolicyViolation(why, [problem])
+                signed = {"signature": dict(signature)}
+            elif signer is not None:
                 from ..signing import approval_statement, sign_statement
 
                 statement = approval_statement(
