@@ -308,3 +308,16 @@ def test_a_failing_event_write_rolls_back_the_change(tmp_path: Path, monkeypatch
     assert reg.register("churn", write(tmp_path / "b.bin", b"b"), capture=None).version == 2
     assert_verified(reg)
     reg.close()
+
+
+def test_verify_audit_names_its_results_and_still_unpacks(tmp_path: Path) -> None:
+    from modelreg import AuditCheck
+
+    reg = Registry(tmp_path / "reg")
+    src = tmp_path / "m.bin"
+    src.write_bytes(b"m")
+    reg.register("churn", src, capture=None)
+    check = reg.verify_audit("churn")
+    assert isinstance(check, AuditCheck) and check.ok and check.events == 2 and check.problems == []
+    problems, count = check  # the (problems, count) form of earlier releases
+    assert (problems, count) == ([], 2)

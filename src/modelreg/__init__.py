@@ -44,6 +44,7 @@ from .errors import (
 # used); ``from modelreg import Registry, Stage`` works as usual.
 _LAZY: dict[str, str] = {
     "Artifact": "models",
+    "AuditCheck": "models",
     "AuditEvent": "models",
     "CodeVersion": "models",
     "ColumnSpec": "models",
@@ -70,6 +71,7 @@ _LAZY: dict[str, str] = {
 if _typing.TYPE_CHECKING:  # for type checkers and documentation tools
     from .models import (
         Artifact,
+        AuditCheck,
         AuditEvent,
         CodeVersion,
         ColumnSpec,
@@ -112,6 +114,7 @@ __all__ = [
     "AlreadyExistsError",
     "Artifact",
     "ArtifactChangedError",
+    "AuditCheck",
     "AuditEvent",
     "BackendBusyError",
     "BackendError",

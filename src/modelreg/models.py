@@ -15,12 +15,13 @@ import typing
 from collections.abc import Callable
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Artifact",
+    "AuditCheck",
     "AuditEvent",
     "CodeVersion",
     "ColumnSpec",
@@ -607,6 +608,18 @@ class Problem(_Record):
     model: str | None = None
     version: int | None = None
     detail: str
+
+
+class AuditCheck(NamedTuple):
+    """What :meth:`Registry.verify_audit` found in one model's audit chain: the problems, and how
+    many events it checked. A tuple, so ``problems, count = reg.verify_audit(name)`` also works."""
+
+    problems: list[Problem]
+    events: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 class VerifyReport(_Record):

@@ -34,6 +34,7 @@ from .html import EventList, ModelList, VersionList
 from .models import (
     GENESIS_HASH,
     Artifact,
+    AuditCheck,
     AuditEvent,
     Comparison,
     EventDraft,
@@ -1528,8 +1529,9 @@ class Registry(GovernanceMixin):
         )
 
     # -- verify and gc -----------------------------------------------------------------------------
-    def verify_audit(self, name: str) -> tuple[list[Problem], int]:
-        """Check one model's audit chain; return (problems, events checked)."""
+    def verify_audit(self, name: str) -> AuditCheck:
+        """Check one model's audit chain: an :class:`~modelreg.models.AuditCheck` (the problems,
+        the number of events checked; ``.ok`` when clean). Unpacks as ``(problems, count)``."""
         problems: list[Problem] = []
         events = self.metadata.list_events(name)
         prev_hash, expected_seq = GENESIS_HASH, 1
@@ -1574,7 +1576,7 @@ class Registry(GovernanceMixin):
                     f"#{head_seq}; events at the end were deleted or replaced",
                 )
             )
-        return problems, len(events)
+        return AuditCheck(problems, len(events))
 
     def verify(
         self, name: str | None = None, *, blobs: bool = True, progress: ProgressFn | None = None
