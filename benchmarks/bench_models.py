@@ -23,6 +23,7 @@ Flavors: ``sklearn`` (a KNeighborsClassifier holding ~100 MB of training data, s
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -149,6 +150,7 @@ def run_flavor(reg: Any, work: Path, flavor: str, mb: int, rounds: int) -> tuple
 
         for key, fn in (("load_base", base_load), ("load", our_load))[::order]:
             _clear(work / "cache")  # cold: download and verify again
+            os.sync()  # start each cold run with no dirty pages of the previous one being written back
             samples[key].append(_timed(fn)[0])
         reg.fetch(ref)  # warm: the snapshot is on disk
         for key, fn in (("warm_base", base_load), ("warm", our_load))[::order]:

@@ -228,3 +228,38 @@ def test_a_missing_torch_names_the_extra(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "the pytorch flavor needs torch, which is not installed: pip install" in proc.stdout
     assert '[pytorch]"' in proc.stdout
+
+
+def test_a_module_is_built_on_the_meta_device_unless_the_state_dict_cannot_complete_it(tmp_path: Path) -> None:
+    """Loading builds the module without initialising weights that the saved ones replace (the meta
+    device), and falls back to the ordinary build when a tensor would be left without a value."""
+    import torch
+
+    from tests.helpers.torch_nets import make_net, make_scaled
+
+    net = make_net(8, 16).eval()
+    flavors.save(net, tmp_path / "net", factory="tests.helpers.torch_nets:make_net", factory_kwargs={"hidden": 16})
+    built: list[str] = []
+
+    def spy(**kw: Any) -> Any:
+        built.append(str(torch.empty(0).device))  # the default device the factory runs under
+        return make_net(**kw)
+
+    loaded = flavors.load(tmp_path / "net", factory=spy)
+    assert built == ["meta"]  # one build, on the meta device: no random initialisation
+    x = torch.randn(4, 8)
+    assert torch.equal(loaded(x), net(x))
+    assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad and not p.is_meta for p in loaded.parameters())
+
+    scaled = make_scaled(4)
+    flavors.save(scaled, tmp_path / "scaled", factory="tests.helpers.torch_nets:make_scaled", factory_kwargs={})
+    built.clear()
+
+    def spy_scaled(**kw: Any) -> Any:
+        built.append(str(torch.empty(0).device))
+        return make_scaled(**kw)
+
+    again = flavors.load(tmp_path / "scaled", factory=spy_scaled)
+    assert built == ["meta", "cpu"]  # the unsaved buffer stayed empty on meta: built again, normally
+    assert torch.equal(again.scale, torch.full((2,), 3.0))
+    assert torch.equal(again(torch.ones(1, 4)), scaled(torch.ones(1, 4)))

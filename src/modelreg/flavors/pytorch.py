@@ -133,9 +133,35 @@ class PyTorchFlavor(Flavor):
                 )
             factory = stored
         build = resolve_import_path(factory) if isinstance(factory, str) else factory
-        module = build(**(dict(factory_kwargs) if factory_kwargs is not None else stored_kwargs))
-        if not isinstance(module, torch.nn.Module):
-            raise InvalidInputError(f"the factory returned a {type(module).__qualname__}, not an nn.Module")
-        st.load_model(module, str(path), strict=strict, device=device)
+        kwargs = dict(factory_kwargs) if factory_kwargs is not None else stored_kwargs
+        module = _on_meta_device(torch, st, build, kwargs, path, device)
+        if module is None:
+            module = build(**kwargs)
+            if not isinstance(module, torch.nn.Module):
+                raise InvalidInputError(f"the factory returned a {type(module).__qualname__}, not an nn.Module")
+            st.load_model(module, str(path), strict=strict, device=device)
         module.train(bool(info.options.get("training", False)))
         return module
+
+
+def _on_meta_device(
+    torch: Any, st: Any, build: Callable[..., Any], kwargs: Mapping[str, Any], path: Path, device: str
+) -> Any:
+    """The module built on PyTorch's meta device (no memory, no random initialisation of weights
+    that the state dict replaces at once) with the saved tensors assigned in place, or None when
+    that does not give a complete module: the factory fails on the meta device, a tensor is left
+    without a saved value (a tied weight saved once, a buffer the state dict does not hold), or a
+    key does not match. The caller then builds it the ordinary way, whose errors it reports."""
+    try:
+        with torch.device("meta"):
+            module = build(**kwargs)
+        if not isinstance(module, torch.nn.Module):
+            return None
+        state = st.load_file(str(path), device=device)
+        missing, unexpected = module.load_state_dict(state, strict=False, assign=True)
+        tensors = [*module.parameters(), *module.buffers()]
+    except Exception:  # anything the meta device cannot do: the ordinary way decides
+        return None
+    if missing or unexpected or any(t.is_meta for t in tensors):
+        return None
+    return module
