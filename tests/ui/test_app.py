@@ -745,3 +745,40 @@ def test_version_page_shows_the_usage_log(demo_registry: Registry) -> None:
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in rows[1]
     assert "<code>fetch</code>" in rows[0] and str(os.getpid()) in rows[0]
     assert 'id="usage"' not in other  # no records: no section
+
+
+def test_the_ui_server_turns_nagle_off_on_each_connection(demo_registry: Registry) -> None:
+    """With Nagle's algorithm on, a page written in two parts waited for the browser's delayed ACK
+    (40 ms a request on a kept-alive connection). The server's own sockets are read back in this
+    process: each accepted connection has TCP_NODELAY set."""
+    import asyncio.trsock
+    import gc
+    import http.client
+    import io
+    import socket
+    import threading
+    import time
+
+    from modelreg.ui import server as ui_server
+
+    out = io.StringIO()
+    thread = threading.Thread(
+        target=ui_server.serve, args=(demo_registry,), kwargs={"port": 0, "read_only": True, "out": out}, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while "serving" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = int(out.getvalue().split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().read()
+    mine = conn.sock.getsockname()
+    accepted = [
+        s
+        for s in gc.get_objects()
+        if isinstance(s, asyncio.trsock.TransportSocket) and s.family == socket.AF_INET and s.getpeername() == mine
+    ]
+    assert len(accepted) == 1
+    assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    conn.close()
