@@ -374,9 +374,7 @@ class Registry(GovernanceMixin):
         the version (explicit arguments win); ``link_back=True`` tags the run with the version's
         ref. See :mod:`modelreg.trackers`.
         """
-        if sign:
-            self._require_signing_key()
-        mv = self._register(
+        return self._register(
             name,
             path,
             params=params,
@@ -390,12 +388,10 @@ class Registry(GovernanceMixin):
             progress=progress,
             follow_symlinks=follow_symlinks,
             model=model,
+            sign=sign,
             run=run,
             link_back=link_back,
         )
-        if sign:
-            self.sign(mv.ref, actor=actor, role="author")
-        return mv
 
     def _register(
         self,
@@ -414,10 +410,13 @@ class Registry(GovernanceMixin):
         follow_symlinks: bool = False,
         model: ModelInfo | None = None,
         capture_from: Path | None = None,
+        sign: bool = False,
         run: Any = None,
         link_back: bool = False,
     ) -> ModelVersion:
         check_name(name)
+        if sign:
+            self._require_signing_key()  # before anything is stored
         tracked = None
         if run is not None:  # an experiment tracker's run: modelreg.trackers fills what was not given
             from .trackers import describe_run, merge_run
@@ -469,6 +468,8 @@ class Registry(GovernanceMixin):
                     RuntimeWarning,
                     stacklevel=3,
                 )
+        if sign:
+            self.sign(mv.ref, actor=actor, role="author")
         return mv
 
     def register_artifact(
@@ -1213,19 +1214,13 @@ class Registry(GovernanceMixin):
                 f"save_model() got unexpected keyword argument(s) {sorted(unknown)}; it takes those of register(): "
                 f"{', '.join(sorted(_SAVE_MODEL_REGISTER_KWARGS))}, and flavor options in options={{...}}"
             )
-        sign = bool(register_kwargs.pop("sign", False))
-        if sign:
-            self._require_signing_key()
         with tempfile.TemporaryDirectory(prefix="modelreg-save-") as tmp:
             folder = Path(tmp) / "model"
             folder.mkdir()
             info = flavors.save(
                 obj, folder, flavor=flavor, input_example=input_example, signature=signature, **dict(options or {})
             )
-            mv = self._register(name, folder, model=info, capture_from=Path.cwd(), **register_kwargs)
-        if sign:
-            self.sign(mv.ref, actor=register_kwargs.get("actor"), role="author")
-        return mv
+            return self._register(name, folder, model=info, capture_from=Path.cwd(), **register_kwargs)
 
     def load_model(
         self,
