@@ -169,10 +169,10 @@ def test_a_process_that_keeps_reading_builds_the_validator_after_a_while(tmp_pat
     code = textwrap.dedent("""
         import json, sys
         from modelreg import Registry
+        from modelreg import models
         from modelreg.models import ModelVersion
-        from modelreg.stores import sqlite
         reg = Registry(sys.argv[1])
-        first = [reg.get_version("churn/1") for _ in range(sqlite._UNVALIDATED_READS)]
+        first = [reg.get_version("churn/1") for _ in range(models._UNVALIDATED_READS)]
         before = ModelVersion.__pydantic_complete__
         later = reg.get_version("churn/1")
         print(json.dumps({"before": before, "after": ModelVersion.__pydantic_complete__,

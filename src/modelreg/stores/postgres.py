@@ -33,7 +33,6 @@ Plain SQL over psycopg 3 and a connection pool (psycopg_pool); no ORM.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -76,12 +75,12 @@ from ..models import (
     UsageRecord,
     VersionDraft,
     VersionState,
-    from_store,
+    stored_record,
+    stored_records,
     utcnow,
 )
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
 from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, version_changes
-from .sqlite import _unvalidated
 
 if TYPE_CHECKING:
     from ..query import Clause, Query
@@ -94,7 +93,6 @@ _T = TypeVar("_T")
 Conn = psycopg.Connection[Any]
 
 _LOCK_KEY = 0x6D6F64656C726567  # "modelreg": the advisory lock migrations run under
-_FEW = 16
 
 
 def _dumps(value: Any) -> str:
@@ -382,17 +380,11 @@ def _version_doc(
 
 
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersion:
-    doc = _version_doc(*row)
-    if _unvalidated(ModelVersion):
-        with contextlib.suppress(ValueError, KeyError, TypeError):  # else: the validator's precise error
-            return from_store(ModelVersion, json.loads(doc))
-    return ModelVersion.model_validate_json(doc)
+    return stored_record(ModelVersion, _version_doc(*row))
 
 
 def _versions_from_rows(rows: list[tuple[Any, ...]]) -> list[ModelVersion]:
-    if len(rows) <= _FEW:
-        return [_version_from_row(r) for r in rows]
-    return [ModelVersion.model_validate_json(_version_doc(*r)) for r in rows]
+    return stored_records(ModelVersion, [_version_doc(*r) for r in rows])
 
 
 _VERSION_COLS = (
@@ -766,10 +758,7 @@ class PostgresMetadataStore(MetadataStore):
             "stages": stages,
             "aliases": dict(sorted(json.loads(aliases).items())),
         }
-        if _unvalidated(RegisteredModel):
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                return from_store(RegisteredModel, data)
-        return RegisteredModel.model_validate(data)
+        return stored_record(RegisteredModel, data)
 
     def _insert_model(self, conn: Conn, model: RegisteredModel, event: EventDraft) -> bool:
         """Insert the model and its first event; False if the name is taken."""

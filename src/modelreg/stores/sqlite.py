@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
@@ -39,7 +38,8 @@ from ..models import (
     UsageRecord,
     VersionDraft,
     VersionState,
-    from_store,
+    stored_record,
+    stored_records,
     utcnow,
 )
 from ..validation import MAX_EXTENSIONS_BYTES, check_json
@@ -47,7 +47,6 @@ from .base import MetadataStore, PurgeFn, UpdateFn, VersionView, stamp_events, v
 
 if TYPE_CHECKING:
     import sqlite_utils
-    from pydantic import BaseModel
     from sqlite_utils.db import Table
 
 __all__ = ["SCHEMA_VERSION", "SQLiteMetadataStore"]
@@ -57,30 +56,6 @@ SCHEMA_VERSION = 2
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-_FEW = 16
-"""Up to this many versions are built without validation while the validator is not built yet
-(see ``_unvalidated``)."""
-
-_UNVALIDATED_READS = 1000
-_UNVALIDATED_BUDGET: dict[type, int] = {}
-
-
-def _unvalidated(cls: type[BaseModel]) -> bool:
-    """Whether to build a record of ``cls`` with ``from_store`` rather than its validator.
-
-    What this store wrote was validated before it was committed (see add_version). Until the
-    process has built the validator anyway, a few records are built without it: a process that only
-    reads a version (a server loading its model, ``modelreg list``) is spared the building of
-    validators and pydantic's plugin discovery (20-30 ms). ``from_store`` costs about twice a
-    built validator per record, so after ``_UNVALIDATED_READS`` records the validator is built
-    and used."""
-    if cls.__pydantic_complete__:
-        return False
-    left = _UNVALIDATED_BUDGET.get(cls, _UNVALIDATED_READS)
-    _UNVALIDATED_BUDGET[cls] = left - 1
-    return left > 0
 
 
 def _version_json(
@@ -510,10 +485,7 @@ class SQLiteMetadataStore(MetadataStore):
             "stages": stages,
             "aliases": aliases,
         }
-        if _unvalidated(RegisteredModel):
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                return from_store(RegisteredModel, data)
-        return RegisteredModel.model_validate(data)
+        return stored_record(RegisteredModel, data)
 
     _MODEL_COLS = "name, description, tags, owner, created_at, updated_at, extra"
 
@@ -568,17 +540,11 @@ class SQLiteMetadataStore(MetadataStore):
 
     @staticmethod
     def _version_from_row(row: tuple[Any, ...]) -> ModelVersion:
-        doc = _version_json(*row)
-        if _unvalidated(ModelVersion):
-            with contextlib.suppress(ValueError, KeyError, TypeError):  # else: the validator's precise error
-                return from_store(ModelVersion, json.loads(doc))
-        return ModelVersion.model_validate_json(doc)
+        return stored_record(ModelVersion, _version_json(*row))
 
     @classmethod
     def _versions_from_rows(cls, rows: list[tuple[Any, ...]]) -> list[ModelVersion]:
-        if len(rows) <= _FEW:
-            return [cls._version_from_row(r) for r in rows]
-        return [ModelVersion.model_validate_json(_version_json(*r)) for r in rows]
+        return stored_records(ModelVersion, [_version_json(*r) for r in rows])
 
     def _require_model(self, name: str) -> None:
         if not self._query("SELECT 1 FROM models WHERE name=?", (name,)):
