@@ -444,6 +444,13 @@ def test_tags_and_descriptions(registry: Registry, tmp_path: Path) -> None:
     )
     assert (model.description, model.tags, model.owner) == ("churn model", {"domain": "retail"}, "ana")
     assert registry.history("churn")[-1].action == "update_model"
+    model = registry.update_model("churn", tags={"tier": "gold"}, remove_tags=["domain", "absent"])
+    assert model.tags == {"tier": "gold"}
+    ev = registry.history("churn")[-1]
+    assert (ev.before, ev.after) == ({"tags": {"domain": "retail"}}, {"tags": {"tier": "gold"}})
+    with pytest.raises(InvalidInputError, match="remove_tags takes a list of tag keys, not one string"):
+        registry.update_model("churn", remove_tags="tier")
+    assert registry.get_model("churn").tags == {"tier": "gold"}
 
 
 # -- metrics ----------------------------------------------------------------------------------------------

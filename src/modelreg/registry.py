@@ -934,9 +934,13 @@ class Registry(GovernanceMixin):
         owner: str | None = None,
         actor: str | None = None,
         comment: str | None = None,
+        remove_tags: Iterable[str] = (),
     ) -> RegisteredModel:
-        """Change a model's description, tags (merged) or owner; audited."""
+        """Change a model's description, tags (merged; ``remove_tags`` deletes keys) or owner; audited."""
         check_name(name)
+        if isinstance(remove_tags, str):
+            raise InvalidInputError("remove_tags takes a list of tag keys, not one string")
+        drop = list(remove_tags)
         note = check_text(comment, "comment", MAX_COMMENT_LENGTH) or None
         changes: dict[str, Any] = {}
         if description is not None:
@@ -948,8 +952,9 @@ class Registry(GovernanceMixin):
 
         def fn(state: ModelState) -> tuple[ModelState, list[EventDraft]]:
             upd = dict(changes)
-            if new_tags is not None:
-                upd["tags"] = check_tags({**state.tags, **new_tags})
+            if new_tags is not None or drop:
+                merged = {**state.tags, **(new_tags or {})}
+                upd["tags"] = check_tags({k: v for k, v in merged.items() if k not in drop})
             before = {k: getattr(state, k) for k in upd}
             after = {k: v for k, v in upd.items() if before[k] != v}
             if not after:
