@@ -392,6 +392,21 @@ def test_a_bucket_registry_through_mlflow(s3_bucket: Any, tmp_path: Path, monkey
         assert reg.get_version("churn@champion").version == 1 and reg.verify().ok
 
 
+def test_a_postgresql_registry_through_mlflow(postgres_dsn: str, tmp_path: Path) -> None:
+    uri = f"modelreg+{postgres_dsn}?artifacts={tmp_path / 'blobs'}"
+    with mlflow_store(tmp_path / "mlflow") as store:
+        mlflow.set_registry_uri(uri)
+        _log(store, "churn")
+        _log(store, "churn", c=2.0)
+        client = MlflowClient(registry_uri=uri)
+        client.transition_model_version_stage("churn", "2", "Production")
+        assert [v.version for v in client.get_latest_versions("churn", ["Production"])] == ["2"]
+        loaded = mlflow.pyfunc.load_model("models:/churn/Production")
+        assert list(loaded.predict(X[:3])) == list(_fit(2.0).predict(X[:3]))
+    with Registry(f"{postgres_dsn}?artifacts={tmp_path / 'blobs'}") as reg:
+        assert reg.get_version("churn@production").params == {"C": 2.0} and reg.verify().ok
+
+
 def test_modelreg_save_model_folders_load_through_models_uris(env: Any) -> None:
     _, _, reg_path = env
     reg = Registry(reg_path)
